@@ -1,0 +1,55 @@
+"""The `otdoctor check` job as a function: locate OneTrainer, pick checks, run them, make a Report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from otdoctor.check import Check, Context, Options
+from otdoctor.errors import UserError
+from otdoctor.model import Outcome, Report
+from otdoctor.probe import Probe
+from otdoctor.registry import load_checks, select
+from otdoctor.runner import build_report, run_checks
+
+
+def make_context(
+    probe: Probe,
+    ot_dir: Path | None = None,
+    config_path: Path | None = None,
+    models_dirs: Iterable[Path] = (),
+    offline: bool = False,
+    require_gpu: bool = False,
+) -> Context:
+    located = probe.locate_onetrainer(ot_dir)
+    options = Options(
+        ot_dir=located.path,
+        ot_dir_source=located.source,
+        config_path=config_path,
+        models_dirs=tuple(models_dirs),
+        offline=offline,
+        require_gpu=require_gpu,
+        extra={"ot_dir_tried": located.tried},
+    )
+    return Context(probe, options)
+
+
+def selected_checks(only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Check]:
+    checks, _errors = load_checks()
+    try:
+        return select(checks, only, skip)
+    except ValueError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+
+
+def run_doctor(
+    ctx: Context,
+    only: Iterable[str] = (),
+    skip: Iterable[str] = (),
+    on_done: Callable[[Outcome], None] | None = None,
+) -> Report:
+    started = time.perf_counter()
+    checks = selected_checks(only, skip)
+    outcomes = run_checks(checks, ctx, on_done=on_done)
+    return build_report(outcomes, ctx, started)

@@ -1,0 +1,1 @@
+"""Checkpoints: the catalog, reading safetensors headers, verifying and downloading."""

@@ -1,0 +1,73 @@
+"""The probe: the only part of otdoctor that touches the machine.
+
+Checks ask the probe; the probe returns values (never raises for an ordinary machine state such as
+a missing executable or an unreadable file). Tests build a Probe with their own environment and
+home folder, and with a GPU backend made from recorded real output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from otdoctor.probe import host, onetrainer, python
+from otdoctor.probe.commands import CommandResult, run, which
+
+
+class Probe:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        home: Path | None = None,
+    ) -> None:
+        self.env: dict[str, str] = dict(os.environ if env is None else env)
+        self.cwd = Path(cwd) if cwd else Path.cwd()
+        self.home = Path(home) if home else Path(self.env.get("HOME") or Path.home())
+
+    # Commands ---------------------------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        timeout_s: float = 10.0,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin_text: str | None = None,
+    ) -> CommandResult:
+        return run(argv, self.env if env is None else env, timeout_s=timeout_s, cwd=cwd, stdin_text=stdin_text)
+
+    def which(self, name: str) -> str | None:
+        return which(name, self.env)
+
+    def git(self, repo: Path, *args: str, timeout_s: float = 10.0) -> CommandResult:
+        """`git -C REPO ARGS`, never prompting for credentials."""
+        env = {**self.env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        return run(["git", "-C", str(repo), *args], env, timeout_s=timeout_s)
+
+    # Host -------------------------------------------------------------------------------------
+    def disk_usage(self, path: Path) -> host.DiskUsage | None:
+        return host.disk_usage(path)
+
+    def memory(self) -> host.MemoryInfo:
+        return host.memory()
+
+    def platform(self) -> host.PlatformInfo:
+        return host.platform_info()
+
+    # Python and pyenv --------------------------------------------------------------------------
+    def pyenv(self) -> python.PyenvInfo:
+        return python.pyenv_info(self.env, self.home)
+
+    def python_request(self, folder: Path) -> python.VersionRequest:
+        return python.resolve_version(self.pyenv(), folder, self.env)
+
+    def interpreter(self, exe: Path | str, dists: bool = False, torch: bool = False, timeout_s: float = 20.0):
+        return python.interpreter_info(exe, self.env, dists=dists, torch=torch, timeout_s=timeout_s)
+
+    # OneTrainer -------------------------------------------------------------------------------
+    def locate_onetrainer(self, explicit: Path | None = None) -> onetrainer.Located:
+        return onetrainer.locate(explicit, self.env, self.cwd, self.home)
+
+
+__all__ = ["Probe", "CommandResult"]

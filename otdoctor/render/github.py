@@ -1,0 +1,52 @@
+"""GitHub Actions: `::error` / `::warning` workflow commands and a step-summary table."""
+
+from __future__ import annotations
+
+from otdoctor.model import Report, Status
+from otdoctor.redact import redact
+
+
+def _escape_data(text: str) -> str:
+    # The workflow-command encoding: %, CR and LF in the message.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_prop(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render(report: Report, strict: bool = False) -> str:
+    lines = []
+    for o in report.outcomes:
+        r = o.result
+        if r.status in (Status.OK, Status.SKIP):
+            continue
+        level = "error" if o.is_failure(strict) else "warning"
+        body = [r.summary]
+        if r.expected:
+            body.append(f"expected: {r.expected}")
+        if r.fix:
+            body.append(f"fix: {r.fix.summary}")
+            body.extend(f"$ {c}" for c in r.fix.commands)
+        title = f"otdoctor {o.check_id}"
+        lines.append(f"::{level} title={_escape_prop(title)}::{_escape_data(redact(chr(10).join(body)))}")
+    c = report.counts()
+    lines.append(
+        f"otdoctor: {c['ok']} ok, {c['warn']} warnings, {c['fail']} failed, {c['error']} crashed, {c['skip']} skipped"
+    )
+    return "\n".join(lines) + "\n"
+
+
+_ICON = {Status.OK: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥", Status.SKIP: "⏭️"}
+
+
+def step_summary(report: Report) -> str:
+    """A Markdown table for $GITHUB_STEP_SUMMARY."""
+    rows = ["## otdoctor check", "", "| | check | result |", "|---|---|---|"]
+    for o in report.outcomes:
+        text = o.result.summary.replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| {_ICON[o.status]} | `{o.check_id}` | {text} |")
+    c = report.counts()
+    rows.append("")
+    rows.append(f"{c['ok']} ok, {c['warn']} warnings, {c['fail']} failed, {c['error']} crashed, {c['skip']} skipped")
+    return redact("\n".join(rows)) + "\n"

@@ -1,0 +1,94 @@
+"""Text for people: grouped by area, one line per check, details under the ones that are not OK."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from rich.console import Console
+from rich.markup import escape
+
+from otdoctor.check import Check
+from otdoctor.model import Outcome, Report, Status
+from otdoctor.redact import redact
+
+SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "‼", Status.SKIP: "-"}
+WORD = {Status.OK: "ok", Status.WARN: "warning", Status.FAIL: "failed", Status.ERROR: "crashed", Status.SKIP: "skipped"}
+STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.ERROR: "bold red", Status.SKIP: "dim"}
+
+
+def console(file: IO[str] | None = None, force_color: bool | None = None) -> Console:
+    """Colour only on a terminal (rich also honours NO_COLOR and TERM=dumb)."""
+    return Console(file=file, force_terminal=force_color, highlight=False, soft_wrap=True)
+
+
+def _e(text: str) -> str:
+    return escape(redact(text))
+
+
+def outcome_lines(o: Outcome, verbose: bool = False) -> list[str]:
+    """Rich-markup lines for one outcome; shared by `check` and `fix`."""
+    r = o.result
+    style = STYLE[r.status]
+    lines = [f"  [{style}]{SYMBOL[r.status]}[/] {_e(o.title)} [dim]({o.check_id})[/]: {_e(r.summary)}"]
+    show_details = r.status is not Status.OK or verbose
+    if show_details:
+        for d in r.details:
+            lines.append(f"      {_e(d)}")
+        if r.status not in (Status.OK, Status.SKIP):
+            if r.expected:
+                lines.append(f"      [dim]expected:[/] {_e(r.expected)}")
+            if r.why:
+                lines.append(f"      [dim]why:[/] {_e(r.why)}")
+            if r.fix:
+                auto = " [dim](otdoctor fix " + o.check_id + ")[/]" if r.fix.automatic and o.can_fix else ""
+                lines.append(f"      [dim]fix:[/] {_e(r.fix.summary)}{auto}")
+                for cmd in r.fix.commands:
+                    lines.append(f"        {_e(cmd)}")
+    if o.traceback and verbose:
+        for tb_line in o.traceback.rstrip().splitlines():
+            lines.append(f"      [dim]{_e(tb_line)}[/]")
+    if verbose and o.duration_s:
+        lines.append(f"      [dim]took {o.duration_s * 1000:.0f} ms[/]")
+    return lines
+
+
+def summary_line(report: Report, strict: bool = False) -> str:
+    c = report.counts()
+    parts = [f"{c['ok']} ok"]
+    for key, word in (("warn", "warnings"), ("fail", "failed"), ("error", "crashed"), ("skip", "skipped")):
+        if c[key]:
+            parts.append(f"{c[key]} {word}")
+    verdict = "[red]unhealthy[/]" if report.exit_code(strict) else "[green]healthy[/]"
+    return f"{verdict}: {', '.join(parts)} in {report.duration_s:.2f} s"
+
+
+def render(report: Report, out: Console, verbose: bool = False, strict: bool = False) -> None:
+    header = f"OneTrainer: {_e(report.ot_dir)}" if report.ot_dir else "OneTrainer: not found"
+    out.print(f"[bold]otdoctor {report.otdoctor_version}[/] · {header}")
+    areas: dict[str, list[Outcome]] = {}
+    for o in report.outcomes:
+        areas.setdefault(o.area, []).append(o)
+    for area, items in areas.items():
+        out.print()
+        out.print(f"[bold]{_e(area)}[/]")
+        for o in items:
+            for line in outcome_lines(o, verbose):
+                out.print(line)
+    out.print()
+    out.print(summary_line(report, strict))
+    if report.exit_code(strict) and any(o.can_fix and o.status is Status.FAIL for o in report.outcomes):
+        out.print("[dim]Some of these can be repaired: run[/] otdoctor fix")
+
+
+def render_list(checks: list[Check], out: Console) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    table.add_column("id")
+    table.add_column("area")
+    table.add_column("title")
+    table.add_column("required")
+    table.add_column("fix")
+    for c in checks:
+        table.add_row(c.id, c.area, c.title, "yes" if c.required else "no", "yes" if c.can_fix() else "")
+    out.print(table)

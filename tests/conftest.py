@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.factory import PYENV_ROOT, otdoctor_exe
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty home folder, so the user's real ~/Projects/OneTrainer or caches never leak in."""
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def base_env(home: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment a user's shell would give: real PATH and pyenv, an isolated home and cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OT_", "OTDOCTOR_", "PYENV_VERSION", "GITHUB_"))}
+    env.update(
+        HOME=str(home),
+        PYENV_ROOT=str(PYENV_ROOT),
+        OTDOCTOR_CACHE_DIR=str(tmp_path / "otdoctor-cache"),
+        OTDOCTOR_CONFIG_DIR=str(tmp_path / "otdoctor-config"),
+        NO_COLOR="1",
+        COLUMNS="200",
+    )
+    return env
+
+
+@pytest.fixture
+def run_cli(base_env: dict[str, str], tmp_path: Path):
+    """Run the real `otdoctor` console script; returns CompletedProcess with text output."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, input: str | None = None, timeout: float = 120):
+        return subprocess.run(
+            [otdoctor_exe(), *args],
+            env={**base_env, **(env or {})},
+            cwd=str(cwd or tmp_path),
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
+
+    return run
