@@ -101,8 +101,12 @@ class Check:
     def diagnose(self, ctx: Context) -> CheckResult:  # pragma: no cover - interface
         raise NotImplementedError
 
-    # A check that can repair what it finds overrides this. `confirm(question) -> bool` asks the
-    # user (or answers yes for --yes); `dry_run` prints the plan and changes nothing.
+    # A check that can repair what it finds defines
+    #     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool) -> FixOutcome
+    # (or assigns a function with that signature: `fix = repairs.rebuild_venv`). `confirm(question)`
+    # asks the user (True without asking under --yes); with `dry_run` it returns the plan as
+    # FixOutcome.commands and changes nothing. Fixes are idempotent; `otdoctor fix` diagnoses the
+    # same check again afterwards.
     fix: ClassVar[Callable[..., FixOutcome] | None] = None
 
     @classmethod

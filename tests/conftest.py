@@ -48,3 +48,24 @@ def run_cli(base_env: dict[str, str], tmp_path: Path):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def torch_venv(tmp_path_factory) -> Path:
+    """One real venv per test session with CPU torch (the wheel on this machine's disk) and diffusers.
+
+    Python 3.11, because the torch 2.13.0 file on disk is cp311. Slow to build (about a minute), so
+    it is shared by every test that needs real torch: the venv probe, the smoke training, the GPU
+    build checks.
+    """
+    from tests.factory import make_venv, pyenv_python
+
+    venv = tmp_path_factory.mktemp("torch-venv") / "venv"
+    make_venv(venv, pyenv_python("3.11"))
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "torch==2.13.0", "diffusers", "tqdm"],
+        check=True,
+        capture_output=True,
+    )
+    return venv
