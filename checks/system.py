@@ -135,7 +135,8 @@ class DiskSpace(Check):
 
     def diagnose(self, ctx: Context) -> CheckResult:
         ot_dir = ctx.ot_dir
-        assert ot_dir is not None
+        if ot_dir is None:  # onetrainer.checkout was not selected (--only system)
+            return _no_checkout()
         disk = thresholds()["disk"]
         notes: list[str] = []
         venv_need = disk["venv_update_bytes"] if _venv_exists(ot_dir) else disk["venv_install_bytes"]
@@ -221,6 +222,10 @@ class DiskSpace(Check):
             details=tuple(details),
             data=data,
         )
+
+
+def _no_checkout() -> CheckResult:
+    return CheckResult.skip("no OneTrainer checkout to look at (see onetrainer.checkout)")
 
 
 # system.memory ---------------------------------------------------------------------------------------
@@ -339,7 +344,8 @@ class CheckoutPath(Check):
 
     def diagnose(self, ctx: Context) -> CheckResult:
         ot_dir = ctx.ot_dir
-        assert ot_dir is not None
+        if ot_dir is None:  # onetrainer.checkout was not selected (--only system)
+            return _no_checkout()
         usage = ctx.probe.disk_usage(ot_dir)
         fstype = usage.fstype if usage else None
         block_type = _block_type(ctx, usage.device) if usage and fstype == "fuseblk" else None
