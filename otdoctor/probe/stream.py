@@ -1,0 +1,100 @@
+"""Long commands whose output is streamed line by line (pip, git, pyenv install) and kept in a log.
+
+`probe.run` captures output and returns it at the end; installing OneTrainer's requirements takes
+minutes, so the user must see pip work while it happens, and the whole output must survive in a
+log file for the failure report and for `otdoctor explain`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    argv: tuple[str, ...]
+    returncode: int | None  # None: could not start
+    tail: tuple[str, ...]  # the last lines of output, for a failure message
+    error: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def stream_command(
+    argv: Sequence[str | os.PathLike[str]],
+    env: Mapping[str, str],
+    log: IO[str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    cwd: Path | None = None,
+    tail_lines: int = 20,
+) -> StreamResult:
+    """Run ARGV with stdout+stderr merged; every line goes to `log` (flushed) and `on_line`.
+
+    Ctrl-C reaches the child too (same process group); the KeyboardInterrupt is re-raised after the
+    child is gone, so the caller's state file never claims a phase that did not finish.
+    """
+    args = tuple(str(a) for a in argv)
+    start = time.perf_counter()
+    if log is not None:
+        log.write(f"$ {' '.join(args)}\n")
+        log.flush()
+    try:
+        proc = subprocess.Popen(
+            args,
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except OSError as exc:
+        msg = f"could not start {args[0]}: {exc.strerror or exc}"
+        if log is not None:
+            log.write(msg + "\n")
+            log.flush()
+        return StreamResult(args, None, (msg,), error=msg)
+    tail: deque[str] = deque(maxlen=tail_lines)
+    assert proc.stdout is not None
+    try:
+        # pip redraws progress with \r: split on both so the live view shows the latest state.
+        buffer = b""
+        while True:
+            chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+            if not chunk:
+                break
+            buffer += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                _emit(raw, log, on_line, tail)
+        if buffer:
+            _emit(buffer, log, on_line, tail)
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if log is not None:
+        log.write(f"[exit {proc.returncode}]\n")
+        log.flush()
+    return StreamResult(args, proc.returncode, tuple(tail), duration_s=time.perf_counter() - start)
+
+
+def _emit(raw: bytes, log: IO[str] | None, on_line: Callable[[str], None] | None, tail: deque[str]) -> None:
+    line = raw.decode("utf-8", errors="replace").rstrip()
+    if not line:
+        return
+    tail.append(line)
+    if log is not None:
+        log.write(line + "\n")
+        log.flush()
+    if on_line is not None:
+        on_line(line)
