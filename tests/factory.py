@@ -60,8 +60,13 @@ def build_wheel(
     version: str,
     requires: Iterable[str] = (),
     modules: Mapping[str, str] | None = None,
+    entry_points: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
-    """A real, installable pure-Python wheel. `modules` maps file names to source."""
+    """A real, installable pure-Python wheel. `modules` maps file names to source.
+
+    `entry_points` maps a group to {name: "module:attr"} (written to entry_points.txt), e.g.
+    {"otdoctor.checks": {"demo": "demo_plugin.checks:CHECKS"}}.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     norm = name.replace("-", "_")
     modules = dict(modules or {f"{norm}/__init__.py": f"__version__ = {version!r}\n"})
@@ -73,6 +78,10 @@ def build_wheel(
     files[f"{dist_info}/METADATA"] = metadata
     files[f"{dist_info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: otdoctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     files[f"{dist_info}/top_level.txt"] = norm + "\n"
+    if entry_points:
+        files[f"{dist_info}/entry_points.txt"] = "".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n" for group, eps in entry_points.items()
+        )
     path = dest / f"{norm}-{version}-py3-none-any.whl"
     record = []
     with zipfile.ZipFile(path, "w") as zf:
