@@ -164,6 +164,161 @@ def check_cmd(
 
 
 # ---- otdoctor install / fix / explain ----------------------------------------------------------
+def _confirm_fn(yes: bool):
+    """--yes answers every question; without a terminal to ask on, a question is a usage error."""
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UserError(f"{question}\n  (no terminal to ask on: pass --yes to answer yes)", exit_code=2)
+        return typer.confirm(question, default=True)
+
+    return confirm
+
+
+@app.command("install")
+def install_cmd(
+    dir_: Annotated[
+        Optional[Path], typer.Option("--dir", help="Where OneTrainer goes. Default: ~/Projects/OneTrainer (the guide's place).", file_okay=False)
+    ] = None,
+    repo_url: Annotated[
+        Optional[str], typer.Option("--repo-url", help="Repository to clone (URL or local path). Default: upstream Nerogar/OneTrainer.")
+    ] = None,
+    ref: Annotated[Optional[str], typer.Option("--ref", help="Branch, tag or commit to check out. Default: the repository's default branch.")] = None,
+    python: Annotated[
+        Optional[str], typer.Option("--python", help="Python version for pyenv (X.Y or X.Y.Z), within what the checkout accepts. Default: 3.10.")
+    ] = None,
+    platform: Annotated[
+        str, typer.Option("--platform", help="Requirements: auto (detect like the launcher, plus GPU generation), cuda, cuda-legacy, rocm or cpu.")
+    ] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; answer yes to every question.")] = False,
+) -> None:
+    """Install OneTrainer the way the guide does: clone, pyenv Python, venv, requirements, then check.
+
+    Re-runnable: after Ctrl-C, a kill or a lost network, run the same command again and it continues;
+    phases already done are verified and skipped. User data (workspace, models, training_concepts,
+    secrets.json) is never touched; a broken venv is moved aside and removed only after the new one
+    works. pip's output is kept whole in <dir>/otdoctor-install.log. Honours OT_PLATFORM_REQUIREMENTS
+    and pip's own environment (PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX...).
+    """
+    from rich.markup import escape
+
+    from otdoctor.doctor import make_context, run_doctor
+    from otdoctor.install import PHASES, InstallOptions, Installer, PhaseFailed
+    from otdoctor.probe import Probe
+    from otdoctor.render import text
+    from otdoctor.render.install_view import InstallView
+    from otdoctor.render.text import console
+
+    out = console()
+    view = InstallView(out, _confirm_fn(yes), total_phases=len(PHASES) + 1)
+    opts = InstallOptions(dir_, repo_url, ref, python, platform.lower(), dry_run, yes)
+    probe = Probe()
+    inst = Installer(probe, opts, view)
+    warnings = inst.preflight()
+    assert inst.platform is not None
+    out.print(f"[bold]OneTrainer install[/] into {escape(str(inst.dir))}")
+    out.print(f"  from {escape(redact(inst.repo_url))}" + (f" at {escape(ref)}" if ref else ""))
+    out.print(f"  Python {escape(inst.python_request)} through pyenv; requirements-global.txt + "
+              f"{escape(inst.platform.file)} ({escape(inst.platform.reason)})")
+    for w in warnings:
+        out.print(f"  [yellow]![/] {escape(redact(w))}")
+    steps = inst.plan()
+    out.print()
+    out.print("[bold]Plan[/]")
+    for step in steps:
+        mark = "[green]✓[/]" if step.done else "[cyan]•[/]"
+        out.print(f"  {mark} {step.phase}: {escape(redact(step.summary))}")
+        for cmd in step.commands:
+            out.print(f"      {escape(redact(cmd))}")
+    out.print(f"  [cyan]•[/] check: otdoctor check --ot-dir {escape(str(inst.dir))}")
+    out.print()
+    if dry_run:
+        out.print("dry run: nothing was changed")
+        raise typer.Exit(0)
+    if not all(s.done for s in steps) and not _confirm_fn(yes)("Go ahead?"):
+        raise typer.Exit(1)
+    try:
+        inst.run()
+    except BaseException:
+        view.fail()
+        raise
+    view.phase("check", "otdoctor check")
+    ctx = make_context(probe, inst.dir)
+    report = run_doctor(ctx)
+    view.done("check", "done")
+    out.print()
+    text.render(report, out)
+    code = report.exit_code()
+    out.print(f"OneTrainer is installed in {escape(str(inst.dir))}; start it with: cd {escape(str(inst.dir))} && ./start-ui.sh"
+              if code == 0 else
+              "OneTrainer is installed, but otdoctor check found problems (above); `otdoctor fix` repairs what it can")
+    raise typer.Exit(code)
+
+
+@app.command("fix")
+def fix_cmd(
+    check_ids: Annotated[Optional[List[str]], typer.Argument(help="Only these checks (id, id prefix or area). Default: every failing check that can be fixed.")] = None,
+    ot_dir: OtDirOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each fix would run; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before each fix.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Allow fixes that stop processes (the GPU's VRAM fix).")] = False,
+    models_dir: Annotated[
+        Optional[List[Path]], typer.Option("--models-dir", help="A folder where you keep checkpoints. Repeatable.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Repair what `otdoctor check` found: show each fix as commands, ask, run it, check again.
+
+    Exit code 0 when every selected check passes afterwards, 1 otherwise. What cannot be repaired
+    automatically (a space in the path, a FAT32 drive, a driver update) is printed as manual steps.
+    """
+    from otdoctor.doctor import make_context
+    from otdoctor.fix import run_fix
+    from otdoctor.probe import Probe
+    from otdoctor.render.fix_view import FixView
+    from otdoctor.render.text import console
+
+    out = console()
+    view = FixView(out, _confirm_fn(yes))
+    probe = Probe()
+    ctx = make_context(probe, ot_dir, config, models_dir or ())
+    ctx.options.extra["force"] = force
+    ctx.options.extra["yes"] = yes
+    ctx.options.extra["ui"] = view
+    code = run_fix(ctx, check_ids or (), dry_run=dry_run, view=view)
+    raise typer.Exit(code)
+
+
+@app.command("explain")
+def explain_cmd(
+    logfile: Annotated[Optional[str], typer.Argument(help="A log file with OneTrainer's output, or - for stdin.", metavar="[LOGFILE|-]")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Explain OneTrainer's error output: a traceback, a failed install log, a training log.
+
+    Matches the text against otdoctor's table of known problems and prints, for each one found,
+    the diagnosis, the fix and the otdoctor command that applies it. Exit code 0 when a known
+    problem was recognised, 1 when none was.
+    """
+    from otdoctor.explain import explain_text, last_error_line, read_input
+    from otdoctor.render.explain_view import render_json, render_text
+    from otdoctor.render.text import console
+
+    if logfile is None:
+        if sys.stdin.isatty():
+            raise UserError("give a log file, or pipe the output in: ./start-ui.sh 2>&1 | otdoctor explain -", exit_code=2)
+        logfile = "-"
+    source = read_input(logfile)
+    matches = explain_text(source)
+    if fmt.lower() == "json":
+        sys.stdout.write(render_json(matches))
+    else:
+        render_text(matches, console(), last_error_line(source))
+    raise typer.Exit(0 if matches else 1)
+
 
 
 # ---- otdoctor smoke / estimate -----------------------------------------------------------------
@@ -173,6 +328,117 @@ def check_cmd(
 
 
 # ---- otdoctor report / merge -------------------------------------------------------------------
+def _print_bundle(bundle) -> None:
+    sys.stdout.write(bundle.markdown)
+    for name, text in bundle.files.items():
+        if name == "summary.md":
+            continue
+        sys.stdout.write(f"\n===== otdoctor-report/{name} =====\n{text}")
+        if text and not text.endswith("\n"):
+            sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+@app.command("report")
+def report_cmd(
+    ot_dir: OtDirOption = None,
+    config: ConfigOption = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the zip here (default on a terminal, after you confirm: "
+                                     "otdoctor-report-DATE.zip in the current folder).", dir_okay=False)
+    ] = None,
+    print_: Annotated[
+        bool, typer.Option("--print", help="Show everything that would be shared (summary and every file) on stdout.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="No network access at all; checks that need it are skipped.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
+) -> None:
+    """A bug-report bundle: a Markdown summary to paste into a GitHub issue, and a zip to attach.
+
+    The zip holds the full JSON check results, `pip freeze` of OneTrainer's venv, the NVML snapshot
+    or `nvidia-smi -q`, the config with its concepts, and the install log. Everything is
+    anonymised: the home folder becomes ~, user and host names are replaced, tokens (environment,
+    secrets.json, Authorization headers, ?token= in URLs, Hugging Face and Civitai keys) are removed.
+    Nothing is written until you have seen it: --print shows it all; on a terminal without --output
+    you are shown the summary and asked.
+    """
+    from otdoctor.probe import Probe
+    from otdoctor.render import human_bytes
+    from otdoctor.report import collect, default_output
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status("Collecting the report…") as status:
+            bundle = collect(Probe(), ot_dir, config, offline=offline, progress=lambda m: status.update(f"Report: {m}…"))
+    else:
+        bundle = collect(Probe(), ot_dir, config, offline=offline)
+
+    if print_:
+        _print_bundle(bundle)
+        if output is None:
+            return
+    if output is None and not interactive:
+        # Nobody to ask: show what would be shared and write nothing.
+        _print_bundle(bundle)
+        sys.stderr.write("otdoctor: nothing written; add --output FILE to save the zip\n")
+        return
+    if output is None:
+        target = default_output()
+        sys.stdout.write(bundle.markdown + "\nThe zip would hold:\n")
+        for name, text in bundle.files.items():
+            sys.stdout.write(f"  {name} ({human_bytes(len(text.encode()))})\n")
+        while not yes:
+            answer = typer.prompt(f"Write {target}? [y]es, [n]o, [s]how every file", default="n").strip().lower()
+            if answer.startswith("s"):
+                _print_bundle(bundle)
+            elif answer.startswith("y"):
+                break
+            else:
+                sys.stderr.write("otdoctor: nothing written\n")
+                raise typer.Exit(1)
+        output = target
+    bundle.write(output)
+    if not print_ and not interactive:
+        sys.stdout.write(bundle.markdown)
+    sys.stderr.write(
+        f"otdoctor: wrote {output} ({human_bytes(output.stat().st_size)}, {len(bundle.files)} files). "
+        "Paste the summary (summary.md) into the issue and attach the zip.\n"
+    )
+
+
+@app.command("merge")
+def merge_cmd(
+    reports: Annotated[List[Path], typer.Argument(help="JSON reports from `otdoctor check --format json` (or a report zip's checks.json).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, markdown or json.", case_sensitive=False)] = "text",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to FILE.", dir_okay=False)] = None,
+    all_checks: Annotated[bool, typer.Option("--all", help="Show every check column, not only those that differ or fail.")] = False,
+) -> None:
+    """Combine per-machine reports into one table: machines as rows, checks as columns.
+
+    Differences between machines (driver version, torch build, free VRAM, any check's verdict) are
+    highlighted. Exit code 1 when any machine's report failed or could not be read.
+    """
+    from otdoctor import merge
+
+    fmt = fmt.lower()
+    if fmt not in ("text", "markdown", "json"):
+        raise UserError(f"unknown --format {fmt!r}; choose one of text, markdown, json", exit_code=2)
+    fleet = merge.load(reports)
+    if fmt == "json":
+        from otdoctor.render import jsonout
+
+        _write(jsonout.dumps(merge.summary(fleet)), output)
+    elif fmt == "markdown":
+        from otdoctor.render import merge_table
+
+        _write(redact(merge_table.markdown(fleet, all_checks)), output)
+    else:
+        from otdoctor.render import merge_table
+
+        merge_table.text(fleet, _out_console(output), all_checks)
+    raise typer.Exit(fleet.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,105 @@
+"""`otdoctor merge` as a table: machines as rows, facts then checks as columns, differences marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from otdoctor.merge import FACTS, Fleet, Machine
+from otdoctor.redact import redact
+from otdoctor.render import human_bytes
+
+STATUS_SYMBOL = {"ok": "✓", "warn": "!", "fail": "✗", "error": "‼", "skip": "-", None: "·"}
+STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "bold red", "skip": "dim", None: "dim"}
+DIFF_MARK = "≠"
+_UNIT = {f.name: f.unit for f in FACTS}
+
+
+def fact_text(name: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    values = value if isinstance(value, list) else [value]
+    if _UNIT.get(name) == "bytes":
+        return ", ".join(human_bytes(v) if isinstance(v, (int, float)) else str(v) for v in values)
+    if name == "OneTrainer":
+        return ", ".join(str(v)[:10] for v in values)
+    return ", ".join(str(v) for v in values)
+
+
+def _columns(fleet: Fleet, all_checks: bool) -> tuple[list[str], list[str], set[str]]:
+    diff = set(fleet.differing_facts()) | set(fleet.differing_checks())
+    checks = fleet.check_ids if all_checks else [c for c in fleet.check_ids
+                                                  if c in diff or c in fleet.not_ok_checks()]
+    return fleet.fact_names, checks, diff
+
+
+def _verdict(m: Machine) -> str:
+    if m.error:
+        return "unreadable"
+    c = m.counts
+    bad = [f"{c.get('fail', 0)} failed" if c.get("fail") else "", f"{c.get('error', 0)} crashed" if c.get("error") else "",
+           f"{c.get('warn', 0)} warn" if c.get("warn") else ""]
+    text = ", ".join(b for b in bad if b)
+    return text or "healthy"
+
+
+def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
+    facts, checks, diff = _columns(fleet, all_checks)
+    table = Table(title=f"otdoctor merge: {len(fleet.machines)} machines", show_lines=False)
+    table.add_column("machine", no_wrap=True)
+    table.add_column("verdict")
+    for name in facts:
+        table.add_column(f"{DIFF_MARK} {name}" if name in diff else name, style="bold yellow" if name in diff else None)
+    for cid in checks:
+        table.add_column(f"{DIFF_MARK} {cid}" if cid in diff else cid, justify="center", overflow="fold")
+    for m in fleet.machines:
+        verdict_style = "red" if m.failed else "green"
+        row = [escape(redact(m.name)), f"[{verdict_style}]{escape(_verdict(m))}[/]"]
+        if m.error:
+            row += [escape(redact(m.error))] + [""] * (len(facts) + len(checks) - 1)
+        else:
+            row += [escape(redact(fact_text(n, m.facts.get(n)))) for n in facts]
+            for cid in checks:
+                status = m.checks.get(cid, {}).get("status")
+                row.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
+        table.add_row(*row)
+    console.print(table)
+    console.print(escape(_legend(fleet, checks, diff)))
+
+
+def _legend(fleet: Fleet, checks: list[str], diff: set[str]) -> str:
+    lines = []
+    if diff:
+        lines.append(f"{DIFF_MARK} differs between machines: " + ", ".join(sorted(diff)))
+    else:
+        lines.append("no differences between machines in the facts and checks compared")
+    hidden = len(fleet.check_ids) - len(checks)
+    if hidden:
+        lines.append(f"{hidden} checks that pass everywhere are not shown (--all shows them)")
+    for m in fleet.machines:
+        failing = [cid for cid, c in m.checks.items() if c["status"] in ("fail", "error")]
+        if failing:
+            lines.append(f"{m.name}: " + "; ".join(f"{cid}: {m.checks[cid]['summary']}" for cid in failing))
+    return redact("\n".join(lines))
+
+
+def markdown(fleet: Fleet, all_checks: bool = False) -> str:
+    facts, checks, diff = _columns(fleet, all_checks)
+    head = ["machine", "verdict"] + [f"{DIFF_MARK} {n}" if n in diff else n for n in facts] + \
+           [f"{DIFF_MARK} `{c}`" if c in diff else f"`{c}`" for c in checks]
+    icon = {"ok": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skip": "⏭️", None: "·"}
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in fleet.machines:
+        cells = [m.name, _verdict(m)]
+        if m.error:
+            cells += [m.error] + [""] * (len(facts) + len(checks) - 1)
+        else:
+            for n in facts:
+                value = fact_text(n, m.facts.get(n))
+                cells.append(f"**{value}**" if n in diff else value)
+            cells += [icon.get(m.checks.get(c, {}).get("status"), "?") for c in checks]
+        rows.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n\n" + _legend(fleet, checks, diff) + "\n"
