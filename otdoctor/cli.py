@@ -469,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(redact(f"otdoctor: internal error: {type(exc).__name__}: {exc}") + "\n")
         sys.stderr.write("  run again with OTDOCTOR_DEBUG=1 to see the traceback, and please report it\n")
         sys.exit(1)
+    if rv == 130:  # typer itself turns Ctrl-C inside a command into Exit(130), without a word
+        sys.stderr.write("\notdoctor: interrupted\n")
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -1,0 +1,120 @@
+"""`otdoctor explain`: recognise known problems in OneTrainer's output.
+
+The table lives in `otdoctor/data/known_problems.toml` (one entry per common problem in
+ONETRAINER.md): regular expressions, a diagnosis, a fix with commands, and the otdoctor command
+that applies or checks it. `explain_text(text)` is the whole engine; other commands (the smoke
+test) call it on OneTrainer's output.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from otdoctor.errors import UserError
+
+# Logs of a failed install can be large; the interesting part is near the end.
+MAX_BYTES = 8 * 1024 * 1024
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class KnownProblem:
+    id: str
+    title: str
+    patterns: tuple[re.Pattern[str], ...]
+    diagnosis: str
+    fix: str
+    commands: tuple[str, ...]
+    otdoctor: str
+
+
+@dataclass(frozen=True)
+class Match:
+    problem: KnownProblem
+    line_no: int  # 1-based line of the first evidence
+    evidence: str  # the matching text (first line of it)
+
+    def as_dict(self) -> dict[str, object]:
+        p = self.problem
+        return {
+            "id": p.id, "title": p.title, "line": self.line_no, "evidence": self.evidence,
+            "diagnosis": p.diagnosis, "fix": p.fix, "commands": list(p.commands), "otdoctor": p.otdoctor,
+        }
+
+
+@lru_cache(maxsize=1)
+def known_problems() -> tuple[KnownProblem, ...]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    data = tomllib.loads((Path(__file__).parent / "data" / "known_problems.toml").read_text(encoding="utf-8"))
+    return tuple(
+        KnownProblem(
+            id=e["id"],
+            title=e["title"],
+            patterns=tuple(re.compile(p, re.I | re.M) for p in e["patterns"]),
+            diagnosis=e["diagnosis"],
+            fix=e["fix"],
+            commands=tuple(e.get("commands", ())),
+            otdoctor=e.get("otdoctor", ""),
+        )
+        for e in data["problem"]
+    )
+
+
+def normalise(text: str) -> str:
+    """Terminal output as lines: colours removed, tqdm's carriage-return redraws split into lines."""
+    return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def explain_text(text: str) -> list[Match]:
+    """Every known problem found in `text`, in the order it first appears. Empty: nothing known."""
+    text = normalise(text)
+    found: list[Match] = []
+    for problem in known_problems():
+        best: re.Match[str] | None = None
+        for pattern in problem.patterns:
+            m = pattern.search(text)
+            if m and (best is None or m.start() < best.start()):
+                best = m
+        if best is not None:
+            line_no = text.count("\n", 0, best.start()) + 1
+            line_start = text.rfind("\n", 0, best.start()) + 1
+            line_end = text.find("\n", best.start())
+            evidence = text[line_start: line_end if line_end != -1 else len(text)].strip()
+            found.append(Match(problem, line_no, evidence[:300]))
+    found.sort(key=lambda m: m.line_no)
+    return found
+
+
+def last_error_line(text: str) -> str | None:
+    """The last line that looks like an error (an exception line ends a Python traceback)."""
+    lines = [line.strip() for line in normalise(text).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.match(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b|error:|ERROR:|fatal:|RuntimeError)", line):
+            return line[:300]
+    return None
+
+
+def read_input(source: str) -> str:
+    """A log file's text (its last MAX_BYTES), or stdin for `-`."""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise UserError(f"log file not found: {path}", exit_code=2)
+        try:
+            with open(path, "rb") as fh:
+                size = path.stat().st_size
+                if size > MAX_BYTES:
+                    fh.seek(size - MAX_BYTES)
+                data = fh.read()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}", exit_code=2) from None
+    return data[-MAX_BYTES:].decode("utf-8", errors="replace")
