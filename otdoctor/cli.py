@@ -161,6 +161,193 @@ def check_cmd(
 
 
 # ---- otdoctor models (checkpoints) -------------------------------------------------------------
+models_app = typer.Typer(
+    help="Checkpoints: list the catalog and what is on disk, verify files, download models.\n\n"
+    "The catalog (RealVisXL V4.0, Hyper Realism V3, plus your own entries in "
+    "~/.config/otdoctor/models.toml) says what each file must be: size, sha256, architecture.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(models_app, name="models")
+ModelsDirOption = Annotated[
+    Optional[List[Path]], typer.Option("--models-dir", help="A folder where you keep checkpoints. Repeatable.")
+]
+
+
+def _models_inventory(ot_dir: Path | None, config: Path | None, models_dir: list[Path] | None):
+    from otdoctor.models.inventory import take_inventory
+    from otdoctor.probe import Probe
+
+    if config is not None and not config.is_file():
+        raise UserError(f"config file not found: {config}", exit_code=2)
+    probe = Probe()
+    located = probe.locate_onetrainer(ot_dir)
+    return probe, located.path, take_inventory(probe.env, probe.home, models_dir or (), located.path, config)
+
+
+@models_app.command("list")
+def models_list_cmd(
+    ot_dir: OtDirOption = None,
+    config: ConfigOption = None,
+    models_dir: ModelsDirOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also list every model repository in the Hugging Face cache.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the catalog, where each model was found and its state (from the verify cache; reads no file whole)."""
+    from otdoctor.models.hashing import VerifyCache
+    from otdoctor.models.inventory import verify_inventory
+
+    probe, _ot, inv = _models_inventory(ot_dir, config, models_dir)
+    verify_inventory(inv, VerifyCache(env=probe.env), do_hash=False, include_others=True)
+    repos = None
+    if all_:
+        repos = []
+        for place in inv.caches:
+            if not place.path.is_dir():
+                continue
+            from huggingface_hub import scan_cache_dir  # slow import: only here
+
+            try:
+                info = scan_cache_dir(place.path)
+            except Exception:  # a cache folder huggingface_hub does not recognise is not an error here
+                continue
+            repos += [{"repo_id": r.repo_id, "size_on_disk": r.size_on_disk, "nb_files": r.nb_files,
+                       "repo_path": str(r.repo_path)} for r in info.repos if r.repo_type == "model"]
+    if json_:
+        import json
+
+        data = {
+            "catalog": [{"name": e.name, "title": e.title, "architecture": e.architecture, "source": e.source,
+                         "where": e.where, "origin": e.origin, "download": e.download_command,
+                         "found": [{"path": str(f.path), "how": f.how,
+                                    **(inv.verdicts[f.path].as_dict() if f.path in inv.verdicts else {})}
+                                   for f in inv.found.get(e.name, [])]} for e in inv.catalog],
+            "others": [inv.verdicts[f.path].as_dict() for f in inv.others if f.path in inv.verdicts],
+            "hf_cache_repos": repos,
+        }
+        _write(redact(json.dumps(data, indent=1)) + "\n", None)
+        return
+    from otdoctor.render.models import render_list
+
+    render_list(inv, _out_console(None), repos)
+
+
+@models_app.command("verify")
+def models_verify_cmd(
+    paths: Annotated[Optional[List[Path]], typer.Argument(help="Files or folders to verify. Default: every model found.")] = None,
+    ot_dir: OtDirOption = None,
+    config: ConfigOption = None,
+    models_dir: ModelsDirOption = None,
+    no_hash: Annotated[bool, typer.Option("--no-hash", help="Check structure, size and architecture only; skip sha256.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Verify checkpoints: complete, not an HTML page or git-lfs pointer, right architecture and sha256.
+
+    sha256 results are cached by file identity (device, inode, size, mtime), so verifying an
+    unchanged file again does not read it. Exit code 1 when any file is bad.
+    """
+    from otdoctor.models.hashing import VerifyCache
+    from otdoctor.models.inventory import verify_inventory
+    from otdoctor.models.locate import scan
+    from otdoctor.models.verify import Verifier
+    from otdoctor.render.models import hash_progress, render_verdicts
+
+    probe, _ot, inv = _models_inventory(ot_dir, config, models_dir)
+    cache = VerifyCache(env=probe.env)
+    show_bar = sys.stderr.isatty() and not json_
+    how: dict[Path, str] = {f.path: f.how for copies in inv.found.values() for f in copies}
+    how.update({f.path: f.how for f in inv.others})
+    with hash_progress(show_bar) as (on_start, on_bytes):
+        if paths:
+            targets = []
+            for p in paths:
+                p = p.expanduser()
+                if p.is_dir() and not (p / "model_index.json").is_file():
+                    targets += [(f, None, inv.expected_arch, "the config's model_type") for f in scan(p)]
+                else:
+                    targets.append((p, None, inv.expected_arch, "the config's model_type"))
+            if not targets:
+                raise UserError(f"no model files (.safetensors, .ckpt, diffusers folders) under {', '.join(map(str, paths))}")
+            verdicts = Verifier(inv.catalog, cache, do_hash=not no_hash).verify(targets, on_start, on_bytes)
+        else:
+            verdicts = list(verify_inventory(inv, cache, not no_hash, True, on_start, on_bytes).values())
+            if not verdicts:
+                raise UserError("no checkpoints found; name files, or use --models-dir / --config",
+                                hint="otdoctor models list shows where otdoctor looked")
+    if json_:
+        import json
+
+        _write(redact(json.dumps([v.as_dict() for v in verdicts], indent=1)) + "\n", None)
+    else:
+        render_verdicts(verdicts, _out_console(None), how)
+    raise typer.Exit(1 if any(v.problems for v in verdicts) else 0)
+
+
+@models_app.command("download")
+def models_download_cmd(
+    name: Annotated[str, typer.Argument(help="Catalog name (otdoctor models list), e.g. realvisxl-v4 or hyper-realism-v3.")],
+    dest: Annotated[
+        Optional[Path],
+        typer.Option("--dest", help="Folder to save into. Default: the Hugging Face cache (HF models) or the "
+                     "OneTrainer checkout's models/ folder (Civitai models).", file_okay=False),
+    ] = None,
+    token_file: Annotated[
+        Optional[Path], typer.Option("--token-file", help="File holding your Civitai API key (default: $CIVITAI_TOKEN).", dir_okay=False)
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Take the expected size and sha256 from otdoctor's catalog, not the Civitai API.")
+    ] = False,
+    retries: Annotated[int, typer.Option("--retries", help="Resume this many times within one run when the connection drops.", min=0)] = 2,
+    ot_dir: OtDirOption = None,
+) -> None:
+    """Download a catalog model and verify it (size, structure, architecture, sha256).
+
+    Civitai downloads stream into NAME.part and resume from there when run again; the file gets its
+    final name only once it matches. Hugging Face downloads go through huggingface_hub.
+    """
+    from otdoctor.models.catalog import find_entry, load_catalog
+    from otdoctor.models.hashing import VerifyCache
+    from otdoctor.probe import Probe
+    from otdoctor.render.models import download_progress, hash_progress, render_verdicts
+
+    probe = Probe()
+    entry = find_entry(load_catalog(probe.env), name)
+    cache = VerifyCache(env=probe.env)
+    err = _out_console(None)
+    tty = sys.stderr.isatty()
+    if entry.source == "civitai":
+        from otdoctor.models.download import download_civitai, read_token
+
+        token = read_token(probe.env, token_file)
+        if dest is None:
+            located = probe.locate_onetrainer(ot_dir)
+            if located.path is None:
+                raise UserError("no --dest given and no OneTrainer checkout found to put it in models/", exit_code=2,
+                                hint=f"otdoctor models download {entry.name} --dest /path/to/models")
+            dest = located.path / "models"
+        part_hint = dest / (entry.filename + ".part")
+        try:
+            with download_progress(tty, entry.filename) as (on_start, on_bytes):
+                result = download_civitai(entry, dest.expanduser(), probe.env, token, offline, retries, on_start, on_bytes,
+                                          note=lambda m: sys.stderr.write(redact(f"otdoctor: {m}") + "\n"), cache=cache)
+        except KeyboardInterrupt:
+            if part_hint.exists():
+                sys.stderr.write(f"\notdoctor: interrupted; {part_hint} is kept and the same command resumes it\n")
+            raise
+        state = "already there, sha256 verified" if result.already_there else "downloaded, size and sha256 verified"
+        err.print(redact(f"{entry.title}: {result.path} ({state})"), markup=False, highlight=False)
+        return
+    from otdoctor.models.download import download_hf
+    from otdoctor.models.verify import Verifier
+
+    path = download_hf(entry, dest.expanduser() if dest else None, probe.env, probe.home, offline)
+    with hash_progress(tty) as (on_start, on_bytes):
+        verdict = Verifier([entry], cache).verify([(path, entry, None, "")], on_start, on_bytes)[0]
+    render_verdicts([verdict], err)
+    if verdict.problems:
+        raise UserError(f"{path} was downloaded but does not match the catalog",
+                        hint=f"move it away and download again: mv '{path}' '{path}.bad'")
+
 
 
 # ---- otdoctor install / fix / explain ----------------------------------------------------------
