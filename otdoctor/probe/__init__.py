@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from otdoctor.probe import host, onetrainer, python
+from otdoctor.probe import host, launcher, onetrainer, python
 from otdoctor.probe.commands import CommandResult, run, which
 
 
@@ -21,10 +21,14 @@ class Probe:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         home: Path | None = None,
+        sysroot: Path | None = None,
     ) -> None:
         self.env: dict[str, str] = dict(os.environ if env is None else env)
         self.cwd = Path(cwd) if cwd else Path.cwd()
         self.home = Path(home) if home else Path(self.env.get("HOME") or Path.home())
+        # Fixed system paths (/dev/nvidia0, /dev/kfd, /usr/lib/wsl/lib/nvidia-smi) are looked up
+        # under this root, so a test can stand a folder in for / (env OTDOCTOR_SYSROOT).
+        self.sysroot = Path(sysroot or self.env.get("OTDOCTOR_SYSROOT") or "/")
 
     # Commands ---------------------------------------------------------------------------------
     def run(
@@ -45,6 +49,19 @@ class Probe:
         env = {**self.env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
         return run(["git", "-C", str(repo), *args], env, timeout_s=timeout_s)
 
+    # Fixed system paths ---------------------------------------------------------------------
+    def system_path(self, path: str) -> Path:
+        """An absolute system path (`/dev/kfd`) as seen under `sysroot`."""
+        return self.sysroot / path.lstrip("/")
+
+    def system_exists(self, path: str) -> bool:
+        """`[[ -e PATH ]]` for a fixed system path, under `sysroot`."""
+        return os.path.lexists(self.system_path(path))
+
+    def nvidia_smi_cuda_version(self) -> launcher.SmiHeader:
+        """`nvidia-smi | grep 'CUDA Version'`: the newest CUDA the driver supports."""
+        return launcher.nvidia_smi_header(self)
+
     # Host -------------------------------------------------------------------------------------
     def disk_usage(self, path: Path) -> host.DiskUsage | None:
         return host.disk_usage(path)
@@ -64,6 +81,28 @@ class Probe:
 
     def interpreter(self, exe: Path | str, dists: bool = False, torch: bool = False, timeout_s: float = 20.0):
         return python.interpreter_info(exe, self.env, dists=dists, torch=torch, timeout_s=timeout_s)
+
+    # NVIDIA GPUs and the processes holding them (otdoctor.probe.nvml, .processes) -----------
+    def gpu(self):
+        """Driver, GPUs, VRAM and the processes holding it (NVML; $OTDOCTOR_NVML_SNAPSHOT replays one)."""
+        from otdoctor.probe import nvml
+
+        return nvml.read_gpu(self.env, self.run, self.which)
+
+    def process(self, pid: int):
+        from otdoctor.probe import processes
+
+        return processes.describe(pid)
+
+    def stop_process(self, pid: int, timeout_s: float = 10.0, force: bool = False):
+        from otdoctor.probe import processes
+
+        return processes.stop(pid, timeout_s=timeout_s, force=force)
+
+    def current_user(self) -> str:
+        from otdoctor.probe import processes
+
+        return processes.current_user()
 
     # OneTrainer -------------------------------------------------------------------------------
     def locate_onetrainer(self, explicit: Path | None = None) -> onetrainer.Located:

@@ -51,6 +51,30 @@ def _dists():
     return dists
 
 
+def _markers():
+    """PEP 508 marker values of this interpreter, so requirements are judged for it, not otdoctor."""
+    import platform
+
+    impl = sys.implementation
+    iver = impl.version
+    impl_version = "%d.%d.%d" % (iver.major, iver.minor, iver.micro)
+    if iver.releaselevel != "final":
+        impl_version += iver.releaselevel[0] + str(iver.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": impl_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
 def _torch_static():
     """torch's version and CUDA build read from torch/version.py without importing torch."""
     for entry in sys.path:
@@ -112,6 +136,7 @@ def main():
     }
     if "--dists" in args:
         out["dists"] = _dists()
+        out["markers"] = _markers()
         out["torch_static"] = _torch_static()
     if "--torch" in args:
         out["torch"] = _torch_import()

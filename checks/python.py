@@ -1,0 +1,256 @@
+"""pyenv and Python: pyenv present, the Python the checkout will use, and its standard library.
+
+The launcher builds OneTrainer's venv with `${OT_PYTHON_CMD:-python} -m venv venv`; with pyenv the
+version comes from `.python-version` (`pyenv local 3.10` in the guide). These checks look at that
+interpreter before any venv exists, so `otdoctor check` is useful before `./install.sh` too.
+"""
+
+from __future__ import annotations
+
+from otdoctor.check import Check, Context
+from otdoctor.model import CheckResult, Fix, Status
+from otdoctor.pyselect import PythonChoice, judge, load_data, parse_version, python_choice, python_data
+
+PYENV_INIT_LINES = (
+    """echo 'export PYENV_ROOT="$HOME/.pyenv"' >> ~/.bashrc""",
+    """echo '[[ -d $PYENV_ROOT/bin ]] && export PATH="$PYENV_ROOT/bin:$PATH"' >> ~/.bashrc""",
+    """echo 'eval "$(pyenv init - bash)"' >> ~/.bashrc""",
+    "exec \"$SHELL\"",
+)
+
+
+def _cd(ctx: Context) -> tuple[str, ...]:
+    return (f"cd {ctx.ot_dir}",) if ctx.ot_dir is not None else ()
+
+
+def _guide() -> str:
+    return str(python_data()["guide_version"])
+
+
+def build_packages() -> list[str]:
+    return list(load_data("stdlib_packages.toml")["pyenv_build_packages"])
+
+
+class Pyenv(Check):
+    id = "python.pyenv"
+    title = "pyenv"
+    area = "python"
+    required = False
+
+    def diagnose(self, ctx: Context) -> CheckResult:
+        choice = python_choice(ctx)
+        pyenv = choice.pyenv
+        why = (
+            "the guide installs and pins OneTrainer's Python with pyenv (`pyenv install 3.10`, "
+            "`pyenv local 3.10`); without it ./install.sh uses whatever `python` is on PATH"
+        )
+        if pyenv.root is None:
+            found = f"; `{choice.command}` is {choice.shim_path}" if choice.shim_path else ""
+            return CheckResult.warn(
+                f"pyenv not found (no PYENV_ROOT, no `pyenv` on PATH, no ~/.pyenv){found}",
+                expected="pyenv installed and initialised in your shell",
+                why=why,
+                fix=Fix(
+                    "install pyenv and its build dependencies, then initialise it in your shell",
+                    (
+                        "sudo apt install " + " ".join(build_packages()),
+                        "curl -fsSL https://pyenv.run | bash",
+                        *PYENV_INIT_LINES,
+                    ),
+                ),
+            )
+        data = {
+            "root": str(pyenv.root),
+            "executable": pyenv.executable,
+            "versions": list(pyenv.versions),
+            "global": pyenv.global_version,
+        }
+        versions = ", ".join(pyenv.versions) or "none"
+        if choice.via == "PATH" and choice.command == "python":
+            where = f"`python` is {choice.shim_path}" if choice.shim_path else "there is no `python` on PATH"
+            return CheckResult.warn(
+                f"pyenv is installed at {pyenv.root} but not initialised in this shell: {where}",
+                expected=f"{pyenv.root / 'shims'} first on PATH, so `python` follows .python-version",
+                why="./install.sh runs `python -m venv venv`: without pyenv's shims .python-version is ignored",
+                details=(f"installed versions: {versions}",),
+                fix=Fix("initialise pyenv in your shell (then open a new terminal)", PYENV_INIT_LINES[2:]),
+                data=data,
+            )
+        return CheckResult.ok(
+            f"pyenv at {pyenv.root} ({len(pyenv.versions)} version(s) installed)",
+            details=(f"installed versions: {versions}",),
+            data=data,
+        )
+
+
+def _choice_data(choice: PythonChoice) -> dict:
+    return {
+        "command": choice.command,
+        "via": choice.via,
+        "requested": choice.requested,
+        "source": choice.source,
+        "pinned_in_checkout": choice.pinned_in_checkout,
+        "installed": choice.installed,
+        "executable": str(choice.executable) if choice.executable else None,
+        "pyenv_version": choice.pyenv_version_name,
+        "version": choice.info.version_string if choice.info and choice.info.ok else None,
+    }
+
+
+class PythonVersion(Check):
+    id = "python.version"
+    title = "Python for OneTrainer"
+    area = "python"
+
+    def diagnose(self, ctx: Context) -> CheckResult:
+        choice = python_choice(ctx)
+        data = _choice_data(choice)
+        guide = _guide()
+        pin_fix = (*_cd(ctx), f"pyenv install {guide}", f"pyenv local {guide}")
+        why_range = "./install.sh stops with `Your Python version is too low/too high`, or the install fails"
+
+        if not choice.installed:
+            if choice.via == "pyenv":
+                requested = choice.requested or "?"
+                req_t = parse_version(requested)
+                verdict = judge(req_t, ctx.ot_dir) if req_t else None
+                data.update(range_data(verdict))
+                if verdict is not None and not verdict.accepted:
+                    return CheckResult.fail(
+                        f"{choice.source} asks for Python {requested}, which is not installed; "
+                        f"{verdict.problem}",
+                        expected=verdict.expected,
+                        why=why_range,
+                        fix=Fix(f"install and pin a supported Python (the guide uses {guide})", pin_fix),
+                        data=data,
+                    )
+                return CheckResult.fail(
+                    f"{choice.source} asks for Python {requested}, which pyenv does not have installed",
+                    expected=f"Python {requested} under {choice.pyenv.root / 'versions'}",
+                    why="`python` fails with `pyenv: version `" + requested + "' is not installed`, so ./install.sh cannot start",
+                    details=(f"installed versions: {', '.join(choice.pyenv.versions) or 'none'}",),
+                    fix=Fix(f"install Python {requested} with pyenv", (*_cd(ctx), f"pyenv install {requested}")),
+                    data=data,
+                )
+            return CheckResult.fail(
+                f"`{choice.command}` is not on PATH ({choice.source})",
+                expected=f"a Python {guide} interpreter the launcher can run as `{choice.command}`",
+                why="./install.sh runs `python -m venv venv` and stops with `Python command \"python\" does not exist`",
+                fix=Fix(f"install Python {guide} with pyenv and pin it in the checkout", pin_fix),
+                data=data,
+            )
+
+        info = choice.info
+        if info is None or not info.ok or info.version is None:
+            error = info.error if info else "no answer"
+            return CheckResult.fail(
+                f"{choice.executable} ({choice.source}) does not run: {error}",
+                expected="a working Python interpreter",
+                why="./install.sh builds OneTrainer's venv with this interpreter",
+                fix=Fix(f"reinstall the interpreter (the guide uses {guide})", (*_cd(ctx), f"pyenv install --force {choice.pyenv_version_name or guide}", f"pyenv local {guide}")),
+                data=data,
+            )
+
+        verdict = judge(info.version, ctx.ot_dir)
+        data.update(range_data(verdict))
+        found = f"Python {info.version_string} ({choice.source}; {choice.executable})"
+        if not verdict.accepted:
+            return CheckResult.fail(
+                f"{found}: {verdict.problem}",
+                expected=f"{verdict.expected} (from {verdict.range_source})",
+                why=why_range,
+                fix=Fix(f"install and pin a supported Python (the guide uses {guide})", pin_fix),
+                data=data,
+            )
+        details: list[str] = [f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"]
+        if verdict.deprecated:
+            details.append(verdict.deprecation_note)
+        if choice.via == "pyenv" and ctx.ot_dir is not None and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION":
+            return CheckResult.warn(
+                f"{found}; the checkout has no .python-version",
+                expected=f"a .python-version in {ctx.ot_dir} (`pyenv local {guide}`)",
+                why="without it the venv gets whatever pyenv's global version is the day ./install.sh runs; "
+                "changing the global version for another project later changes OneTrainer's next venv",
+                details=tuple(details),
+                fix=Fix("pin the Python version in the checkout, as the guide does", (*_cd(ctx), f"pyenv local {guide}")),
+                data=data,
+            )
+        return CheckResult.ok(found, details=tuple(details), data=data)
+
+
+def range_data(verdict) -> dict:
+    if verdict is None:
+        return {}
+    return {
+        "range": {"minimum": verdict.minimum, "too_high": verdict.too_high, "source": verdict.range_source},
+        "accepted": verdict.accepted,
+        "problem": verdict.problem,
+        "deprecated": verdict.deprecated,
+    }
+
+
+class PythonStdlib(Check):
+    id = "python.stdlib"
+    title = "Python standard library"
+    area = "python"
+    requires = ("python.version",)
+
+    def diagnose(self, ctx: Context) -> CheckResult:
+        choice = python_choice(ctx)
+        info = choice.info
+        assert info is not None and info.ok  # python.version passed
+        table = load_data("stdlib_packages.toml")["modules"]
+        stdlib = info.data.get("stdlib") or {}
+        checked = [m for m in table if m in stdlib]
+        missing = info.missing_stdlib
+        data = {"executable": str(choice.executable), "checked": checked, "missing": missing}
+        if not missing:
+            return CheckResult.ok(
+                f"{', '.join(checked)} all import in Python {info.version_string}", data=data
+            )
+        severe = any(table.get(m, {}).get("severity", "fail") == "fail" for m in missing)
+        details = []
+        for module, error in missing.items():
+            why = table.get(module, {}).get("why", "")
+            details.append(f"{module}: {error}" + (f" ({why})" if why else ""))
+        if choice.via == "pyenv" and choice.pyenv_version_name:
+            packages: list[str] = []
+            for module in missing:
+                for pkg in table.get(module, {}).get("debian", []):
+                    if pkg not in packages:
+                        packages.append(pkg)
+            commands = []
+            if packages:
+                commands.append("sudo apt install " + " ".join(packages))
+            commands.append(f"pyenv install --force {choice.pyenv_version_name}")
+            fix = Fix(
+                f"install the build packages, then rebuild Python {choice.pyenv_version_name} "
+                "(an existing venv picks the rebuilt modules up)",
+                tuple(commands),
+            )
+            cause = "pyenv compiled this Python while the -dev packages were missing, so the modules were left out"
+        else:
+            packages = []
+            for module in missing:
+                for pkg in table.get(module, {}).get("debian_system", []) or table.get(module, {}).get("debian", []):
+                    if pkg not in packages:
+                        packages.append(pkg)
+            fix = Fix(
+                f"install the missing parts of {choice.executable}, or use a pyenv Python {_guide()}",
+                ("sudo apt install " + " ".join(packages),) if packages else (f"pyenv install {_guide()}", f"pyenv local {_guide()}"),
+            )
+            cause = "this interpreter was built or packaged without them"
+        names = ", ".join(missing)
+        status = Status.FAIL if severe else Status.WARN
+        return CheckResult(
+            status,
+            f"Python {info.version_string} ({choice.executable}) cannot import {names}",
+            expected="ssl, ctypes, bz2, lzma, sqlite3, readline and tkinter all import",
+            why=cause + "; OneTrainer then fails later with `No module named '_" + next(iter(missing)) + "'` or similar",
+            details=tuple(details),
+            fix=fix,
+            data=data,
+        )
+
+
+CHECKS = [Pyenv, PythonVersion, PythonStdlib]
