@@ -40,6 +40,8 @@ _EXTRA_PATTERNS = [
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b"), MASK),
     # Credentials in URLs: scheme://user:password@host and scheme://token@host.
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+(?::[^/\s@'\"]*)?@"), r"\1" + MASK + "@"),
+    # GPU UUIDs identify one physical card (kept replayable: still a string in the snapshot).
+    (re.compile(r"\bGPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "GPU-<uuid>"),
     # Bearer tokens without an Authorization header in front (curl -H lines split oddly, logs).
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
 ]

@@ -22,6 +22,8 @@ def make_context(
     offline: bool = False,
     require_gpu: bool = False,
 ) -> Context:
+    if offline:
+        go_offline(probe)
     located = probe.locate_onetrainer(ot_dir)
     options = Options(
         ot_dir=located.path,
@@ -33,6 +35,20 @@ def make_context(
         extra={"ot_dir_tried": located.tried},
     )
     return Context(probe, options)
+
+
+# What `--offline` sets: huggingface_hub and transformers read these (at import), and so do the
+# processes otdoctor starts (OneTrainer's venv Python, a smoke run), so none of them reaches out.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def go_offline(probe: Probe) -> None:
+    """Set the offline switches for this process and for every command the probe runs."""
+    import os
+
+    os.environ.update(OFFLINE_ENV)
+    probe.env.update(OFFLINE_ENV)
 
 
 def selected_checks(only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Check]:

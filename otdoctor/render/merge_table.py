@@ -47,26 +47,33 @@ def _verdict(m: Machine) -> str:
 
 
 def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
+    """Check columns are numbered (the legend names them): forty check ids never fit a terminal."""
     facts, checks, diff = _columns(fleet, all_checks)
     table = Table(title=f"otdoctor merge: {len(fleet.machines)} machines", show_lines=False)
-    table.add_column("machine", no_wrap=True)
-    table.add_column("verdict")
+    table.add_column("machine", overflow="fold")
+    table.add_column("verdict", overflow="fold")
     for name in facts:
-        table.add_column(f"{DIFF_MARK} {name}" if name in diff else name, style="bold yellow" if name in diff else None)
-    for cid in checks:
-        table.add_column(f"{DIFF_MARK} {cid}" if cid in diff else cid, justify="center", overflow="fold")
+        table.add_column(f"{DIFF_MARK}{name}" if name in diff else name, overflow="fold",
+                         header_style="bold yellow" if name in diff else None)
+    for n, cid in enumerate(checks, 1):
+        table.add_column(f"{DIFF_MARK}{n}" if cid in diff else str(n), justify="center", no_wrap=True,
+                         header_style="bold yellow" if cid in diff else None)
     for m in fleet.machines:
         verdict_style = "red" if m.failed else "green"
         row = [escape(redact(m.name)), f"[{verdict_style}]{escape(_verdict(m))}[/]"]
         if m.error:
             row += [escape(redact(m.error))] + [""] * (len(facts) + len(checks) - 1)
         else:
-            row += [escape(redact(fact_text(n, m.facts.get(n)))) for n in facts]
+            for n in facts:
+                cell = escape(redact(fact_text(n, m.facts.get(n))))
+                row.append(f"[bold yellow]{cell}[/]" if n in diff else cell)
             for cid in checks:
                 status = m.checks.get(cid, {}).get("status")
                 row.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
         table.add_row(*row)
     console.print(table)
+    if checks:
+        console.print("checks: " + escape("   ".join(f"{n} {cid}" for n, cid in enumerate(checks, 1))))
     console.print(escape(_legend(fleet, checks, diff)))
 
 
@@ -78,7 +85,8 @@ def _legend(fleet: Fleet, checks: list[str], diff: set[str]) -> str:
         lines.append("no differences between machines in the facts and checks compared")
     hidden = len(fleet.check_ids) - len(checks)
     if hidden:
-        lines.append(f"{hidden} checks that pass everywhere are not shown (--all shows them)")
+        lines.append(f"{hidden} checks with the same passing or skipped verdict everywhere are not shown (--all shows them)")
+    lines.append("✓ ok  ! warning  ✗ failed  ‼ crashed  - skipped  · not in that report")
     for m in fleet.machines:
         failing = [cid for cid, c in m.checks.items() if c["status"] in ("fail", "error")]
         if failing:
