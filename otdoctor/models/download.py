@@ -24,7 +24,7 @@ from otdoctor.models.hashing import VerifyCache, sha256_file
 from otdoctor.models.safetensors import HeaderError, detect_architecture, read_header, sniff
 from otdoctor.redact import redact, register_secret
 
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 256 * 1024  # small enough that a dropped connection loses little
 CONNECT_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 60.0
 FREE_MARGIN_BYTES = 64 * 1024 * 1024  # leave the filesystem some room after the download
