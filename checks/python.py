@@ -125,7 +125,7 @@ class PythonVersion(Check):
                         data=data,
                     )
                 return CheckResult.fail(
-                    f"{choice.source} asks for Python {requested}, which pyenv does not have installed",
+                    f"{choice.source} asks for Python {requested}, which is not installed in pyenv",
                     expected=f"Python {requested} under {choice.pyenv.root / 'versions'}",
                     why="`python` fails with `pyenv: version `" + requested + "' is not installed`, so ./install.sh cannot start",
                     details=(f"installed versions: {', '.join(choice.pyenv.versions) or 'none'}",),
