@@ -158,6 +158,32 @@ def check_cmd(
 
 
 # ---- otdoctor gpu (GPU checks) -----------------------------------------------------------------
+@app.command("gpu")
+def gpu_cmd(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: text or json.", case_sensitive=False)] = "text",
+) -> None:
+    """Show the NVIDIA GPUs and every process holding GPU memory, with its user and full command line.
+
+    Like the lower half of nvidia-smi, plus who owns each process. Memory NVML cannot report
+    (Windows WDDM, WSL) shows as unknown. Set OTDOCTOR_NVML_SNAPSHOT=FILE to show a recorded
+    machine (scripts/record_nvml.py makes one). Exit code 1 when no NVIDIA GPU can be read.
+    """
+    from otdoctor.gpu import holders, invisible_explanation
+    from otdoctor.probe import Probe
+    from otdoctor.render import gpu as gpu_render
+
+    fmt = fmt.lower()
+    if fmt not in ("text", "json"):
+        raise UserError(f"unknown --format {fmt!r}; choose text or json", exit_code=2)
+    probe = Probe()
+    info = probe.gpu()
+    rows = holders(info, probe.process)
+    if fmt == "json":
+        _write(gpu_render.render_json(info, rows, probe.current_user()), None)
+    else:
+        gpu_render.render_text(info, rows, _out_console(None), invisible_explanation(info))
+    raise typer.Exit(0 if info.devices else 1)
+
 
 
 # ---- otdoctor models (checkpoints) -------------------------------------------------------------

@@ -106,11 +106,7 @@ def _wait_exit(p: psutil.Process, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if p.status() == psutil.STATUS_ZOMBIE:
-                try:
-                    p.wait(timeout=0)  # reaps it when it is our own child
-                except (psutil.TimeoutExpired, psutil.Error, ChildProcessError):
-                    pass
+            if p.status() == psutil.STATUS_ZOMBIE:  # reaping it is its parent's business
                 return True
         except psutil.NoSuchProcess:
             return True
