@@ -128,7 +128,10 @@ def check_cmd(
     if fmt == "text" and output is None and sys.stdout.isatty():
         from otdoctor.render.text import console
 
-        with console().status("Checking…"):
+        from otdoctor.render.progress import status_reporter
+
+        with console().status("Checking…") as status:
+            ctx.options.extra["progress"] = status_reporter(status)  # long checks (image scans) report here
             report = run_doctor(ctx, only or (), skip or ())
     else:
         report = run_doctor(ctx, only or (), skip or ())
@@ -482,6 +485,9 @@ def fix_cmd(
         Optional[List[Path]], typer.Option("--models-dir", help="A folder where you keep checkpoints. Repeatable.")
     ] = None,
     config: ConfigOption = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="dataset.resolution: replace the original images instead of writing a new folder.")
+    ] = False,
 ) -> None:
     """Repair what `otdoctor check` found: show each fix as commands, ask, run it, check again.
 
@@ -501,6 +507,10 @@ def fix_cmd(
     ctx.options.extra["force"] = force
     ctx.options.extra["yes"] = yes
     ctx.options.extra["ui"] = view
+    ctx.options.extra["in_place"] = in_place
+    from otdoctor.render.progress import BarReporter
+
+    ctx.options.extra["progress"] = BarReporter(out)  # long fixes (padding images) show a bar
     code = run_fix(ctx, check_ids or (), dry_run=dry_run, view=view)
     raise typer.Exit(code)
 
@@ -535,6 +545,208 @@ def explain_cmd(
 
 
 # ---- otdoctor smoke / estimate -----------------------------------------------------------------
+def _smoke_progress(enabled: bool):
+    """A one-line live status on stderr (TTY only): phase, bar and rate as OneTrainer draws them."""
+    if not enabled:
+        return None
+    state = {"last": 0.0}
+
+    def show(msg: str, bar=None) -> None:
+        import time as _time
+
+        now = _time.monotonic()
+        if bar is not None:
+            if now - state["last"] < 0.2:
+                return
+            total = f"/{bar.total:.0f}" if bar.total else ""
+            rate = f" {bar.rate_its:.2f} it/s" if bar.rate_its else ""
+            msg = f"{bar.desc} {bar.n:.0f}{total}{rate}"
+        state["last"] = now
+        sys.stderr.write("\r\x1b[2K" + redact(msg)[:150])
+        if bar is None:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+@app.command("smoke")
+def smoke_cmd(
+    ot_dir: OtDirOption = None,
+    config: ConfigOption = None,
+    steps: Annotated[int, typer.Option("--steps", help="Steps to measure, after the warm-up.")] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", help="First steps left out of the speed (CUDA warm-up).")] = 3,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="Train a UNet with random weights instead of OneTrainer (no download needed).")] = False,
+    tiny: Annotated[bool, typer.Option("--tiny", help="Synthetic run of a toy UNet on the CPU: proves torch+diffusers train, in seconds.")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", help="sdxl or sd15 (default: from --config, else sdxl).")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Training resolution in pixels.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="bf16, fp16 or fp32 (default: the config's train dtype, else bf16).")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder (config, dataset, workspace) for inspection.")] = False,
+    python: Annotated[Optional[Path], typer.Option("--python", help="Interpreter with torch and diffusers for --synthetic (default: OneTrainer's venv).", dir_okay=False)] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model for OneTrainer mode (default: the config's base_model_name).")] = None,
+    set_: Annotated[Optional[List[str]], typer.Option("--set", help="Extra OneTrainer --config-value KEY=VALUE. Repeatable.")] = None,
+    device: Annotated[str, typer.Option("--device", help="Synthetic: auto, cuda or cpu.")] = "auto",
+    no_checkpointing: Annotated[bool, typer.Option("--no-gradient-checkpointing", help="Synthetic: train without gradient checkpointing.")] = False,
+    fused_back_pass: Annotated[Optional[bool], typer.Option("--fused-back-pass/--no-fused-back-pass", help="Synthetic: step each parameter during backward (default: from --config).")] = None,
+    min_its: Annotated[Optional[float], typer.Option("--min-its", help="Fail (exit 1) when slower than this many it/s (CI gate).")] = None,
+    max_vram_gb: Annotated[Optional[float], typer.Option("--max-vram-gb", help="Fail (exit 1) when peak VRAM exceeds this many GB (CI gate).")] = None,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Give up after this many seconds.")] = 3600.0,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.", case_sensitive=False)] = "text",
+) -> None:
+    """Prove this machine trains, and measure how fast: a short real training run.
+
+    OneTrainer mode (a checkout, its venv and the base model present): runs OneTrainer's own
+    scripts/train.py on a tiny dataset in a temporary folder, one epoch, no sampling, saves or
+    backups, and stops it cleanly after the measured steps. Synthetic mode (--synthetic, or no base
+    model yet): trains the architecture's UNet with random weights. The result (it/s with spread,
+    peak VRAM, model load, caching rate) is saved for `otdoctor estimate`.
+    """
+    import json
+
+    from otdoctor.render.plan import render_smoke
+    from otdoctor.smoke import SmokeRequest, result_json, run_smoke
+    from otdoctor.smoke import results as smoke_results
+
+    fmt = fmt.lower()
+    if fmt not in ("text", "json"):
+        raise UserError(f"unknown --format {fmt!r}; choose text or json", exit_code=2)
+    if dtype is not None and dtype not in ("bf16", "fp16", "fp32"):
+        raise UserError(f"unknown --dtype {dtype!r}; choose bf16, fp16 or fp32", exit_code=2)
+    if model is not None and model not in ("sdxl", "sd15", "tiny"):
+        raise UserError(f"unknown --model {model!r}; choose sdxl or sd15", exit_code=2)
+    if config is not None and not config.is_file():
+        raise UserError(f"config file not found: {config}", exit_code=2)
+    req = SmokeRequest(
+        ot_dir=ot_dir, config=config, synthetic=synthetic, tiny=tiny, model=model, resolution=resolution,
+        batch_size=batch_size, dtype=dtype, steps=steps, warmup=warmup, keep=keep, python=python,
+        base_model=base_model, overrides=tuple(set_ or ()), device=device,
+        gradient_checkpointing=False if no_checkpointing else None, fused_back_pass=fused_back_pass,
+        timeout_s=timeout_s,
+    )
+    progress = _smoke_progress(sys.stderr.isatty() and fmt == "text")
+    if progress is None and fmt == "text":
+        sys.stderr.write("otdoctor smoke: running (this takes a while)…\n")
+    result, why = run_smoke(req, progress)
+    if progress is not None:
+        sys.stderr.write("\r\x1b[2K")
+    path = smoke_results.save(result)
+    failures: list[str] = []
+    if not result.ok:
+        failures.append(result.error or "the smoke run failed")
+    if min_its is not None and result.ok and (result.its or 0) < min_its:
+        failures.append(f"speed {result.its or 0:.3f} it/s is below --min-its {min_its}")
+    if max_vram_gb is not None and result.ok:
+        if result.peak_vram_bytes is None:
+            failures.append(f"peak VRAM unavailable ({result.peak_vram_source}): cannot check --max-vram-gb")
+        elif result.peak_vram_bytes > max_vram_gb * 1e9:
+            failures.append(f"peak VRAM {result.peak_vram_bytes / 1e9:.2f} GB exceeds --max-vram-gb {max_vram_gb}")
+    if fmt == "json":
+        data = json.loads(result_json(result, path, why))
+        data["gate_failures"] = failures
+        _write(redact(json.dumps(data, indent=1)) + "\n", None)
+    else:
+        for line in why:
+            sys.stderr.write(redact(f"otdoctor smoke: {line}") + "\n")
+        render_smoke(result, path)
+        for f in failures[1 if not result.ok else 0:]:
+            sys.stdout.write(redact(f"✖ {f}") + "\n")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _clock_option(value: Optional[str]):
+    if value is None:
+        return None
+    import datetime as _dt
+
+    try:
+        t = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            hm = _dt.datetime.strptime(value, "%H:%M").time()
+        except ValueError:
+            raise UserError(f"--start wants HH:MM or an ISO date-time, got {value!r}", exit_code=2) from None
+        t = _dt.datetime.combine(_dt.date.today(), hm)
+    return t if t.tzinfo else t.astimezone()
+
+
+@app.command("estimate")
+def estimate_cmd(
+    images: Annotated[Optional[int], typer.Option("--images", help="Training images (one concept, balancing 1).")] = None,
+    reg: Annotated[Optional[int], typer.Option("--reg", help="Regularisation images (a second concept).")] = None,
+    balancing: Annotated[Optional[float], typer.Option("--balancing", help="Balancing of the regularisation concept (default: computed so it gives --want samples).")] = None,
+    want: Annotated[Optional[int], typer.Option("--want", help="Regularisation samples wanted per epoch (default: as many as --images).")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="Regularisation balancing strategy: repeats or samples.", case_sensitive=False)] = "repeats",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: from --config).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Batch size (default: from --config, else 1).")] = None,
+    its: Annotated[Optional[float], typer.Option("--its", help="Training speed in it/s (steps per second).")] = None,
+    from_smoke: Annotated[bool, typer.Option("--from-smoke", help="Use the last `otdoctor smoke` result (the default when one exists).")] = False,
+    gpu: Annotated[Optional[str], typer.Option("--gpu", help="GPU name: picks its smoke result, else a ROUGH reference speed.")] = None,
+    config: ConfigOption = None,
+    ot_dir: OtDirOption = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="sdxl or sd15 (default: from --config, else sdxl).")] = None,
+    resolution: Annotated[Optional[str], typer.Option("--resolution", help="OneTrainer's resolution setting, e.g. 1024.")] = None,
+    sample_every: Annotated[Optional[float], typer.Option("--sample-every", help="Sampling interval (OneTrainer default 10 MINUTE).")] = None,
+    sample_unit: Annotated[Optional[str], typer.Option("--sample-unit", help="NEVER, EPOCH, STEP, SECOND, MINUTE, HOUR.")] = None,
+    save_every: Annotated[Optional[float], typer.Option("--save-every", help="Save interval (default NEVER).")] = None,
+    save_unit: Annotated[Optional[str], typer.Option("--save-unit", help="NEVER, EPOCH, STEP, SECOND, MINUTE, HOUR.")] = None,
+    backup_every: Annotated[Optional[float], typer.Option("--backup-every", help="Backup interval (OneTrainer default 30 MINUTE).")] = None,
+    backup_unit: Annotated[Optional[str], typer.Option("--backup-unit", help="NEVER, EPOCH, STEP, SECOND, MINUTE, HOUR.")] = None,
+    load_s: Annotated[Optional[float], typer.Option("--load-s", help="Model load seconds (default: smoke result or rough).")] = None,
+    caching_rate: Annotated[Optional[float], typer.Option("--caching-rate", help="Latent caching, images per second.")] = None,
+    write_mbps: Annotated[Optional[float], typer.Option("--write-mbps", help="Disk write speed for saves, MB/s.")] = None,
+    sample_s: Annotated[Optional[float], typer.Option("--sample-s", help="Seconds per sample image.")] = None,
+    save_gb: Annotated[Optional[float], typer.Option("--save-gb", help="Size of one save in GB (default: from model and output dtype).")] = None,
+    start: Annotated[Optional[str], typer.Option("--start", help="When the run starts (HH:MM or ISO; default now).")] = None,
+    from_log: Annotated[Optional[str], typer.Option("--from-log", help="Read a running OneTrainer's output (a file, or - for stdin) and predict its finish.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.", case_sensitive=False)] = "text",
+) -> None:
+    """How many steps a run has, and how long it will take.
+
+    Steps use OneTrainer's exact arithmetic (REPEATS floor(images x balancing), SAMPLES
+    int(balancing), aspect buckets dropping incomplete batches when --config gives image folders).
+    Time = model load + latent caching + steps / it/s + sampling + saves and backups, with a range
+    from the measured spread. Where the it/s comes from is always said.
+    """
+    import json
+
+    from otdoctor import planner
+    from otdoctor.render import plan as plan_render
+
+    fmt = fmt.lower()
+    if fmt not in ("text", "json"):
+        raise UserError(f"unknown --format {fmt!r}; choose text or json", exit_code=2)
+    if config is not None and not config.is_file():
+        raise UserError(f"config file not found: {config}", exit_code=2)
+    if from_log is not None:
+        if from_log == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                text = Path(from_log).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise UserError(f"cannot read --from-log {from_log}: {exc.strerror or exc}", exit_code=2) from None
+        final_s, _ = planner.final_overhead_s(config, ot_dir, model)
+        out = planner.from_log(text, now=_clock_option(start), final_save_s=final_s)
+        if fmt == "json":
+            _write(redact(json.dumps(out.to_dict(), indent=1)) + "\n", None)
+        else:
+            plan_render.render_log(out)
+        return
+    req = planner.EstimateRequest(
+        images=images, reg=reg, balancing=balancing, want=want, strategy=strategy, epochs=epochs,
+        batch_size=batch_size, its=its, from_smoke=from_smoke, gpu=gpu, config=config, ot_dir=ot_dir, model=model,
+        resolution=resolution, sample_every=sample_every, sample_unit=sample_unit, save_every=save_every,
+        save_unit=save_unit, backup_every=backup_every, backup_unit=backup_unit, load_s=load_s,
+        caching_rate=caching_rate, write_mbps=write_mbps, sample_s=sample_s, save_gb=save_gb,
+        start=_clock_option(start),
+    )
+    out = planner.build(req)
+    if fmt == "json":
+        _write(redact(json.dumps(out.to_dict(), indent=1)) + "\n", None)
+    else:
+        plan_render.render_estimate(out)
+
 
 
 # ---- config and dataset ------------------------------------------------------------------------

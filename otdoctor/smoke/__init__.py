@@ -1,0 +1,132 @@
+"""`otdoctor smoke`: choose the mode, run it, save the result. See `run.py` for the two modes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otdoctor.errors import UserError
+from otdoctor.smoke.results import SmokeResult
+
+DTYPE_SHORT = {"BFLOAT_16": "bf16", "FLOAT_16": "fp16", "FLOAT_32": "fp32"}
+
+
+def venv_python(ot_dir: Path) -> Path:
+    if sys.platform == "win32":
+        return ot_dir / "venv" / "Scripts" / "python.exe"
+    return ot_dir / "venv" / "bin" / "python"
+
+
+@dataclass
+class SmokeRequest:
+    ot_dir: Path | None = None
+    config: Path | None = None
+    synthetic: bool = False
+    tiny: bool = False
+    model: str | None = None
+    resolution: int | None = None
+    batch_size: int | None = None
+    dtype: str | None = None
+    steps: int = 20
+    warmup: int = 3
+    keep: bool = False
+    python: Path | None = None
+    base_model: str | None = None
+    overrides: tuple[str, ...] = ()
+    device: str = "auto"
+    gradient_checkpointing: bool | None = None
+    fused_back_pass: bool | None = None
+    timeout_s: float = 3600.0
+
+
+def run_smoke(req: SmokeRequest, progress=None) -> tuple[SmokeResult, list[str]]:
+    """Run the smoke test the request asks for; returns the result and lines saying why this mode."""
+    from otdoctor.probe import Probe
+    from otdoctor.smoke import run as smoke_run
+
+    why: list[str] = []
+    if req.steps < 1 or req.warmup < 0:
+        raise UserError("--steps must be >= 1 and --warmup >= 0", exit_code=2)
+    located = Probe().locate_onetrainer(req.ot_dir)
+    ot_dir = located.path if located.path is not None and (located.path / "scripts" / "train.py").is_file() else None
+    if req.ot_dir is not None and ot_dir is None:
+        raise UserError(f"{req.ot_dir} is not a OneTrainer checkout (no scripts/train.py)", exit_code=2)
+
+    cfg = None
+    raw: dict[str, Any] | None = None
+    if req.config is not None:
+        from otdoctor.otconfig import load_config
+
+        cfg = load_config(req.config, ot_dir)
+        raw = dict(cfg.raw)
+        if cfg.concepts and cfg.concepts_source == "inline":
+            raw["concepts"] = [dict(c.raw) for c in cfg.concepts]
+
+    model = "tiny" if req.tiny else (req.model or (("sdxl" if cfg.is_sdxl else "sd15") if cfg else "sdxl"))
+    dtype = req.dtype or (DTYPE_SHORT.get(str(cfg.get("train_dtype"))) if cfg else None) or ("fp32" if req.tiny else "bf16")
+    batch = req.batch_size or (int(cfg.get("batch_size")) if cfg else 1)
+    resolution = req.resolution
+    if resolution is None and cfg is not None and not req.tiny:
+        try:
+            resolution = int(str(cfg.get("resolution")).split(",")[0].split("x")[0])
+        except ValueError:
+            resolution = None
+    fused = req.fused_back_pass if req.fused_back_pass is not None else (
+        bool(cfg.get("optimizer.fused_back_pass", False)) if cfg else False)
+    opts = smoke_run.SmokeOptions(
+        model=model, resolution=resolution, batch_size=batch, dtype=dtype, steps=req.steps, warmup=req.warmup,
+        gradient_checkpointing=True if req.gradient_checkpointing is None else req.gradient_checkpointing,
+        fused_back_pass=fused, keep=req.keep, device="cpu" if req.tiny and req.device == "auto" else req.device,
+        timeout_s=req.timeout_s, overrides=list(req.overrides),
+    )
+
+    synthetic = req.synthetic or req.tiny
+    base_model = req.base_model or (cfg.base_model_name if cfg else None)
+    if not synthetic:
+        if ot_dir is None:
+            synthetic = True
+            why.append("no OneTrainer checkout found: running the synthetic UNet instead")
+        elif not venv_python(ot_dir).exists():
+            synthetic = True
+            why.append(f"OneTrainer's venv is missing ({venv_python(ot_dir)}): synthetic run instead")
+        elif not base_model:
+            synthetic = True
+            why.append("no base model named (pass --config or --base-model): synthetic run instead")
+        elif not smoke_run.base_model_present(base_model, ot_dir):
+            synthetic = True
+            why.append(f"base model {base_model} is not downloaded yet: synthetic run instead")
+
+    if synthetic:
+        python = req.python or (venv_python(ot_dir) if ot_dir is not None else None)
+        if python is None or not Path(python).exists():
+            raise UserError(
+                "no interpreter with torch and diffusers for the synthetic run",
+                exit_code=2,
+                hint="pass --python /path/to/venv/bin/python (any venv with torch and diffusers), or install OneTrainer",
+            )
+        if model == "tiny" and req.model not in (None, "tiny"):
+            why.append("--tiny: the toy UNet, not " + str(req.model))
+        result = smoke_run.run_synthetic(Path(python), opts, progress or smoke_run._noop)
+        return result, why
+
+    assert ot_dir is not None
+    source = None
+    if cfg is not None:
+        for c in cfg.concepts:
+            if c.counts_for_training:
+                p = Path(c.path).expanduser()
+                source = p if p.is_absolute() else ot_dir / p
+                break
+    result = smoke_run.run_onetrainer(ot_dir, req.python or venv_python(ot_dir), opts, raw, base_model, source,
+                                      progress or smoke_run._noop)
+    return result, why
+
+
+def result_json(result: SmokeResult, path: Path | None, why: list[str]) -> str:
+    data = result.to_dict()
+    data["saved_to"] = str(path) if path else None
+    data["mode_reason"] = why
+    return json.dumps(data, indent=1) + "\n"

@@ -1,0 +1,193 @@
+"""Measuring a training run from its progress bars: model load, caching rate, steady-state it/s.
+
+Rates come from when bar updates ARRIVE (our monotonic clock), not from tqdm's printed rate, which
+is an exponential average that lags and rounds. The first `warmup` steps are left out: they hold
+CUDA kernel selection, allocator growth and the first optimizer state allocation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from otdoctor.tqdm_parse import BarUpdate
+
+
+def _percentile(values: list[float], q: float) -> float:
+    srt = sorted(values)
+    return srt[min(len(srt) - 1, max(0, int(round(q * (len(srt) - 1)))))]
+
+
+@dataclass
+class BarTrace:
+    desc: str
+    total: float | None
+    points: list[tuple[float, float]] = field(default_factory=list)  # (arrival time, n)
+
+
+@dataclass(frozen=True)
+class StepRate:
+    its: float
+    its_low: float
+    its_high: float
+    steps: int
+
+
+def steady_rate(points: list[tuple[float, float]], warmup: int) -> StepRate | None:
+    """it/s over the steps after `warmup`, with p10/p90 of the per-update rates as the spread."""
+    start = next((i for i, (_, n) in enumerate(points) if n >= warmup), None)
+    if start is None:
+        return None
+    pts = points[start:]
+    # Collapse redraws of the same n (postfix refreshes) to the first arrival.
+    dedup: list[tuple[float, float]] = []
+    for t, n in pts:
+        if not dedup or n > dedup[-1][1]:
+            dedup.append((t, n))
+    if len(dedup) < 2:
+        return None
+    (t0, n0), (t1, n1) = dedup[0], dedup[-1]
+    if t1 <= t0 or n1 <= n0:
+        return None
+    per_step = [(tb - ta) / (nb - na) for (ta, na), (tb, nb) in zip(dedup, dedup[1:]) if nb > na and tb > ta]
+    its = (n1 - n0) / (t1 - t0)
+    if not per_step:
+        return StepRate(its, its, its, int(n1 - n0))
+    return StepRate(its, 1 / _percentile(per_step, 0.9), 1 / _percentile(per_step, 0.1), int(n1 - n0))
+
+
+class Meter:
+    """Collects bar updates of one run (started at `t0`) and says what they measure."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.first_bar_t: float | None = None
+        self.traces: list[BarTrace] = []
+        self._current: dict[str, BarTrace] = {}
+
+    def add(self, bar: BarUpdate) -> BarTrace:
+        if self.first_bar_t is None and bar.desc in ("epoch", "step", "caching"):
+            self.first_bar_t = bar.t
+        trace = self._current.get(bar.desc)
+        # A new bar instance: the count went back, or the total changed (OneTrainer's next epoch).
+        if trace is None or (trace.points and bar.n < trace.points[-1][1]) or bar.total != trace.total:
+            trace = BarTrace(bar.desc, bar.total)
+            self.traces.append(trace)
+            self._current[bar.desc] = trace
+        trace.points.append((bar.t, bar.n))
+        return trace
+
+    def current(self, desc: str) -> BarTrace | None:
+        return self._current.get(desc)
+
+    @property
+    def load_s(self) -> float | None:
+        """Start of the process to its first training bar: imports and loading the model."""
+        return None if self.first_bar_t is None else self.first_bar_t - self.t0
+
+    def caching_images_per_s(self) -> float | None:
+        """The slowest caching bar (the VAE latents; text caching is quick)."""
+        best: tuple[float, float] | None = None
+        for tr in self.traces:
+            if tr.desc != "caching" or len(tr.points) < 2:
+                continue
+            n = max(n for _, n in tr.points)
+            span = tr.points[-1][0] - tr.points[0][0]
+            if n > 0 and span > 0 and (best is None or span > best[1]):
+                best = (n / span, span)
+        return best[0] if best else None
+
+    def step_rate(self, warmup: int) -> StepRate | None:
+        steps = [tr for tr in self.traces if tr.desc == "step" and tr.points]
+        if not steps:
+            return None
+        return steady_rate(steps[0].points, warmup)
+
+
+class VramPoller:
+    """Polls NVML every `interval_s` for the peak GPU memory of a process tree (or of the GPU).
+
+    Uses the GPU engineer's NVML loader (`otdoctor.probe.nvml.load_nvml`, which also replays
+    recorded snapshots); with no NVML the peak stays unavailable and says why.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.25) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak_process_bytes: int | None = None
+        self.peak_device_bytes: int | None = None
+        self.baseline_device_bytes: int | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._nvml = None
+        self._handles: list = []
+        try:
+            from otdoctor.probe.nvml import load_nvml
+
+            nvml = load_nvml(os.environ)
+            nvml.nvmlInit()
+            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+            self._nvml = nvml
+            self.baseline_device_bytes = self._device_used()
+        except Exception as exc:  # no driver, no GPU, no pynvml: a fact, not an error
+            self.error = f"NVML unavailable ({type(exc).__name__}: {exc})".strip()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        if self._nvml is not None:
+            self._thread.start()
+
+    def _device_used(self) -> int:
+        return sum(int(self._nvml.nvmlDeviceGetMemoryInfo(h).used) for h in self._handles)
+
+    def _tree(self) -> set[int]:
+        pids = {self.pid}
+        try:
+            import psutil
+
+            pids |= {c.pid for c in psutil.Process(self.pid).children(recursive=True)}
+        except Exception:
+            pass
+        return pids
+
+    def _poll(self) -> None:
+        nvml = self._nvml
+        used = self._device_used()
+        self.peak_device_bytes = max(self.peak_device_bytes or 0, used)
+        tree = self._tree()
+        total = None
+        for h in self._handles:
+            for name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                try:
+                    procs = getattr(nvml, name)(h)
+                except Exception:
+                    continue
+                for p in procs:
+                    mem = getattr(p, "usedGpuMemory", None)
+                    if int(p.pid) in tree and mem is not None:
+                        total = (total or 0) + int(mem)
+        if total is not None:
+            self.peak_process_bytes = max(self.peak_process_bytes or 0, total)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._poll()
+            except Exception as exc:
+                self.error = f"NVML polling failed: {exc}"
+                return
+
+    def stop(self) -> tuple[int | None, str]:
+        """(peak bytes, where the number comes from)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:
+                pass
+        if self.peak_process_bytes:
+            return self.peak_process_bytes, "NVML, the training process"
+        if self.peak_device_bytes is not None and self.baseline_device_bytes is not None:
+            return max(0, self.peak_device_bytes - self.baseline_device_bytes), "NVML, GPU memory used minus before the run"
+        return None, self.error or "unavailable"
