@@ -85,6 +85,8 @@ def _blocked_by(check: Check, ctx: Context, selected: set[str]) -> str | None:
         res = ctx.result(dep)
         if res is None:
             return f"skipped because {dep} did not run"
+        if res.status is Status.SKIP and res.summary.startswith("skipped because "):
+            return res.summary  # name the root cause, not the chain of skips
         if res.status not in PASSING or res.blocks_dependents:
             return f"skipped because {dep}: {res.summary}"
     return None
