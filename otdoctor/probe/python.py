@@ -59,11 +59,8 @@ def pyenv_info(env: Mapping[str, str], home: Path) -> PyenvInfo:
     exe = which("pyenv", env)
     root_str = env.get("PYENV_ROOT")
     root = Path(root_str) if root_str else None
-    if root is None and exe:
-        res = run([exe, "root"], env, timeout_s=5)
-        if res.ok and res.stdout.strip():
-            root = Path(res.stdout.strip())
-    if root is None and (home / ".pyenv" / "bin" / "pyenv").exists():
+    # `pyenv root` prints $PYENV_ROOT or ~/.pyenv; reading that directly saves a slow bash start.
+    if root is None and (exe or (home / ".pyenv" / "bin" / "pyenv").exists()):
         root = home / ".pyenv"
     if root is None:
         return PyenvInfo(None, exe)
