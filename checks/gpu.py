@@ -456,13 +456,13 @@ class Vram(Check):
         others = [r for r in rows if not r.details.owned_by_current_user]
         force = bool(ctx.options.extra.get("force"))
         commands = tuple(f"kill {r.process.pid}" + (f"; kill -9 {r.process.pid}" if force else "") for r in own)
-        lines: list[str] = []
-        for r in others:
-            lines.append(f"PID {r.process.pid} ({r.details.name}) belongs to {r.details.user}: not touched; "
-                         f"ask {r.details.user} (or an administrator) to stop it")
+        refused = [f"PID {r.process.pid} ({r.details.name}) belongs to {r.details.user}: not touched; "
+                   f"ask {r.details.user} (or an administrator) to stop it" for r in others]
         if dry_run:
-            plan = [f"would stop PID {r.process.pid} ({r.details.name}, {human_bytes(r.process.used_memory_bytes)})" for r in own]
-            return FixOutcome(self.id, False, "; ".join(plan + lines) or "nothing of yours holds VRAM", commands)
+            plan = [f"would stop PID {r.process.pid} ({r.details.command}, {human_bytes(r.process.used_memory_bytes)})"
+                    for r in own]
+            return FixOutcome(self.id, False, "; ".join(plan + refused) or "nothing of yours holds VRAM", commands)
+        lines: list[str] = []
         stopped = 0
         for r in own:
             question = (f"Stop PID {r.process.pid} ({r.details.name}: {r.details.command}) holding "
@@ -476,8 +476,8 @@ class Vram(Check):
             stopped += res.stopped
         ctx.forget("gpu")
         if not own:
-            lines.insert(0, "none of the processes holding VRAM is yours")
-        return FixOutcome(self.id, stopped > 0, "; ".join(lines), commands)
+            lines.append("none of the processes holding VRAM is yours")
+        return FixOutcome(self.id, stopped > 0, "; ".join(lines + refused), commands)
 
 
 CHECKS = [GpuDriver, GpuDevices, CudaBuild, Vram]

@@ -356,6 +356,18 @@ def test_fix_stops_own_process_and_never_another_users(tmp_path, children):
     assert again.status.value == "ok", again.summary
 
 
+def test_otdoctor_fix_gpu_vram_through_the_cli(tmp_path, run_cli, children):
+    mine = children(sleeper("forgotten-comfyui"))
+    theirs = children(nobody_sleeper())
+    env = {"OTDOCTOR_NVML_SNAPSHOT": str(_desktop_with(tmp_path, [mine.pid], [theirs.pid]))}
+    res = run_cli("fix", "gpu.vram", "--dry-run", env=env)
+    assert res.returncode == 0 and f"kill {mine.pid}" in res.stdout and mine.poll() is None
+    res = run_cli("fix", "gpu.vram", "--yes", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert mine.wait(timeout=10) == -signal.SIGTERM and theirs.poll() is None
+    assert "ask nobody" in res.stdout and "21.8 GiB free" in res.stdout  # re-checked after the fix
+
+
 def test_fix_asks_per_process_and_declining_keeps_it(tmp_path, children):
     from checks.gpu import Vram
 

@@ -40,7 +40,7 @@ def render_text(info: GpuInfo, rows: Sequence[HolderRow], out: Console, explain_
         out.print(redact(f"CUDA_VISIBLE_DEVICES={info.cuda_visible_devices}  CUDA_DEVICE_ORDER={info.cuda_device_order or '(unset)'}"))
     gpus = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("GPU", "Name", "CC", "Memory used / total", "Free", "Util", "Temp", "Power", "PCIe"):
-        gpus.add_column(col)
+        gpus.add_column(col, no_wrap=True)
     for d in info.devices:
         used = human_bytes(d.memory_used_bytes)
         power = f"{d.power_mw / 1000:.0f}/{d.power_limit_mw / 1000:.0f} W" if d.power_mw is not None and d.power_limit_mw else "-"
