@@ -1,0 +1,84 @@
+"""`otdoctor check` against `python -m torch.utils.collect_env`, in the same OneTrainer-shaped venv.
+
+    .venv/bin/python benchmarks/check_vs_collect_env.py [--repeat 7] [--dir ~/.cache/otdoctor-bench]
+
+Builds (once, then reuses) a OneTrainer-shaped git checkout under --dir whose `venv/` is a real
+Python 3.11 venv with CPU torch 2.13.0 (pip takes the wheel on this machine's disk) and whose
+requirements-global.txt names what is installed. Then runs each command --repeat times, after one
+untimed warm-up each (otdoctor caches what `import torch` says on disk; collect_env fills the OS
+page cache), and prints wall-clock median and min. Target (issue 2): otdoctor check under 1 s, and
+at most a quarter of collect_env's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.factory import make_onetrainer, make_venv, pyenv_python  # noqa: E402
+
+TORCH = "torch==2.13.0"
+
+
+def build(base: Path) -> Path:
+    ot = base / "OneTrainer"
+    venv = ot / "venv"
+    python = pyenv_python("3.11")
+    if not (ot / "scripts" / "train.py").is_file():
+        make_onetrainer(ot, python_version=python.parent.parent.name)
+    if not (venv / "bin" / "activate").is_file():
+        print(f"building {venv} with {TORCH} (once)...", file=sys.stderr)
+        make_venv(venv, python)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", TORCH], check=True)
+    # Name exactly what is installed, as a healthy `install.sh` leaves it.
+    freeze = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    (ot / "requirements-global.txt").write_text(freeze)
+    return ot
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path, repeat: int) -> list[float]:
+    subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm-up, not timed
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in (0, 1):
+            sys.exit(f"{' '.join(argv)} exited with {proc.returncode}:\n{proc.stderr.decode(errors='replace')}")
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--dir", type=Path, default=Path.home() / ".cache" / "otdoctor-bench")
+    parser.add_argument("--otdoctor", default=str(Path(sys.executable).parent / "otdoctor"))
+    args = parser.parse_args()
+
+    ot = build(args.dir.expanduser())
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("OT_DIR", None)
+    check = timed([args.otdoctor, "check", "--ot-dir", str(ot)], env, ot, args.repeat)
+    collect = timed([str(ot / "venv" / "bin" / "python"), "-m", "torch.utils.collect_env"], env, ot, args.repeat)
+
+    print(f"OneTrainer-shaped checkout: {ot} (venv: Python 3.11, {TORCH} CPU)")
+    print(f"{'command':42} {'median':>8} {'min':>8}   (n={args.repeat}, wall seconds)")
+    for name, times in (("otdoctor check", check), ("python -m torch.utils.collect_env", collect)):
+        print(f"{name:42} {statistics.median(times):8.3f} {min(times):8.3f}")
+    ratio = statistics.median(check) / statistics.median(collect)
+    print(f"otdoctor check / collect_env (median): {ratio:.2f}  (target: <= 0.25, and otdoctor check < 1 s)")
+
+
+if __name__ == "__main__":
+    main()
