@@ -1,0 +1,288 @@
+"""Step arithmetic and the time model against hand-computed cases, and `otdoctor estimate` itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from otdoctor import estimate as est
+
+GUIDE_LINE = "epoch:   2%|▍                                | 3/200 [13:46<11:15:41, 205.79s/it]s=0.122]"
+
+
+def guide_concepts():
+    return [est.ConceptPlan("me", 36), est.ConceptPlan("reg", 5000, 0.0072)]
+
+
+# Steps -----------------------------------------------------------------------------------------
+def test_guide_example_steps():
+    plan = est.plan_steps(guide_concepts(), epochs=200, batch_size=1)
+    assert plan.steps_per_epoch == 72
+    assert plan.total_steps == 14_400
+
+
+def test_77_10_trap_and_the_calculator():
+    # 10 regularisation samples wanted out of 77: the plain division floors to 9.
+    assert est.samples_per_epoch(77, 10 / 77) == 9
+    advice = est.balancing_for(10, 77)
+    assert advice.naive_count == 9
+    assert math.floor(77 * float(advice.value_text)) == 10
+    assert est.samples_per_epoch(77, float(advice.value_text)) == 10
+    assert advice.value_text == "0.13"
+    assert advice.samples_value == 10
+
+
+def test_calculator_keeps_exact_guide_value():
+    advice = est.balancing_for(36, 5000)
+    assert advice.value_text == "0.0072"
+    assert advice.naive_count == 36
+
+
+@pytest.mark.parametrize("wanted,n", [(1, 3), (7, 9), (36, 4999), (100, 101), (5, 5000), (0, 10)])
+def test_calculator_value_always_floors_to_the_wanted_count(wanted, n):
+    advice = est.balancing_for(wanted, n)
+    assert est.samples_per_epoch(n, float(advice.value_text)) == wanted
+
+
+def test_samples_strategy_ignores_image_count():
+    c = est.ConceptPlan("reg", 5000, 36.9, "SAMPLES")
+    assert c.samples == 36  # int(), not round()
+    plan = est.plan_steps([est.ConceptPlan("me", 36), c], epochs=10, batch_size=1)
+    assert plan.steps_per_epoch == 72
+
+
+def test_disabled_and_validation_concepts_are_left_out():
+    concepts = guide_concepts() + [
+        est.ConceptPlan("old", 500, enabled=False),
+        est.ConceptPlan("val", 20, type="VALIDATION"),
+    ]
+    plan = est.plan_steps(concepts, epochs=200, batch_size=1)
+    assert plan.total_steps == 14_400
+    reasons = {name: why for name, _, why in plan.per_concept}
+    assert reasons == {"me": None, "reg": None, "old": "disabled", "val": "validation concept"}
+
+
+def test_batch_size_drops_remainder_in_single_bucket():
+    plan = est.plan_steps([est.ConceptPlan("me", 37)], epochs=3, batch_size=4)
+    assert (plan.steps_per_epoch, plan.total_steps, plan.dropped_per_epoch) == (9, 27, 1)
+
+
+def test_sdxl_buckets_match_onetrainer_quantisation():
+    buckets = est.bucket_resolutions(1024, 64)
+    assert (1024, 1024) in buckets
+    assert (1280, 832) in buckets and (832, 1280) in buckets  # 1:1.5 -> 836x1254 quantised to 64
+    assert (768, 1344) in buckets
+    assert est.bucket_for(832, 1216, buckets) == (1280, 832)  # portrait 832 wide x 1216 high
+    assert est.bucket_for(1344, 768, buckets) == (768, 1344)
+
+
+def test_bucket_drops_with_batch_size_4():
+    # 6 square + 5 portrait in one concept, 3 landscape in another, batch 4:
+    # square 6 -> 1 batch (2 dropped), portrait 5 -> 1 (1 dropped), landscape 3 -> 0 (3 dropped).
+    a = est.ConceptPlan("me", 11, image_sizes=((1024, 1024),) * 6 + ((832, 1216),) * 5)
+    b = est.ConceptPlan("reg", 3, image_sizes=((1344, 768),) * 3)
+    plan = est.plan_steps([a, b], epochs=10, batch_size=4, resolution="1024")
+    assert plan.steps_per_epoch == 2
+    assert plan.total_steps == 20
+    assert plan.dropped_per_epoch == 6
+    assert dict(plan.buckets) == {(1024, 1024): 6, (1280, 832): 5, (768, 1344): 3}
+    # Without bucketing everything is one crop size: floor(14 / 4).
+    flat = est.plan_steps([a, b], epochs=10, batch_size=4, resolution="1024", aspect_ratio_bucketing=False)
+    assert flat.steps_per_epoch == 3
+
+
+def test_partly_used_concept_changes_buckets_per_epoch():
+    # Balancing 0.5 of [sq, sq, portrait, portrait] takes images 0-1 in epoch 0 and 2-3 in epoch 1;
+    # with 2 more squares elsewhere and batch 2: epoch 0 has 4 squares (2 steps), epoch 1 has
+    # 2 squares + 2 portraits (2 steps); with batch 4: 1 step, then 0 steps.
+    part = est.ConceptPlan("reg", 4, 0.5, image_sizes=((512, 512),) * 2 + ((512, 768),) * 2)
+    other = est.ConceptPlan("me", 2, image_sizes=((512, 512),) * 2)
+    plan = est.plan_steps([other, part], epochs=4, batch_size=4, resolution="512", quantization=8)
+    assert plan.total_steps == 1 + 0 + 1 + 0
+    assert plan.varies_per_epoch
+
+
+# Time ------------------------------------------------------------------------------------------
+def test_action_counts_follow_onetrainer():
+    # save every 15 epochs over 200 (not at epoch 0): 15, 30, ..., 195
+    assert est.action_count(15, "EPOCH", epochs=200, steps_per_epoch=72, loop_s=0, start_at_zero=False) == 13
+    # sample every 10 steps from step 0 over 100 steps: 0, 10, ..., 90
+    assert est.action_count(10, "STEP", epochs=1, steps_per_epoch=100, loop_s=0, start_at_zero=True) == 10
+    assert est.action_count(10, "STEP", epochs=1, steps_per_epoch=100, loop_s=0, start_at_zero=False) == 10
+    # every 10 minutes over 65 minutes, plus the one at the start
+    assert est.action_count(10, "MINUTE", epochs=1, steps_per_epoch=1, loop_s=65 * 60, start_at_zero=True) == 7
+    assert est.action_count(30, "MINUTE", epochs=1, steps_per_epoch=1, loop_s=65 * 60, start_at_zero=False) == 2
+    assert est.action_count(5, "NEVER", epochs=9, steps_per_epoch=9, loop_s=1e9, start_at_zero=True) == 0
+
+
+def test_guide_time_for_steps():
+    plan = est.plan_steps(guide_concepts(), epochs=200, batch_size=1)
+    t = est.estimate_time(est.TimeInputs(plan=plan, rate=est.Rate(1.13, source="--its"), final_save=False))
+    steps = next(term for term in t.terms if term.name == "training steps")
+    assert steps.seconds == pytest.approx(14_400 / 1.13)
+    assert int(round(steps.seconds)) == 3 * 3600 + 32 * 60 + 23
+    assert t.total_s == pytest.approx(14_400 / 1.13)
+
+
+def test_time_terms_add_up_with_saves_and_range():
+    plan = est.plan_steps([est.ConceptPlan("me", 100)], epochs=10, batch_size=1)
+    inp = est.TimeInputs(
+        plan=plan, rate=est.Rate(2.0, 1.6, 2.5, "smoke"), model_load_s=30, cache_items=100, caching_items_per_s=10,
+        sampling=est.Schedule(5, "EPOCH"), sample_s=4.0, saves=est.Schedule(2, "EPOCH"), save_bytes=int(2e9),
+        write_bytes_per_s=1e9, final_save=True,
+    )
+    t = est.estimate_time(inp)
+    by = {term.name: term for term in t.terms}
+    assert by["training steps"].seconds == pytest.approx(500)
+    assert by["sampling"].count == 2 and by["sampling"].seconds == pytest.approx(8)  # epochs 0 and 5
+    assert by["saves"].count == 4 + 1  # epochs 2, 4, 6, 8 and the final save
+    assert by["saves"].seconds == pytest.approx(10)
+    assert t.total_s == pytest.approx(30 + 10 + 500 + 8 + 10)
+    assert t.low_s == pytest.approx(30 + 10 + 1000 / 2.5 + 8 + 10)
+    assert t.high_s == pytest.approx(30 + 10 + 1000 / 1.6 + 8 + 10)
+
+
+def test_from_log_guide_line():
+    from otdoctor.tqdm_parse import parse_bar
+
+    p = est.predict_from_bars(parse_bar(GUIDE_LINE), None)
+    assert p.remaining_s == pytest.approx(197 * 205.79)
+    assert p.epoch == 3 and p.epochs == 200
+
+
+# The command -----------------------------------------------------------------------------------
+def test_cli_guide_example_text(run_cli):
+    r = run_cli("estimate", "--images", "36", "--reg", "5000", "--epochs", "200", "--its", "1.13")
+    assert r.returncode == 0, r.stderr
+    assert "72 steps per epoch" in r.stdout
+    assert "14,400 steps" in r.stdout
+    assert "3 h 32 min 23 s" in r.stdout
+    assert "0.0072" in r.stdout
+    assert "--its" in r.stdout  # where the speed comes from
+
+
+def test_cli_json_and_finish_time(run_cli):
+    r = run_cli("estimate", "--images", "36", "--reg", "5000", "--epochs", "200", "--its", "1.13",
+                "--sample-unit", "NEVER", "--backup-unit", "NEVER", "--write-mbps", "1000", "--save-gb", "7",
+                "--load-s", "60", "--caching-rate", "10", "--start", "2026-01-01T08:00:00+00:00", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["steps"]["per_epoch"] == 72 and data["steps"]["total"] == 14400
+    terms = {t["name"]: t for t in data["terms"]}
+    assert terms["training steps"]["seconds"] == pytest.approx(14400 / 1.13)
+    assert terms["latent caching"]["seconds"] == pytest.approx(5036 / 10)
+    assert terms["saves"]["count"] == 1 and terms["saves"]["seconds"] == pytest.approx(7)
+    assert terms["backups"]["count"] == 1  # OneTrainer backs up before the final save by default
+    total = 60 + 503.6 + 14400 / 1.13 + 7 + terms["backups"]["seconds"]
+    assert data["total_s"] == pytest.approx(total)
+    finish = dt.datetime.fromisoformat(data["finish"])
+    assert finish == dt.datetime(2026, 1, 1, 8, 0, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=round(total))
+    assert data["its_source"] == "--its (given)"
+    assert data["balancing"]["repeats_value"] == "0.0072"
+
+
+def test_cli_rough_table_is_labelled_rough(run_cli):
+    r = run_cli("estimate", "--images", "20", "--epochs", "10", "--gpu", "NVIDIA GeForce RTX 4090")
+    assert r.returncode == 0, r.stderr
+    assert "ROUGH" in r.stdout and "RTX 4090" in r.stdout
+    r = run_cli("estimate", "--images", "20", "--epochs", "10", "--gpu", "Voodoo 3")
+    assert r.returncode == 2
+    assert "no rough reference speed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_without_speed_still_counts_steps(run_cli):
+    r = run_cli("estimate", "--images", "10", "--reg", "77", "--epochs", "5")
+    assert r.returncode == 0, r.stderr
+    assert "100 steps" in r.stdout
+    assert "gives floor = 9, not 10" in r.stdout
+    assert "no it/s known" in r.stdout
+
+
+def test_cli_bad_input_is_one_line(run_cli):
+    r = run_cli("estimate", "--images", "10")
+    assert r.returncode == 2 and "--epochs" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("estimate", "--from-log", "/nonexistent/log.txt")
+    assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def _png(path: Path, w: int, h: int) -> None:
+    Image.new("RGB", (w, h), (120, 80, 40)).save(path)
+
+
+def test_cli_config_with_buckets(run_cli, tmp_path):
+    me = tmp_path / "me"
+    reg = tmp_path / "reg"
+    old = tmp_path / "old"
+    for d in (me, reg, old):
+        d.mkdir()
+    for i in range(6):
+        _png(me / f"sq{i}.png", 1024, 1024)
+    for i in range(5):
+        _png(me / f"p{i}.png", 832, 1216)
+        _png(me / f"p{i}-masklabel.png", 832, 1216)  # masks are not training images
+    for i in range(3):
+        _png(reg / f"l{i}.jpg", 1344, 768)
+    _png(old / "x.png", 1024, 1024)
+    config = {
+        "__version": 11, "model_type": "STABLE_DIFFUSION_XL_10_BASE", "resolution": "1024", "batch_size": 4,
+        "epochs": 10, "aspect_ratio_bucketing": True, "output_dtype": "BFLOAT_16",
+        "sample_after_unit": "NEVER", "backup_after_unit": "NEVER", "save_every_unit": "NEVER",
+        "concepts": [
+            {"name": "me", "path": str(me)},
+            {"name": "reg", "path": str(reg), "balancing": 1.0},
+            {"name": "old", "path": str(old), "enabled": False},
+            {"name": "val", "path": str(old), "type": "VALIDATION"},
+        ],
+    }
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config))
+    r = run_cli("estimate", "--config", str(cfg), "--its", "1", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["steps"]["per_epoch"] == 2 and data["steps"]["total"] == 20
+    assert data["steps"]["dropped_per_epoch"] == 6
+    assert {c["name"]: c["left_out"] for c in data["steps"]["concepts"]} == {
+        "me": None, "reg": None, "old": "disabled", "val": "validation concept"}
+    r = run_cli("estimate", "--config", str(cfg), "--its", "1")
+    assert "6 samples per epoch dropped" in r.stdout
+
+
+def test_cli_from_log_guide_line(run_cli):
+    r = run_cli("estimate", "--from-log", "-", "--start", "2026-01-01T08:00:00+00:00", "--format", "json",
+                input=GUIDE_LINE + "\n")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["epoch"] == 3 and data["epochs"] == 200
+    assert data["remaining_s"] == pytest.approx(197 * 205.79)
+    assert data["final_save_s"] > 0
+    finish = dt.datetime.fromisoformat(data["finish"])
+    expected = dt.datetime(2026, 1, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=197 * 205.79 + data["final_save_s"])
+    assert abs((finish - expected).total_seconds()) < 1
+    r = run_cli("estimate", "--from-log", "-", input=GUIDE_LINE + "\n")
+    assert "remaining 11 h 15 min 41 s" in r.stdout
+
+
+def test_cli_from_log_real_tqdm_stream(run_cli, tmp_path):
+    import io
+
+    from tqdm import tqdm
+
+    buf = io.StringIO()
+    ep = tqdm(total=4, desc="epoch", file=buf, mininterval=0)
+    ep.update(1)
+    st = tqdm(total=10, desc="step", file=buf, mininterval=0)
+    st.update(5)
+    log = tmp_path / "train.log"
+    log.write_text(buf.getvalue())
+    r = run_cli("estimate", "--from-log", str(log), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert (data["epoch"], data["epochs"], data["step"], data["steps_in_epoch"]) == (1, 4, 5, 10)
+    assert data["remaining_s"] is not None
+    r = run_cli("estimate", "--from-log", "-", input="no bars here\n")
+    assert r.returncode == 1 and "no OneTrainer progress bar" in r.stderr
