@@ -236,3 +236,39 @@ def findings(report_json: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """check id -> status from `otdoctor check --format json`."""
     checks: Iterable[dict[str, Any]] = report_json.get("checks") or report_json.get("outcomes") or []
     return {c["id"]: c["status"] for c in checks if c["id"].startswith(prefix)}
+
+
+class Scenario:
+    """A OneTrainer folder with concepts and a config, diagnosed in-process with a real Probe."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = env
+        root.mkdir(parents=True, exist_ok=True)
+
+    def folder(self, name: str, n: int, size: tuple[int, int] = (64, 64), captions: bool = True,
+               masks: bool = False, ext: str = ".png") -> Path:
+        from PIL import Image
+
+        folder = self.root / "data" / name
+        for p in images(folder, n, size, ext):
+            if captions:
+                p.with_suffix(".txt").write_text("ohwx man\n")
+            if masks:
+                Image.new("L", size, 255).save(p.with_name(p.stem + "-masklabel.png"))
+        return folder
+
+    def write(self, concepts: list[dict[str, Any]], **cfg: Any) -> Path:
+        write_json(self.root / "training_concepts" / "concepts.json", concepts)
+        cfg.setdefault("resolution", "64")
+        cfg.setdefault("output_dtype", "BFLOAT_16")
+        return write_json(self.root / "config.json", full_config(**cfg))
+
+    def run(self, config: Path | None = None, only: tuple[str, ...] = ("config", "dataset")):
+        from otdoctor.doctor import make_context, run_doctor
+        from otdoctor.probe import Probe
+
+        probe = Probe(env=self.env, cwd=self.root, home=Path(self.env["HOME"]))
+        ctx = make_context(probe, self.root, config or self.root / "config.json")
+        report = run_doctor(ctx, only)
+        return {o.check_id: o.result for o in report.outcomes}

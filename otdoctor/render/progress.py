@@ -1,0 +1,60 @@
+"""Progress for long work inside checks and fixes (image scans, padding a dataset).
+
+Checks and fixes never import rich: they call `ctx.options.extra["progress"](what, done, total)`
+when it is there. The CLI puts one of these callables there:
+- `BarReporter(console)`: a rich progress bar on a terminal, nothing otherwise; it starts on the
+  first call and goes away when `done == total`, so questions asked between two jobs stay readable.
+- `status_reporter(status)`: updates the text of the `otdoctor check` spinner.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class BarReporter:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._what: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.console.is_terminal or total <= 0:
+            return
+        with self._lock:
+            if self._progress is None or what != self._what:
+                self._finish()
+                self._progress = Progress(
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=self.console, transient=True,
+                )
+                self._progress.start()
+                self._task = self._progress.add_task(escape(what), total=total)
+                self._what = what
+            self._progress.update(self._task, completed=done, total=total)
+            if done >= total:
+                self._finish()
+
+    def _finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = None
+        self._what = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._finish()
+
+
+def status_reporter(status: Any, base: str = "Checking…") -> Callable[[str, int, int], None]:
+    def report(what: str, done: int, total: int) -> None:
+        status.update(f"{base} {escape(what)}: {done}/{total}" if done < total else base)
+
+    return report
