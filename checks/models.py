@@ -28,12 +28,17 @@ def _line(v: Verdict, how: str) -> str:
 
 
 def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
-    if v.entry is not None and v.kind != "diffusers":
-        return [f"mv '{v.path}' '{v.path}.bad'", f"{v.entry.download_command} --dest '{v.path.parent}'"]
-    if inv.expected_arch and v.architecture and v.architecture != inv.expected_arch:
-        return ["set model_type in the config to match the checkpoint, or point base_model_name at a "
-                f"{inv.expected_arch} checkpoint"]
-    return [f"download {v.path.name} again"]
+    out = []
+    config_mismatch = any("the config's model_type" in p for p in v.problems)
+    damaged = [p for p in v.problems if "the config's model_type" not in p]
+    if damaged and v.entry is not None and v.kind != "diffusers":
+        out += [f"mv '{v.path}' '{v.path}.bad'", f"{v.entry.download_command} --dest '{v.path.parent}'"]
+    elif damaged:
+        out.append(f"# download {v.path.name} again")
+    if config_mismatch:
+        out.append(f"# in the config: model_type for a {v.architecture} model, or base_model_name of a "
+                   f"{inv.expected_arch} checkpoint")
+    return out
 
 
 class Checkpoints(Check):
@@ -57,7 +62,9 @@ class Checkpoints(Check):
         verdicts = verify_inventory(inv, VerifyCache(env=ctx.probe.env), do_hash=not opts.extra.get("no_hash"))
         how = {f.path: f.how for copies in inv.found.values() for f in copies}
         if inv.base is not None and inv.base.path is not None:
-            how[inv.base.path] = inv.base.how
+            for path in list(how) + [inv.base.path]:
+                if path.resolve() == inv.base.path.resolve():
+                    how[path] = inv.base.how
         details: list[str] = []
         fixes: list[str] = []
         bad = [v for v in verdicts.values() if v.problems]

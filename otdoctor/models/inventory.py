@@ -42,18 +42,20 @@ class Inventory:
     def targets(self, include_others: bool = False) -> list[tuple[Path, CatalogEntry | None, str | None, str]]:
         """What to verify: every catalog copy found, the config's base model, optionally the rest."""
         why = f"the config's model_type {self.model_type}"
+        # Keyed by the resolved path: the config may name a file the folder scan found too.
         out: dict[Path, tuple[Path, CatalogEntry | None, str | None, str]] = {}
         base_path = self.base.path if self.base is not None else None
+        base_key = base_path.resolve() if base_path is not None else None
         for copies in self.found.values():
             for f in copies:
-                arch = self.expected_arch if base_path is not None and f.path == base_path else None
-                out[f.path] = (f.path, f.entry, arch, why)
-        if base_path is not None:
+                arch = self.expected_arch if f.path.resolve() == base_key else None
+                out[f.path.resolve()] = (f.path, f.entry, arch, why)
+        if base_path is not None and base_key not in out:
             entry = entry_for_file(self.catalog, base_path) if base_path.is_file() else self.base_entry
-            out[base_path] = (base_path, entry, self.expected_arch, why)
+            out[base_key] = (base_path, entry, self.expected_arch, why)  # type: ignore[index]
         if include_others:
             for f in self.others:
-                out.setdefault(f.path, (f.path, None, None, why))
+                out.setdefault(f.path.resolve(), (f.path, None, None, why))
         return list(out.values())
 
 

@@ -18,6 +18,7 @@ from otdoctor.redact import redact
 from otdoctor.render import human_bytes
 
 STATE_STYLE = {"verified": "green", "ok": "green", "warning": "yellow", "bad": "red", "not found": "dim"}
+KIND_LABEL = {"diffusers": "diffusers folder", "not-a-model": "not a model", "pickle": "pickle"}
 STATE_SYMBOL = {"verified": "✓", "ok": "✓", "warning": "!", "bad": "✗", "not found": "-"}
 
 
@@ -28,7 +29,7 @@ def _e(text: str) -> str:
 def verdict_lines(v: Verdict, how: str | None = None) -> list[str]:
     style = STATE_STYLE[v.state]
     name = v.entry.title if v.entry else v.path.name
-    facts = [v.kind]
+    facts = [KIND_LABEL.get(v.kind, v.kind)]
     if v.architecture:
         facts.append(v.architecture)
     if v.size_bytes is not None:
