@@ -6,6 +6,8 @@ a failure. NVML answers come from `ctx.probe.gpu()` (memoised per run as "gpu").
 
 from __future__ import annotations
 
+from otdoctor import repairs
+
 from typing import Any, Callable
 
 from otdoctor import gpu as g
@@ -206,6 +208,7 @@ def _arch_list(ctx: Context, tag: str | None) -> tuple[list[str] | None, str]:
 
 class CudaBuild(Check):
     id = "gpu.cuda-build"
+    fix = repairs.fix_torch_build  # otdoctor fix: see otdoctor/repairs.py
     title = "torch CUDA build vs driver and GPU"
     area = "gpu"
     requires = ("gpu.driver",)
@@ -433,7 +436,7 @@ class Vram(Check):
         others = [r for r in rows if r.visible and not r.details.owned_by_current_user]
         commands = [f"kill {r.process.pid}   # {r.details.name}" for r in own]
         commands += [f"# ask {r.details.user} to stop PID {r.process.pid} ({r.details.name})" for r in others]
-        if any(not r.visible for r in rows):
+        if info.container and any(not r.visible for r in rows):
             commands.append("nvidia-smi   # on the host: the processes this container cannot see")
         return CheckResult.fail(
             f"{human_bytes(free)} free of {human_bytes(total)} on {where}; {plan.title} needs ~{human_bytes(need)}: "

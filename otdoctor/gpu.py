@@ -216,6 +216,8 @@ def invisible_explanation(info: GpuInfo) -> str:
             f"NVML reports PIDs of the host, and this {info.container} container has its own PID namespace: "
             "start the container with --pid=host to see (and stop) them here, or run nvidia-smi on the host"
         )
+    if info.snapshot:
+        return f"'not visible here': those PIDs ran on the machine recorded in {info.snapshot}, not on this one"
     return "no such process here: it has exited since, or it lives in another PID namespace (a container)"
 
 

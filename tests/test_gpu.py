@@ -272,21 +272,33 @@ def test_cuda_visible_devices(tmp_path, run_cli):
 
 
 # gpu.cuda-build with real venvs ------------------------------------------------------------------
-def _ot_with_torch(tmp_path: Path, version: str, cuda: str | None) -> Path:
-    """A OneTrainer checkout whose venv has a stand-in torch wheel carrying the real build's version.py."""
-    ot = make_onetrainer(tmp_path / "OneTrainer", git_init=False)
-    wheels = tmp_path / "wheels"
-    build_wheel(wheels, "torch", version, modules={
-        "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
-        "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
-    })
-    make_venv(ot / "venv", pyenv_python("3.11"))
-    pip_install(ot / "venv", "torch", find_links=wheels)
-    return ot
+@pytest.fixture(scope="module")
+def ot_with_torch(tmp_path_factory):
+    """A OneTrainer checkout whose venv has a stand-in torch wheel carrying the real build's version.py.
+
+    One venv per torch version per module: making a venv is the slow part of these tests.
+    """
+    made: dict[str, Path] = {}
+
+    def get(version: str, cuda: str | None) -> Path:
+        if version not in made:
+            root = tmp_path_factory.mktemp("ot-" + version.replace("+", "-"))
+            ot = make_onetrainer(root / "OneTrainer", git_init=False)
+            wheels = root / "wheels"
+            build_wheel(wheels, "torch", version, modules={
+                "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
+                "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
+            })
+            make_venv(ot / "venv", pyenv_python("3.11"))
+            pip_install(ot / "venv", "torch", find_links=wheels)
+            made[version] = ot
+        return made[version]
+
+    return get
 
 
-def test_rtx5090_with_cu126_torch_fails(tmp_path, run_cli):
-    ot = _ot_with_torch(tmp_path, "2.7.1+cu126", "12.6")
+def test_rtx5090_with_cu126_torch_fails(run_cli, ot_with_torch):
+    ot = ot_with_torch("2.7.1+cu126", "12.6")
     code, checks = check_json(run_cli, DATA / "rtx5090-driver575.json", "--ot-dir", str(ot))
     cb = checks["gpu.cuda-build"]
     assert code == 1 and cb["status"] == "fail"
@@ -296,8 +308,8 @@ def test_rtx5090_with_cu126_torch_fails(tmp_path, run_cli):
     assert "580" in cb["fix"]["summary"]
 
 
-def test_gtx1080_with_cu130_torch_fails(tmp_path, run_cli):
-    ot = _ot_with_torch(tmp_path, "2.12.0+cu130", "13.0")
+def test_gtx1080_with_cu130_torch_fails(run_cli, ot_with_torch):
+    ot = ot_with_torch("2.12.0+cu130", "13.0")
     code, checks = check_json(run_cli, DATA / "gtx1080-driver580.json", "--ot-dir", str(ot))
     cb = checks["gpu.cuda-build"]
     assert code == 1 and cb["status"] == "fail"
@@ -308,8 +320,8 @@ def test_gtx1080_with_cu130_torch_fails(tmp_path, run_cli):
     assert checks["gpu.cuda-build"]["status"] == "ok", checks["gpu.cuda-build"]
 
 
-def test_old_driver_for_the_build_fails(tmp_path, run_cli):
-    ot = _ot_with_torch(tmp_path, "2.12.0+cu130", "13.0")
+def test_old_driver_for_the_build_fails(run_cli, ot_with_torch):
+    ot = ot_with_torch("2.12.0+cu130", "13.0")
     code, checks = check_json(run_cli, DATA / "rtx4090-desktop.json", "--ot-dir", str(ot))  # driver 570 = CUDA 12.8
     cb = checks["gpu.cuda-build"]
     assert cb["status"] == "fail" and "too old" in cb["summary"] and ">= 580.65.06" in cb["summary"]
