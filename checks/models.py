@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from otdoctor import repairs
+
 from otdoctor.check import Check, Context
 from otdoctor.errors import UserError
 from otdoctor.model import CheckResult, Fix
@@ -43,6 +45,7 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
 
 class Checkpoints(Check):
     id = "models.checkpoints"
+    fix = repairs.download_checkpoints  # otdoctor fix: see otdoctor/repairs.py
     title = "Checkpoints"
     area = "models"
     required = True

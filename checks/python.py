@@ -7,6 +7,8 @@ interpreter before any venv exists, so `otdoctor check` is useful before `./inst
 
 from __future__ import annotations
 
+from otdoctor import repairs
+
 from otdoctor.check import Check, Context
 from otdoctor.model import CheckResult, Fix, Status
 from otdoctor.pyselect import PythonChoice, judge, load_data, parse_version, python_choice, python_data
@@ -99,6 +101,7 @@ def _choice_data(choice: PythonChoice) -> dict:
 
 class PythonVersion(Check):
     id = "python.version"
+    fix = repairs.pin_python  # otdoctor fix: see otdoctor/repairs.py
     title = "Python for OneTrainer"
     area = "python"
 
@@ -191,6 +194,7 @@ def range_data(verdict) -> dict:
 
 class PythonStdlib(Check):
     id = "python.stdlib"
+    fix = repairs.rebuild_python  # otdoctor fix: see otdoctor/repairs.py
     title = "Python standard library"
     area = "python"
     requires = ("python.version",)

@@ -7,6 +7,8 @@ imports anything from the venv into its own process.
 
 from __future__ import annotations
 
+from otdoctor import repairs
+
 import shlex
 from pathlib import Path
 
@@ -61,6 +63,7 @@ def _install_command(ctx: Context, facts: VenvFacts) -> tuple[str, ...]:
 
 class VenvExists(Check):
     id = "venv.exists"
+    fix = repairs.rebuild_venv  # otdoctor fix: see otdoctor/repairs.py
     title = "OneTrainer venv"
     area = "venv"
     requires = ("onetrainer.checkout",)
@@ -100,6 +103,7 @@ class VenvExists(Check):
 
 class VenvInterpreter(Check):
     id = "venv.interpreter"
+    fix = repairs.rebuild_venv  # otdoctor fix: see otdoctor/repairs.py
     title = "venv interpreter"
     area = "venv"
     requires = ("venv.exists",)
@@ -153,6 +157,7 @@ class VenvInterpreter(Check):
 
 class VenvPythonVersion(Check):
     id = "venv.python-version"
+    fix = repairs.rebuild_venv  # otdoctor fix: see otdoctor/repairs.py
     title = "venv Python version"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -200,6 +205,7 @@ class VenvPythonVersion(Check):
 
 class VenvPip(Check):
     id = "venv.pip"
+    fix = repairs.fix_pip  # otdoctor fix: see otdoctor/repairs.py
     title = "pip in the venv"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -236,6 +242,7 @@ class VenvPip(Check):
 
 class VenvRequirements(Check):
     id = "venv.requirements"
+    fix = repairs.sync_requirements  # otdoctor fix: see otdoctor/repairs.py
     title = "installed requirements"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -332,6 +339,7 @@ def _commit_of(ctx: Context, source: Path | None, ref: str, recorded: str | None
 
 class VenvTorch(Check):
     id = "venv.torch"
+    fix = repairs.reinstall_platform_requirements  # otdoctor fix: see otdoctor/repairs.py
     title = "torch in the venv"
     area = "venv"
     requires = ("venv.interpreter",)
