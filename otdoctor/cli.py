@@ -364,6 +364,8 @@ def models_download_cmd(
                 sys.stderr.write(f"\notdoctor: interrupted; {part_hint} is kept and the same command resumes it\n")
             raise
         state = "already there, sha256 verified" if result.already_there else "downloaded, size and sha256 verified"
+        if result.resumed_from_bytes:
+            state += f"; resumed at byte {result.resumed_from_bytes}"
         err.print(redact(f"{entry.title}: {result.path} ({state})"), markup=False, highlight=False)
         return
     from otdoctor.models.download import download_hf
@@ -627,7 +629,7 @@ def smoke_cmd(
     progress = _smoke_progress(sys.stderr.isatty() and fmt == "text")
     if progress is None and fmt == "text":
         sys.stderr.write("otdoctor smoke: running (this takes a while)…\n")
-    result, why = run_smoke(req, progress)
+    result, why = run_smoke(req, progress, notice=lambda line: sys.stderr.write(redact(f"otdoctor smoke: {line}") + "\n"))
     if progress is not None:
         sys.stderr.write("\r\x1b[2K")
     path = smoke_results.save(result)
@@ -646,8 +648,6 @@ def smoke_cmd(
         data["gate_failures"] = failures
         _write(redact(json.dumps(data, indent=1)) + "\n", None)
     else:
-        for line in why:
-            sys.stderr.write(redact(f"otdoctor smoke: {line}") + "\n")
         render_smoke(result, path)
         for f in failures[1 if not result.ok else 0:]:
             sys.stdout.write(redact(f"✖ {f}") + "\n")

@@ -42,8 +42,11 @@ class SmokeRequest:
     timeout_s: float = 3600.0
 
 
-def run_smoke(req: SmokeRequest, progress=None) -> tuple[SmokeResult, list[str]]:
-    """Run the smoke test the request asks for; returns the result and lines saying why this mode."""
+def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResult, list[str]]:
+    """Run the smoke test the request asks for; returns the result and lines saying why this mode.
+
+    `notice(line)` hears each reason as soon as it is known (before a long run, or an error).
+    """
     from otdoctor.probe import Probe
     from otdoctor.smoke import run as smoke_run
 
@@ -99,7 +102,12 @@ def run_smoke(req: SmokeRequest, progress=None) -> tuple[SmokeResult, list[str]]
             synthetic = True
             why.append(f"base model {base_model} is not downloaded yet: synthetic run instead")
 
+    for line in why:
+        if notice is not None:
+            notice(line)
     if synthetic:
+        if req.python is not None and not Path(req.python).exists():
+            raise UserError(f"--python: interpreter not found: {req.python}", exit_code=2)
         python = req.python or (venv_python(ot_dir) if ot_dir is not None else None)
         if python is None or not Path(python).exists():
             raise UserError(
