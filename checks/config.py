@@ -55,7 +55,8 @@ class ConfigFile(Check):
         facts = config_facts(ctx)
         if facts.path is None:
             return CheckResult.skip(
-                "no training config given and no last-used UI state (training_presets/#.json) found",
+                "no training config found",
+                details=("neither --config nor the UI's last-used state training_presets/#.json",),
                 fix=Fix("name the config to check", ("otdoctor check --config path/to/config.json",)),
             )
         if facts.error is not None:

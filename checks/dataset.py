@@ -157,7 +157,8 @@ class Resolution(DatasetCheck):
                 continue
             sides.add(side)
             if small:
-                lines.append(f"'{c.name}': {len(small)} image(s) smaller than {side}x{side}: "
+                smaller = f"fewer pixels than {side}x{side}" if cfg.flag("aspect_ratio_bucketing") else f"a side shorter than {side} px"
+                lines.append(f"'{c.name}': {len(small)} image(s) with {smaller} (upscaled): "
                              + _examples(small, lambda i: f"{i.path} {i.width}x{i.height}"))
             if cropped:
                 lines.append(f"'{c.name}': {len(cropped)} non-square image(s) cropped to square (bucketing is off): "
@@ -198,7 +199,9 @@ class Resolution(DatasetCheck):
             f"pad {len(c.scan.readable())} images of '{c.name}' to {side}x{side}: {c.folder} -> {out}" for c, side, out in plan
         )
         if dry_run:
-            return FixOutcome(self.id, False, "dry run: nothing written", commands)
+            how = ("replace the originals (--in-place)" if in_place
+                   else "write padded copies into a new folder, then point the concept at it (asks first)")
+            return FixOutcome(self.id, False, f"fit each image on a white square (masks on black, captions kept): {how}", commands)
         messages: list[str] = []
         applied = False
         for c, side, out in plan:
@@ -218,15 +221,15 @@ class Resolution(DatasetCheck):
             source = cfg.concepts_source
             file = facts.path if source == "inline" else Path(source) if source else None
             if file is None:
-                messages.append(f"  point the concept at {out} in the Concepts tab")
+                messages.append(f"point the concept at {out} in the Concepts tab")
                 continue
             base = cfg.base_dir
             new_path = str(out) if Path(c.concept.path).is_absolute() or base is None else os.path.relpath(out, base)
             if confirm(f"Point concept '{c.name}' at {new_path} in {file}?"):
                 backup = set_concept_path(file, c.index, new_path, inline=source == "inline")
-                messages.append(f"  concept '{c.name}' now uses {new_path} (previous file kept as {backup.name})")
+                messages.append(f"concept '{c.name}' now uses {new_path} (previous file kept as {backup.name})")
             else:
-                messages.append(f"  concept '{c.name}' unchanged: set its path to {new_path} in the Concepts tab")
+                messages.append(f"concept '{c.name}' unchanged: set its path to {new_path} in the Concepts tab")
         # The config and the folders changed: the diagnosis that follows must read them again.
         ctx.forget("dataset")
         ctx.forget("otconfig")

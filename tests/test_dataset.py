@@ -117,7 +117,7 @@ def test_small_images_warn(sc: Scenario) -> None:
     folder = single(sc)
     image(folder / "tiny.png", (32, 48))
     r = sc.run(only=("dataset",))["dataset.resolution"]
-    assert r.status is Status.WARN and "1 image(s) smaller than 64x64: tiny.png 32x48" in r.details[0]
+    assert r.status is Status.WARN and "1 image(s) with fewer pixels than 64x64 (upscaled): tiny.png 32x48" in r.details[0]
     assert r.fix.automatic and r.fix.commands[0] == "otdoctor fix dataset.resolution"
 
 
