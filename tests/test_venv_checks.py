@@ -98,14 +98,33 @@ def global_lines(delta_repo, beta="beta>=2.1", ref=None) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shared_venv(tmp_path_factory, wheels, delta_repo) -> Path:
-    """A venv with what global_lines() asks for: alpha 1.0, beta 2.1, torchlike 1.0+cpu and an
-    editable clone of delta at the second commit (in venv/src, as pip puts it)."""
-    venv = make_venv(tmp_path_factory.mktemp("shared") / "venv", pyenv_python(VENV_PY))
+def shared_checkout(tmp_path_factory, wheels, delta_repo) -> Path:
+    """A checkout in the launcher's own layout (OneTrainer/venv, made by the pinned Python) with
+    what global_lines() asks for installed: alpha 1.0, beta 2.1, torchlike 1.0+cpu and an editable
+    clone of delta at the second commit (in venv/src, as pip puts it). Other tests point their own
+    checkouts at this venv through OT_PYTHON_VENV and never change it."""
+    ot = make_onetrainer(tmp_path_factory.mktemp("shared") / "OneTrainer", global_requirements=global_lines(delta_repo),
+                         python_version=VENV_PY)
+    venv = make_venv(ot / "venv", pyenv_python(VENV_PY))
     repo, _first, second = delta_repo
     pip_install(venv, "alpha==1.0", "beta==2.1", "torchlike==1.0+cpu", find_links=wheels)
     pip_install(venv, "-e", f"git+file://{repo}@{second}#egg=delta", find_links=wheels)
-    return venv
+    return ot
+
+
+@pytest.fixture(scope="module")
+def shared_venv(shared_checkout) -> Path:
+    return shared_checkout / "venv"
+
+
+def pip_into(target: Path, pip_venv: Path, *args: str, find_links: Path) -> None:
+    """Install into a venv made --without-pip, with another venv's pip (`pip --python`): a real
+    install that skips the seconds ensurepip takes."""
+    subprocess.run(
+        [str(pip_venv / "bin" / "python"), "-m", "pip", "--python", str(target / "bin" / "python"), "install", "-q",
+         "--no-index", "--find-links", str(find_links), *args],
+        check=True, capture_output=True,
+    )
 
 
 def checkout(tmp_path: Path, delta_repo, venv: Path | None = None, **kw) -> tuple[Path, dict[str, str]]:
@@ -141,14 +160,10 @@ def test_half_created_venv_is_named(run_cli, tmp_path, delta_repo):
 
 
 # A healthy venv ---------------------------------------------------------------------------------
-def test_healthy_venv_in_the_checkout(run_cli, tmp_path, wheels, delta_repo):
+def test_healthy_venv_in_the_checkout(run_cli, shared_checkout):
     """The launcher's own layout: OneTrainer/venv, made by the pinned Python, requirements installed."""
-    ot, env = checkout(tmp_path, delta_repo)
-    venv = make_venv(ot / "venv", pyenv_python(VENV_PY))
-    repo, _first, second = delta_repo
-    pip_install(venv, "alpha==1.0", "beta==2.1", find_links=wheels)
-    pip_install(venv, "-e", f"git+file://{repo}@{second}#egg=delta", find_links=wheels)
-    assert (venv / "src" / "delta" / ".git").exists()  # pip cloned it where OneTrainer's land
+    ot, env = shared_checkout, {}
+    assert (ot / "venv" / "src" / "delta" / ".git").exists()  # pip cloned it where OneTrainer's land
 
     proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv", "--skip", "venv.torch", env=env)
     assert proc.returncode == 0, proc.stdout
@@ -425,7 +440,7 @@ def test_venv_with_a_python_outside_the_range(run_cli, tmp_path, delta_repo):
 
 
 # venv.pip ---------------------------------------------------------------------------------------
-def test_venv_without_pip(run_cli, tmp_path, delta_repo):
+def test_venv_without_pip_then_setuptools_82(run_cli, tmp_path, wheels, delta_repo):
     ot, env = checkout(tmp_path, delta_repo)
     make_venv(ot / "venv", pyenv_python(VENV_PY), with_pip=False)
     proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.pip", env=env)
@@ -438,16 +453,15 @@ def test_venv_without_pip(run_cli, tmp_path, delta_repo):
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.pip", env=env)
     assert res["venv.pip"]["status"] == "ok"
 
-
-def test_setuptools_82_warns(run_cli, tmp_path, wheels, delta_repo):
-    ot, env = checkout(tmp_path, delta_repo)
-    venv = make_venv(ot / "venv", pyenv_python(VENV_PY))
-    pip_install(venv, "setuptools==82.0.0", find_links=wheels)
+    # setuptools 82 removed pkg_resources: a warning with the launcher's pin as the fix.
+    pip_install(ot / "venv", "setuptools==82.0.0", find_links=wheels)
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.pip", env=env)
     pip = res["venv.pip"]
     assert pip["status"] == "warn"
     assert "setuptools 82.0.0 is installed" in pip["summary"] and "pkg_resources" in pip["why"]
     assert pip["fix"]["commands"][-1] == "venv/bin/python -m pip install setuptools==81.0.0"
+
+
 
 
 # venv.torch -------------------------------------------------------------------------------------
@@ -459,15 +473,15 @@ def test_torch_missing(run_cli, tmp_path, shared_venv, delta_repo):
     assert "-r requirements-default.txt" in torch["fix"]["commands"][-1]
 
 
-def test_torch_that_does_not_import(run_cli, tmp_path, wheels, delta_repo):
+def test_torch_that_does_not_import(run_cli, tmp_path, wheels, delta_repo, shared_venv):
     """A torch whose import fails the way a half-installed CUDA build does (a missing .so)."""
     ot, env = checkout(tmp_path, delta_repo)
-    venv = make_venv(ot / "venv", pyenv_python(VENV_PY))
+    venv = make_venv(ot / "venv", pyenv_python(VENV_PY), with_pip=False)
     broken = build_wheel(tmp_path / "broken", "torch", "2.12.0+cu130", modules={
         "torch/__init__.py": "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')\n",
         "torch/version.py": "__version__ = '2.12.0+cu130'\ncuda = '13.0'\nhip = None\n",
     })
-    pip_install(venv, str(broken), find_links=wheels)
+    pip_into(venv, shared_venv, str(broken), find_links=wheels)
     for attempt in range(2):  # a failed import is not cached: the second run imports again
         proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.torch", env=env)
         torch = res["venv.torch"]
