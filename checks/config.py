@@ -217,9 +217,17 @@ class VaeOverride(Check):
         return CheckResult.ok(f"VAE override {vae} on the reference model {bm.name}")
 
 
-def _checkpoint_bytes(cfg: TrainConfig, dtype: str) -> int | None:
+def _size_architecture(ctx: Context, cfg: TrainConfig) -> str | None:
+    """What the saves will hold: the base model's real architecture when known, else model_type's."""
+    arch = base_model(ctx).architecture
+    if arch in data_table("training")["checkpoint_parameters"]:
+        return arch
+    return architecture_of_model_type(cfg.model_type)
+
+
+def _checkpoint_bytes(ctx: Context, cfg: TrainConfig, dtype: str) -> int | None:
     table = data_table("training")
-    arch = architecture_of_model_type(cfg.model_type)
+    arch = _size_architecture(ctx, cfg)
     per_weight = table["dtype_bytes"].get(dtype)
     if arch is None or per_weight is None:
         return None
@@ -244,10 +252,10 @@ class OutputDtype(Check):
     def diagnose(self, ctx: Context) -> CheckResult:
         cfg = _cfg(ctx)
         dtype = str(cfg.get("output_dtype"))
-        size = _checkpoint_bytes(cfg, dtype)
+        size = _checkpoint_bytes(ctx, cfg, dtype)
         data = {"output_dtype": dtype, "bytes_per_save": size}
         if dtype == "FLOAT_32" and cfg.training_method == "FINE_TUNE" and size:
-            half = _checkpoint_bytes(cfg, "BFLOAT_16") or 0
+            half = _checkpoint_bytes(ctx, cfg, "BFLOAT_16") or 0
             return CheckResult.warn(
                 f"output_dtype FLOAT_32: each save is about {human_bytes(size)} ({size / 1e9:.1f} GB) instead of "
                 f"{human_bytes(half)} ({half / 1e9:.1f} GB) in bfloat16",
@@ -468,7 +476,6 @@ class Masks(Check):
             missing_total += len(lacking)
             lines.append(f"'{c.name}': {len(lacking)} of {c.listing.count} images have no -masklabel.png, e.g. {lacking[0].name}")
         if lines:
-            folder = next(c.folder for c in listed.concepts if c.listing.exists and c.listing.lacking_masks())
             return CheckResult.fail(
                 f"masked training is on but {missing_total} training image(s) have no mask",
                 details=tuple(lines),
@@ -476,7 +483,7 @@ class Masks(Check):
                 why="OneTrainer uses a full white mask for an image without one, so masked training does nothing for it",
                 fix=Fix(
                     "generate masks in Tools > Dataset Tools (Generate Masks, prompt `head`), or turn masked training off",
-                    (f"ls {folder}/*-masklabel.png | wc -l", _train_cmd(ctx, "masked_training=false")),
+                    (_train_cmd(ctx, "masked_training=false"),),
                 ),
             )
         return CheckResult.ok("every training image has a -masklabel.png mask")
@@ -546,8 +553,8 @@ class Disk(Check):
     def diagnose(self, ctx: Context) -> CheckResult:
         cfg = _cfg(ctx)
         out_dtype = str(cfg.get("output_dtype"))
-        save_bytes = _checkpoint_bytes(cfg, out_dtype)
-        backup_bytes = _checkpoint_bytes(cfg, str(cfg.get("unet.weight_dtype")))
+        save_bytes = _checkpoint_bytes(ctx, cfg, out_dtype)
+        backup_bytes = _checkpoint_bytes(ctx, cfg, str(cfg.get("unet.weight_dtype")))
         if save_bytes is None or backup_bytes is None:
             return CheckResult.ok(f"otdoctor has no checkpoint size for {cfg.model_type} / {out_dtype}")
         listed = listing_facts(ctx)
