@@ -205,7 +205,8 @@ class HolderRow:
 def holders(info: GpuInfo, describe: Any, device: GpuDevice | None = None) -> list[HolderRow]:
     """Processes holding VRAM (on one GPU, or all), largest first; unknown sizes last."""
     devices = [device] if device is not None else list(info.devices)
-    rows = [HolderRow(p, describe(p.pid)) for d in devices for p in d.processes]
+    rows = [HolderRow(p, describe(p.pid) if info.is_local_pid(p.pid) else ProcessDetails(p.pid, False))
+            for d in devices for p in d.processes]
     rows.sort(key=lambda r: (r.process.used_memory_bytes is None, -(r.process.used_memory_bytes or 0)))
     return rows
 

@@ -430,3 +430,29 @@ def test_bad_snapshot_path_is_one_line(run_cli, tmp_path):
 def test_read_gpu_without_snapshot_reports_this_machine():
     info = read_gpu({"PATH": os.environ.get("PATH", "")}, lambda argv: None, lambda name: None)  # type: ignore[arg-type,return-value]
     assert info.source == "none" and info.problem is not None and info.problem.kind == "library-not-found"
+
+
+def test_replayed_pids_are_never_looked_up_here(tmp_path, run_cli, children):
+    """A snapshot from another machine may name a PID that exists here: it must stay untouched."""
+    bystander = children(sleeper("bystander"))
+    snap = load("rtx4090-desktop")
+    snap["devices"][0]["nvmlDeviceGetComputeRunningProcesses"]["value"][0]["__object__"]["pid"] = bystander.pid
+    path = write(tmp_path, snap)
+    code, checks = check_json(run_cli, path)
+    row = next(p for p in checks["gpu.vram"]["data"]["processes"] if p["pid"] == bystander.pid)
+    assert row["visible"] is False and row["cmdline"] == []
+    assert checks["gpu.vram"]["fix"]["automatic"] is False
+    res = run_cli("fix", "gpu.vram", "--yes", env={"OTDOCTOR_NVML_SNAPSHOT": str(path)})
+    assert bystander.poll() is None, res.stdout
+
+
+def test_nvidia_pci_devices_reads_sysfs(tmp_path):
+    from otdoctor.probe.nvml import nvidia_pci_devices
+
+    devices = tmp_path / "bus" / "pci" / "devices"
+    for name, vendor, klass in (("0000:00:02.0", "0x8086", "0x030000"), ("0000:01:00.0", "0x10de", "0x030000"),
+                                ("0000:01:00.1", "0x10de", "0x040300")):  # Intel iGPU, NVIDIA GPU, its HDMI audio
+        (devices / name).mkdir(parents=True)
+        (devices / name / "vendor").write_text(vendor + "\n")
+        (devices / name / "class").write_text(klass + "\n")
+    assert nvidia_pci_devices(tmp_path) == ("0000:01:00.0",)

@@ -159,6 +159,12 @@ class GpuInfo:
     cuda_visible_devices: str | None = None
     cuda_device_order: str | None = None
     device_problems: tuple[str, ...] = ()
+    # Replayed snapshots: the PIDs that are processes of this machine (tests, demos). Any other PID
+    # ran on the recorded machine and must never be looked up, let alone stopped, here.
+    local_pids: frozenset[int] | None = None
+
+    def is_local_pid(self, pid: int) -> bool:
+        return self.local_pids is None or pid in self.local_pids
 
     @property
     def cuda_driver_version_str(self) -> str | None:
@@ -441,11 +447,13 @@ def read_gpu(
         dev0 = bool(hf.get("dev_nvidia0", False))
         container = hf.get("container")
         wsl = bool(hf.get("wsl", False))
+        local_pids = nvml.local_pids()
     else:
         plat = host.platform_info()
         pci = nvidia_pci_devices()
         dev0 = os.path.exists("/dev/nvidia0")
         container, wsl = plat.container, plat.wsl
+        local_pids = None
     common: dict[str, Any] = dict(
         snapshot=snapshot,
         nvidia_pci_devices=pci,
@@ -454,6 +462,7 @@ def read_gpu(
         wsl=wsl,
         cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
         cuda_device_order=env.get("CUDA_DEVICE_ORDER"),
+        local_pids=local_pids,
     )
     driver, cuda, devices, dev_problems, problem = read_nvml(nvml)
     smi = which("nvidia-smi") or (WSL_NVIDIA_SMI if os.path.exists(WSL_NVIDIA_SMI) else None)
@@ -471,6 +480,7 @@ def to_jsonable(info: GpuInfo) -> dict[str, Any]:
     from dataclasses import asdict
 
     data = asdict(info)
+    data.pop("local_pids", None)
     data["cuda_driver_version_str"] = info.cuda_driver_version_str
     for dev, raw in zip(info.devices, data["devices"]):
         raw["clock_events"] = list(dev.clock_events)

@@ -229,6 +229,18 @@ class FakeNvml:
             keep.append(proc)
         return keep
 
+    def local_pids(self) -> frozenset[int]:
+        """PIDs marked `_local`: the only ones that stand for processes on this machine."""
+        pids = set()
+        for slot in self._snapshot.get("devices", []):
+            for key, entry in slot.items():
+                if "RunningProcesses" in key and isinstance(entry, dict):
+                    for raw in entry.get("value") or []:
+                        obj = raw.get("__object__", {}) if isinstance(raw, dict) else {}
+                        if obj.get("_local"):
+                            pids.add(int(obj["pid"]))
+        return frozenset(pids)
+
     def freed_bytes(self, handle: FakeHandle) -> int:
         """Memory of `_local` processes that have exited: the driver gives it back as free."""
         slot = self._snapshot["devices"][handle.index]
