@@ -99,12 +99,19 @@ def main() -> None:
             out = subprocess.run(["sha256sum", str(f)], capture_output=True, text=True, check=True).stdout
             assert out.split()[0] == sha
 
+        def openssl() -> None:
+            out = subprocess.run(["openssl", "dgst", "-sha256", "-r", str(f)], capture_output=True, text=True, check=True).stdout
+            assert out.split()[0] == sha
+
         t_sum = best(sha256sum, args.repeat)
         t_ot = best(otdoctor_verify, args.repeat)
+        t_ssl = best(openssl, args.repeat) if shutil.which("openssl") else None
         gbps = lambda t: size / t / 1e9  # noqa: E731
         print(f"file: {size} bytes, warm page cache, best of {args.repeat}")
         print(f"sha256sum:        {t_sum:.3f} s  {gbps(t_sum):.2f} GB/s")
         print(f"otdoctor verify:  {t_ot:.3f} s  {gbps(t_ot):.2f} GB/s  ({t_sum / t_ot:.2f}x sha256sum)")
+        if t_ssl is not None:  # the same OpenSSL digest hashlib uses: the ceiling on this CPU
+            print(f"openssl dgst:     {t_ssl:.3f} s  {gbps(t_ssl):.2f} GB/s  (otdoctor at {t_ssl / t_ot:.2f}x of it)")
         f.unlink()
 
         # 2. cached re-verify of a big sparse file -----------------------------------------------

@@ -51,6 +51,7 @@ class Downloaded:
     sha256: str
     size_bytes: int
     already_there: bool = False
+    resumed_from_bytes: int = 0
 
 
 def read_token(env: Mapping[str, str], token_file: Path | None) -> str | None:
@@ -203,6 +204,7 @@ def download_civitai(
         check_free_space(dest, need, f"{entry.title} ({expected.filename})")
         url = f"{civitai_url(env)}/api/download/models/{entry.civitai_version_id}"
         digest, have = _hash_existing(part)
+        resumed_from = have
         total: int | None = None
         attempt = 0
         while True:
@@ -238,7 +240,7 @@ def download_civitai(
         os.replace(part, final)  # same inode and mtime: the cache entry below stays valid
         if cache is not None:
             _remember(cache, st, final, sha)
-        return Downloaded(final, sha, size)
+        return Downloaded(final, sha, size, resumed_from_bytes=resumed_from)
     finally:
         session.close()
 

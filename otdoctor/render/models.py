@@ -18,7 +18,7 @@ from otdoctor.redact import redact
 from otdoctor.render import human_bytes
 
 STATE_STYLE = {"verified": "green", "ok": "green", "warning": "yellow", "bad": "red", "not found": "dim"}
-KIND_LABEL = {"diffusers": "diffusers folder", "not-a-model": "not a model", "pickle": "pickle"}
+KIND_LABEL = {"diffusers": "diffusers folder", "not-a-model": "not safetensors", "pickle": "pickle"}
 STATE_SYMBOL = {"verified": "✓", "ok": "✓", "warning": "!", "bad": "✗", "not found": "-"}
 
 
