@@ -194,7 +194,8 @@ def test_captions_present_are_quiet(sc: Scenario) -> None:
 
 # disk --------------------------------------------------------------------------------------------
 def test_saves_that_do_not_fit_fail_with_numbers(sc: Scenario) -> None:
-    one_concept(sc, model_type="STABLE_DIFFUSION_XL_10_BASE", output_dtype="FLOAT_32", epochs=100000,
+    one_concept(sc, model_type="STABLE_DIFFUSION_XL_10_BASE", base_model_name="stabilityai/stable-diffusion-xl-base-1.0",
+                output_dtype="FLOAT_32", epochs=100000,
                 save_every=1, save_every_unit="EPOCH")
     r = sc.run()["config.disk"]
     assert r.status is Status.FAIL and "not enough disk" in r.summary
