@@ -44,6 +44,7 @@ def _wanted(o: Outcome, patterns: Iterable[str], checks: dict[str, Check]) -> bo
 
 def run_fix(ctx: Context, patterns: Iterable[str], dry_run: bool, view: FixUI) -> int:
     patterns = list(patterns)
+    ctx.options.extra["explicit"] = tuple(patterns)
     checks = selected_checks()  # all of them: prerequisites must run for the targets to run
     if patterns:
         selected_checks(patterns)  # unknown names are a usage error
@@ -68,7 +69,7 @@ def run_fix(ctx: Context, patterns: Iterable[str], dry_run: bool, view: FixUI) -
         view.plan(plan)
         if dry_run:
             continue
-        if not plan.commands and not plan.applied and "nothing" in plan.message.lower():
+        if not plan.commands:  # nothing to run (already fine, or only manual steps): said by the plan
             continue
         if not view.confirm(f"Apply the fix for {target.check_id}?"):
             view.applied(FixOutcome(target.check_id, False, "skipped (not confirmed)"))

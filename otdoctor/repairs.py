@@ -420,15 +420,88 @@ def rebuild_python(check: Any, ctx: Context, confirm: Confirm, dry_run: bool = F
 
 
 def download_checkpoints(check: Any, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
-    """Missing or corrupt checkpoints: the checkpoints engineer's downloader, when it exists."""
-    try:
-        from otdoctor.models import download as dl  # type: ignore[attr-defined]
-    except ImportError:
-        return FixOutcome(check.id, False, "otdoctor cannot download checkpoints yet: download them by hand (see the check's fix)")
-    fn = getattr(dl, "fix_checkpoints", None) or getattr(dl, "repair", None)
-    if fn is None:
-        return FixOutcome(check.id, False, "the downloader has no repair entry point: download by hand (see the check's fix)")
-    return fn(check, ctx, confirm, dry_run)
+    """Missing or corrupt checkpoints: run the check's own plan through `otdoctor models download`.
+
+    A damaged file is renamed to `<name>.bad` first (never deleted: it is the user's file), then
+    the catalog's copy is downloaded; lines the check marks as notes (`# ...`) stay manual.
+    """
+    import shlex
+    import sys
+
+    result = check.diagnose(ctx)
+    commands = list(result.fix.commands) if result.fix else []
+    runnable = [c for c in commands if c.startswith(("mv ", "otdoctor models download"))]
+    notes = [c.lstrip("# ") for c in commands if c.startswith("#")]
+    if not runnable:
+        return FixOutcome(check.id, False, "nothing otdoctor can download here" + (f": {'; '.join(notes)}" if notes else ""),
+                          tuple(commands))
+    explicit = ctx.options.extra.get("explicit") or ()
+    if result.status.value == "warn" and not any(p in ("models", check.id) for p in explicit):
+        # Gigabytes for a warning nobody asked about: only on request.
+        return FixOutcome(check.id, False, f"downloads are large: run `otdoctor fix {check.id}` to get them")
+    damaged = any(c.startswith("mv ") for c in runnable)
+    what = "move the damaged files aside (kept as .bad) and download them again" if damaged else "download the missing checkpoints"
+    if dry_run:
+        return FixOutcome(check.id, False, what, tuple(commands))
+
+    def action(session: Session) -> str:
+        done = []
+        for line in runnable:
+            argv = shlex.split(line)
+            if argv[0] == "mv":
+                src, dst = Path(argv[1]), Path(argv[2])
+                if src.exists() and not dst.exists():
+                    os.replace(src, dst)
+                    session.note(f"moved {src} to {dst}")
+                    done.append(f"kept the damaged file as {dst.name}")
+                continue
+            exe = Path(sys.executable).parent / "otdoctor"
+            cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "otdoctor.cli"]
+            session.run("models", cmd + argv[1:])
+            done.append(f"downloaded {argv[3] if len(argv) > 3 else 'the checkpoint'}")
+        return "; ".join(done) + (f" (by hand: {'; '.join(notes)})" if notes else "")
+
+    return _run(check, ctx, action)
+
+
+def fix_pip(check: Any, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+    """venv.pip: pip missing or broken (ensurepip), or setuptools >= 82 (the launcher's pin)."""
+    if ctx.ot_dir is None:
+        return _no_checkout(check)
+    venv = _venv(ctx)
+    vpy = venv_python(venv)
+    pip_ok = ctx.probe.run([vpy, "-m", "pip", "--version"], timeout_s=60).ok
+    if pip_ok:
+        return pin_setuptools(check, ctx, confirm, dry_run)
+    pin = setuptools_pin(ctx.ot_dir)
+    cmds = [quote([vpy, "-m", "ensurepip", "--upgrade"]), quote([vpy, "-m", "pip", "install", "--upgrade", "pip", pin])]
+    if dry_run:
+        return FixOutcome(check.id, False, "reinstall pip into the venv, then the launcher's setuptools", tuple(cmds))
+
+    def action(session: Session) -> str:
+        session.run("pip", [vpy, "-m", "ensurepip", "--upgrade"], cwd=ctx.ot_dir)
+        session.run("pip", [vpy, "-m", "pip", "install", "--upgrade", "pip", pin], cwd=ctx.ot_dir)
+        return f"reinstalled pip and {pin}"
+
+    return _run(check, ctx, action)
+
+
+def sync_requirements(check: Any, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+    """venv.requirements: damaged editable checkouts in venv/src first, then the update path."""
+    if ctx.ot_dir is not None and _broken_editables(ctx, _venv(ctx)):
+        return repair_editables(check, ctx, confirm, dry_run)
+    return update_requirements(check, ctx, confirm, dry_run)
+
+
+def fix_torch_build(check: Any, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+    """gpu.cuda-build: a driver too old for the venv's torch gets the legacy build (or the driver
+    to install); a CPU/ROCm/wrong-arch torch gets the platform file this machine needs."""
+    if ctx.ot_dir is None:
+        return _no_checkout(check)
+    gpu = detect_gpu(ctx.probe)
+    if gpu.driver_cuda is not None and gpu.driver_cuda[0] < 13:
+        return use_legacy_requirements(check, ctx, confirm, dry_run)
+    return reinstall_platform_requirements(check, ctx, confirm, dry_run)
 
 
 __all__ = [
@@ -441,4 +514,7 @@ __all__ = [
     "pin_setuptools",
     "rebuild_python",
     "download_checkpoints",
+    "fix_pip",
+    "sync_requirements",
+    "fix_torch_build",
 ]

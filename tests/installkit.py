@@ -34,7 +34,6 @@ def wheelhouse(dest: Path) -> Path:
     build_wheel(dest, "tinycpu", "2.0")
     build_wheel(dest, "tinycuda", "13.0")
     build_wheel(dest, "tinylegacy", "12.6")
-    build_wheel(dest, "setuptools", "82.0.0", modules={"setuptools/__init__.py": "__version__ = '82.0.0'\n"})
     cache = Path(os.environ.get("OTDOCTOR_TEST_WHEEL_CACHE", Path.home() / ".cache" / "otdoctor-test-wheels"))
     st = cache / "setuptools-81.0.0-py3-none-any.whl"
     if not st.is_file():

@@ -46,7 +46,8 @@ class Probe:
 
     def git(self, repo: Path, *args: str, timeout_s: float = 10.0) -> CommandResult:
         """`git -C REPO ARGS`, never prompting for credentials."""
-        env = {**self.env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        # GIT_OPTIONAL_LOCKS=0: `git status` must not rewrite the index; looking changes nothing.
+        env = {**self.env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"}
         return run(["git", "-C", str(repo), *args], env, timeout_s=timeout_s)
 
     # Fixed system paths ---------------------------------------------------------------------
