@@ -297,7 +297,7 @@ class SizesMatch(DatasetCheck):
                 fix=Fix(f"pad both sets to {side}x{side}", ("otdoctor fix dataset.resolution",
                         f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *"), automatic=False),
             )
-        return CheckResult.ok(f"training and regularisation images share {show(t)}")
+        return CheckResult.ok(f"training {show(t)} and regularisation {show(r)} share their size")
 
 
 CHECKS = [Readable, Modes, ExifRotation, Resolution, Duplicates, SizesMatch]
