@@ -57,7 +57,8 @@ OtDirOption = Annotated[
 ]
 ConfigOption = Annotated[
     Optional[Path],
-    typer.Option("--config", help="A OneTrainer training config (exported JSON or preset).", dir_okay=False),
+    typer.Option("--config", help="A OneTrainer training config (exported JSON or preset). `check` defaults to the UI's last-used "
+        "state, training_presets/#.json in the checkout.", dir_okay=False),
 ]
 FormatOption = Annotated[
     str, typer.Option("--format", "-f", help="Output format: text, json, junit or github.", case_sensitive=False)
@@ -697,6 +698,8 @@ def estimate_cmd(
     write_mbps: Annotated[Optional[float], typer.Option("--write-mbps", help="Disk write speed for saves, MB/s.")] = None,
     sample_s: Annotated[Optional[float], typer.Option("--sample-s", help="Seconds per sample image.")] = None,
     save_gb: Annotated[Optional[float], typer.Option("--save-gb", help="Size of one save in GB (default: from model and output dtype).")] = None,
+    backup_before_save: Annotated[Optional[bool], typer.Option("--backup-before-save/--no-backup-before-save", help="A backup before the final save (OneTrainer's default: on).")] = None,
+    latent_caching: Annotated[Optional[bool], typer.Option("--latent-caching/--no-latent-caching", help="Latent caching (default: from --config, else on).")] = None,
     start: Annotated[Optional[str], typer.Option("--start", help="When the run starts (HH:MM or ISO; default now).")] = None,
     from_log: Annotated[Optional[str], typer.Option("--from-log", help="Read a running OneTrainer's output (a file, or - for stdin) and predict its finish.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.", case_sensitive=False)] = "text",
@@ -739,7 +742,7 @@ def estimate_cmd(
         resolution=resolution, sample_every=sample_every, sample_unit=sample_unit, save_every=save_every,
         save_unit=save_unit, backup_every=backup_every, backup_unit=backup_unit, load_s=load_s,
         caching_rate=caching_rate, write_mbps=write_mbps, sample_s=sample_s, save_gb=save_gb,
-        start=_clock_option(start),
+        backup_before_save=backup_before_save, latent_caching=latent_caching, start=_clock_option(start),
     )
     out = planner.build(req)
     if fmt == "json":
