@@ -125,6 +125,8 @@ class GpuDevices(Check):
         }
         names = ", ".join(sorted({d.name for d in info.devices})) or "none"
         summary = f"{len(info.devices)} GPU(s): {names}"
+        if info.cuda_visible_devices is not None:
+            summary += f"; CUDA_VISIBLE_DEVICES={info.cuda_visible_devices}: CUDA sees {len(vis.devices)}"
         if fails:
             return CheckResult.fail(
                 fails[0], details=tuple(lines + fails[1:] + warns), data=data,

@@ -456,3 +456,24 @@ def test_nvidia_pci_devices_reads_sysfs(tmp_path):
         (devices / name / "vendor").write_text(vendor + "\n")
         (devices / name / "class").write_text(klass + "\n")
     assert nvidia_pci_devices(tmp_path) == ("0000:01:00.0",)
+
+
+def test_busy_hot_gpu_with_ecc_errors_warns(tmp_path):
+    from checks.gpu import GpuDevices
+
+    snap = load("h100-idle")
+    dev = snap["devices"][0]
+    dev["nvmlDeviceGetCurrentClocksEventReasons"]["value"] = 0x40 | 0x4  # HW thermal slowdown + SW power cap
+    dev["nvmlDeviceGetUtilizationRates"]["value"]["fields"]["gpu"] = 98
+    dev["nvmlDeviceGetCurrPcieLinkGeneration"]["value"] = 3
+    dev["nvmlDeviceGetTotalEccErrors(1,0)"]["value"] = 3
+    result = GpuDevices().diagnose(ctx_for(write(tmp_path, snap)))
+    text = " ".join([result.summary, *result.details])
+    assert result.status.value == "warn"
+    assert "too hot" in text and "PCIe gen3 of gen5 while busy" in text and "3 uncorrected ECC" in text
+    assert "power cap" not in text  # a busy GPU at its power limit is normal, not news
+
+    # the same GPU idle at gen1 is fine: GPUs lower the link generation to save power
+    idle = load("h100-idle")
+    idle["devices"][0]["nvmlDeviceGetCurrPcieLinkGeneration"]["value"] = 1
+    assert GpuDevices().diagnose(ctx_for(write(tmp_path, idle, "idle.json"))).status.value == "ok"
