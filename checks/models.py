@@ -81,8 +81,14 @@ class Checkpoints(Check):
         for e in missing:
             if base_is_catalog is not None and base_is_catalog.name == e.name and not base_missing:
                 continue
-            details.append(f"- {e.title} ({e.architecture}, {e.where}): not found")
-            fixes.append(e.download_command)
+            resume = inv.resume_command(e.name)
+            if resume:
+                part = inv.partials[e.name][0].path
+                details.append(f"- {e.title} ({e.architecture}, {e.where}): only an interrupted download, {part}")
+                fixes.append(resume)
+            else:
+                details.append(f"- {e.title} ({e.architecture}, {e.where}): not found")
+                fixes.append(e.download_command)
         if inv.config_error:
             details.append(f"config not read: {inv.config_error}")
         data = {

@@ -217,6 +217,11 @@ def test_ctrl_c_leaves_resumable_part(run, server, tmp_path, base_env, files):
     assert "resumes it" in err
     assert part.exists() and not (dest / CIVITAI_FILE).exists()
     kept = part.stat().st_size
+    listed = run("models", "list", "--models-dir", str(dest))
+    assert "interrupted download" in listed.stdout
+    assert f"otdoctor models download hyper-realism-v3 --dest '{dest}'" in listed.stdout
+    check = run("check", "--only", "models", "--models-dir", str(dest))
+    assert "only an interrupted download" in check.stdout
     server.state.gate_after = None
     again = run("models", "download", "hyper-realism-v3", "--dest", str(dest))
     assert again.returncode == 0, again.stderr
@@ -243,6 +248,15 @@ def test_hf_download_to_dest_with_wrong_content_fails(run, server, tmp_path, fil
     proc = run("models", "download", "realvisxl-v4", "--dest", str(dest))
     assert proc.returncode == 1
     assert "does not match the catalog" in proc.stderr and "sha256" in proc.stdout + proc.stderr
+
+
+def test_hf_not_enough_free_disk(run, server, base_env, files, tmp_path):
+    cfg = Path(base_env["OTDOCTOR_CONFIG_DIR"]) / "models.toml"
+    cfg.write_text(catalog_toml([{"name": "realvisxl-v4", "architecture": "SDXL", "source": "huggingface", "repo": HF_REPO,
+                                  "filename": HF_FILE, "files": [{"name": HF_FILE, "size_bytes": 10**17}]}]))
+    proc = run("models", "download", "realvisxl-v4", "--dest", str(tmp_path / "models"))
+    assert proc.returncode == 1 and "not enough free disk space" in proc.stderr
+    assert not server.requests_to("/SG161222/")
 
 
 def test_unknown_model_name(run):

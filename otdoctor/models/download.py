@@ -194,7 +194,9 @@ def download_civitai(
         final = dest / expected.filename
         part = dest / (expected.filename + ".part")
         if final.exists():
-            sha = sha256_file(final)
+            st = final.stat()
+            facts = cache.get(st) if cache is not None else None
+            sha = (facts or {}).get("sha256") or sha256_file(final)
             if sha in expected.sha256s:
                 return Downloaded(final, sha, final.stat().st_size, already_there=True)
             raise UserError(f"{final} already exists and its sha256 does not match {entry.title}",

@@ -28,6 +28,14 @@ class Inventory:
     expected_arch: str | None = None  # what the config's model_type needs
     config_error: str | None = None
     verdicts: dict[Path, Verdict] = field(default_factory=dict)
+    partials: dict[str, list[Found]] = field(default_factory=dict)  # interrupted downloads
+
+    def resume_command(self, name: str) -> str | None:
+        parts = self.partials.get(name)
+        if not parts:
+            return None
+        entry = next(e for e in self.catalog if e.name == name)
+        return f"{entry.download_command} --dest '{parts[0].path.parent}'"
 
     @property
     def base_entry(self) -> CatalogEntry | None:
@@ -88,11 +96,12 @@ def take_inventory(
                 extra_caches.append(cfg.resolve(str(hf_dir), ot_dir))
     caches = hf_caches(env, home, extra_caches)
     places = search_places(models_dirs, ot_dir)
-    found, others = find_catalog_models(catalog, places, caches)
+    partials: dict[str, list[Found]] = {}
+    found, others = find_catalog_models(catalog, places, caches, partials)
     base = resolve_base_model(base_value, ot_dir, caches) if base_value else None
     return Inventory(
         catalog, places, caches, found, others, base, model_type,
-        architecture_of_model_type(model_type) if model_type else None, config_error,
+        architecture_of_model_type(model_type) if model_type else None, config_error, partials=partials,
     )
 
 

@@ -19,6 +19,7 @@ from otdoctor.models.catalog import CatalogEntry
 from otdoctor.models.verify import MODEL_SUFFIXES
 
 MAX_SCAN_DEPTH = 4
+PARTIAL_SUFFIX = ".safetensors.part"  # an interrupted `otdoctor models download`
 MAX_SCAN_ENTRIES = 20000
 
 
@@ -132,7 +133,7 @@ def scan(root: Path, max_depth: int = MAX_SCAN_DEPTH, max_entries: int = MAX_SCA
                 if e.is_dir():
                     if depth < max_depth:
                         stack.append((Path(e.path), depth + 1))
-                elif e.name.lower().endswith(MODEL_SUFFIXES):
+                elif e.name.lower().endswith(MODEL_SUFFIXES) or e.name.lower().endswith(PARTIAL_SUFFIX):
                     found.append(Path(e.path))
             except OSError:
                 continue
@@ -147,9 +148,13 @@ def search_places(models_dirs: Iterable[Path], ot_dir: Path | None) -> list[Plac
 
 
 def find_catalog_models(
-    catalog: Sequence[CatalogEntry], places: Sequence[Place], caches: Sequence[Place]
+    catalog: Sequence[CatalogEntry], places: Sequence[Place], caches: Sequence[Place],
+    partials: dict[str, list[Found]] | None = None,
 ) -> tuple[dict[str, list[Found]], list[Found]]:
-    """(catalog name -> copies found, other model files found in the places)."""
+    """(catalog name -> copies found, other model files found in the places).
+
+    Interrupted downloads (`NAME.safetensors.part`) of catalog models go into `partials`.
+    """
     by_name: dict[str, list[Found]] = {e.name: [] for e in catalog}
     others: list[Found] = []
     seen: set[Path] = set()
@@ -159,6 +164,11 @@ def find_catalog_models(
             if key in seen:
                 continue
             seen.add(key)
+            if path.name.lower().endswith(PARTIAL_SUFFIX):
+                owner = next((e for e in catalog if path.name[:-len(".part")] in e.file_names), None)
+                if owner is not None and partials is not None:
+                    partials.setdefault(owner.name, []).append(Found(path, place.how, owner))
+                continue
             entry = next((e for e in catalog if path.name in e.file_names), None)
             if entry is not None:
                 by_name[entry.name].append(Found(path, place.how, entry))

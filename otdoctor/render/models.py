@@ -22,6 +22,13 @@ KIND_LABEL = {"diffusers": "diffusers folder", "not-a-model": "not safetensors",
 STATE_SYMBOL = {"verified": "✓", "ok": "✓", "warning": "!", "bad": "✗", "not found": "-"}
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 def _e(text: str) -> str:
     return escape(redact(text))
 
@@ -64,7 +71,10 @@ def render_list(inv: Inventory, out: Console, hf_repos: list[dict[str, Any]] | N
         origin = "" if e.origin == "built-in" else f" [dim](from {_e(e.origin)})[/]"
         out.print(f"  [bold]{_e(e.name)}[/]  {_e(e.title)}, {_e(e.architecture)}, {_e(e.where)}{origin}")
         copies = inv.found.get(e.name) or []
-        if not copies:
+        for part in inv.partials.get(e.name, []):
+            out.print(f"      [yellow]![/] {_e(str(part.path))}: interrupted download, {human_bytes(_size(part.path))} so far   "
+                      f"[dim]resume:[/] {_e(inv.resume_command(e.name) or '')}")
+        if not copies and not inv.partials.get(e.name):
             out.print(f"      [dim]-[/] not found   [dim]get it:[/] {_e(e.download_command)}")
         for f in copies:
             v = inv.verdicts.get(f.path)
