@@ -24,22 +24,27 @@ STATUS_ORDER = ("ok", "skip", "warn", "fail", "error")
 @dataclass(frozen=True)
 class Fact:
     name: str  # column title
-    keys: tuple[str, ...]  # data keys to look for, first found wins
-    areas: tuple[str, ...] = ()  # only in checks of these areas ('' = any)
-    unit: str | None = None  # "bytes": compared with a tolerance, shown humanised
+    sources: tuple[tuple[str, tuple[str, ...]], ...]  # (check id, data keys): the checks that own the fact
+    areas: tuple[str, ...] = ()  # fallback: any check of these areas holding one of the keys
+    unit: str | None = None  # "bytes": shown humanised
     tolerance: float = 0.0  # relative difference still counted as the same (free memory moves)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for _cid, keys in self.sources for k in keys)
 
 
 FACTS: tuple[Fact, ...] = (
-    Fact("GPU", ("gpu_name", "name", "gpu_names", "names"), ("gpu", "vram")),
-    Fact("driver", ("driver_version", "driver")),
-    Fact("CUDA (driver)", ("cuda_driver_version", "driver_cuda_version", "max_cuda_version")),
-    Fact("torch", ("torch_version", "torch")),
-    Fact("torch CUDA build", ("torch_cuda", "cuda_build", "torch_cuda_version", "cuda")),
-    Fact("free VRAM", ("free_vram_bytes", "free_bytes", "memory_free_bytes"), ("gpu", "vram"), "bytes", 0.10),
-    Fact("total VRAM", ("total_vram_bytes", "total_bytes", "memory_total_bytes"), ("gpu", "vram"), "bytes", 0.01),
-    Fact("Python", ("python_version", "venv_python", "version_string"), ("python", "venv")),
-    Fact("OneTrainer", ("commit",), ("onetrainer",)),
+    Fact("GPU", (("gpu.devices", ("name",)), ("gpu.vram", ("gpu",))), ("gpu",)),
+    Fact("driver", (("gpu.driver", ("driver_version",)),), ("gpu",)),
+    Fact("CUDA (driver)", (("gpu.driver", ("cuda_driver_version",)),), ("gpu",)),
+    Fact("torch", (("venv.torch", ("version",)),), ()),
+    Fact("torch build", (("venv.torch", ("cuda", "hip", "build")),), ()),
+    Fact("free VRAM", (("gpu.vram", ("free_vram_bytes",)),), ("gpu",), "bytes", 0.10),
+    Fact("total VRAM", (("gpu.vram", ("total_vram_bytes",)), ("gpu.devices", ("memory_total_bytes",))), ("gpu",),
+         "bytes", 0.01),
+    Fact("Python", (("venv.python-version", ("version",)),), ()),
+    Fact("OneTrainer", (("onetrainer.git", ("commit",)),), ()),
 )
 
 
@@ -125,15 +130,27 @@ def _find(data: Any, keys: tuple[str, ...]) -> Any:
 
 def facts_from_checks(checks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    checks = list(checks)
+    by_id = {c.get("id"): c for c in checks}
     for fact in FACTS:
-        for c in checks:
-            if fact.areas and c.get("area") not in fact.areas and str(c.get("id", "")).split(".")[0] not in fact.areas:
-                continue
-            value = _find(c.get("data") or {}, fact.keys)
-            if value is not None and not isinstance(value, Mapping):
-                out[fact.name] = value
-                break
+        value = None
+        for cid, keys in fact.sources:
+            c = by_id.get(cid)
+            if c is not None:
+                value = _find(c.get("data") or {}, keys)
+                if value is not None:
+                    break
+        if value is None and fact.areas:  # a renamed or plugin check that still says driver_version
+            for c in by_id.values():
+                if c.get("area") in fact.areas:
+                    value = _find(c.get("data") or {}, fact.keys)
+                    if value is not None:
+                        break
+        if value is not None and not isinstance(value, Mapping):
+            out[fact.name] = value
+    torch = (by_id.get("venv.torch") or {}).get("data") or {}
+    if "torch build" in out and torch.get("build"):  # "CUDA 12.8", "ROCm 6.2", "CPU-only"
+        out["torch build"] = {"cuda": f"CUDA {torch.get('cuda')}", "rocm": f"ROCm {torch.get('hip')}"}.get(
+            torch["build"], "CPU-only")
     return out
 
 
@@ -154,7 +171,8 @@ def facts_from_bundle(facts: Mapping[str, Any]) -> dict[str, Any]:
     out["total VRAM"] = one_or_list([d.get("total_bytes") for d in devices])
     torch = facts.get("torch") or {}
     out["torch"] = torch.get("version")
-    out["torch CUDA build"] = torch.get("cuda")
+    if torch.get("version"):
+        out["torch build"] = f"CUDA {torch['cuda']}" if torch.get("cuda") else f"ROCm {torch['hip']}" if torch.get("hip") else "CPU-only"
     out["Python"] = (facts.get("venv") or {}).get("python")
     out["OneTrainer"] = (facts.get("onetrainer") or {}).get("commit")
     return {k: v for k, v in out.items() if v is not None}
@@ -192,6 +210,9 @@ def _machine(path: Path) -> Machine:
         report, bundle_facts = _read(path)
     except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
         return Machine(path.stem, str(path), error=str(exc))
+    if isinstance(report, dict) and report.get("otdoctor_error") and "checks" not in report:
+        # Written by the fleet playbook for a host where otdoctor itself could not run.
+        return Machine(str(report.get("host") or path.stem), str(path), error=str(report["otdoctor_error"]))
     if not isinstance(report, dict) or not isinstance(report.get("checks"), list):
         return Machine(path.stem, str(path), error="not an otdoctor check report (no 'checks' list)")
     checks = [c for c in report["checks"] if isinstance(c, dict) and "id" in c]

@@ -47,33 +47,48 @@ def _verdict(m: Machine) -> str:
 
 
 def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
-    """Check columns are numbered (the legend names them): forty check ids never fit a terminal."""
+    """Two tables with machines as rows: the facts that matter across a fleet, then the checks.
+    Check columns are numbered (the legend names them): forty check ids never fit a terminal."""
     facts, checks, diff = _columns(fleet, all_checks)
-    table = Table(title=f"otdoctor merge: {len(fleet.machines)} machines", show_lines=False)
+
+    def header(title: str, differs: bool) -> str:
+        return f"[bold yellow]{DIFF_MARK}{escape(title)}[/]" if differs else escape(title)
+
+    table = Table(title=f"otdoctor merge: {len(fleet.machines)} machines", title_justify="left")
     table.add_column("machine", overflow="fold")
     table.add_column("verdict", overflow="fold")
+    unreadable = any(m.error for m in fleet.machines)
+    if unreadable:
+        table.add_column("problem", overflow="fold", style="red")
     for name in facts:
-        table.add_column(f"{DIFF_MARK}{name}" if name in diff else name, overflow="fold",
-                         header_style="bold yellow" if name in diff else None)
-    for n, cid in enumerate(checks, 1):
-        table.add_column(f"{DIFF_MARK}{n}" if cid in diff else str(n), justify="center", no_wrap=True,
-                         header_style="bold yellow" if cid in diff else None)
+        table.add_column(header(name, name in diff), overflow="fold")
     for m in fleet.machines:
         verdict_style = "red" if m.failed else "green"
         row = [escape(redact(m.name)), f"[{verdict_style}]{escape(_verdict(m))}[/]"]
+        if unreadable:
+            row.append(escape(redact(m.error or "")))
         if m.error:
-            row += [escape(redact(m.error))] + [""] * (len(facts) + len(checks) - 1)
+            row += [""] * len(facts)
         else:
             for n in facts:
                 cell = escape(redact(fact_text(n, m.facts.get(n))))
                 row.append(f"[bold yellow]{cell}[/]" if n in diff else cell)
-            for cid in checks:
-                status = m.checks.get(cid, {}).get("status")
-                row.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
         table.add_row(*row)
     console.print(table)
     if checks:
-        console.print("checks: " + escape("   ".join(f"{n} {cid}" for n, cid in enumerate(checks, 1))))
+        grid = Table(title="checks (numbered below)", title_justify="left")
+        grid.add_column("machine", overflow="fold")
+        for n, cid in enumerate(checks, 1):
+            grid.add_column(header(str(n), cid in diff), justify="center", no_wrap=True)
+        for m in fleet.machines:
+            cells = [escape(redact(m.name))]
+            for cid in checks:
+                status = None if m.error else m.checks.get(cid, {}).get("status")
+                cells.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
+            grid.add_row(*cells)
+        console.print(grid)
+        console.print("\n".join(f"  {n:>2} {escape(cid)}" + (f"  [bold yellow]{DIFF_MARK}[/]" if cid in diff else "")
+                                for n, cid in enumerate(checks, 1)))
     console.print(escape(_legend(fleet, checks, diff)))
 
 
@@ -96,14 +111,15 @@ def _legend(fleet: Fleet, checks: list[str], diff: set[str]) -> str:
 
 def markdown(fleet: Fleet, all_checks: bool = False) -> str:
     facts, checks, diff = _columns(fleet, all_checks)
-    head = ["machine", "verdict"] + [f"{DIFF_MARK} {n}" if n in diff else n for n in facts] + \
+    unreadable = any(m.error for m in fleet.machines)
+    head = ["machine", "verdict"] + (["problem"] if unreadable else []) + [f"{DIFF_MARK} {n}" if n in diff else n for n in facts] + \
            [f"{DIFF_MARK} `{c}`" if c in diff else f"`{c}`" for c in checks]
     icon = {"ok": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skip": "⏭️", None: "·"}
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in fleet.machines:
-        cells = [m.name, _verdict(m)]
+        cells = [m.name, _verdict(m)] + ([m.error or ""] if unreadable else [])
         if m.error:
-            cells += [m.error] + [""] * (len(facts) + len(checks) - 1)
+            cells += [""] * (len(facts) + len(checks))
         else:
             for n in facts:
                 value = fact_text(n, m.facts.get(n))
