@@ -258,3 +258,10 @@ def test_the_guides_setup_has_no_failures(guide_root: Path, run_cli, tmp_path: P
     others = {k: v for k, v in status.items() if k != "config.disk"}
     assert set(others.values()) == {"ok"}, {k: (v, summary[k]) for k, v in others.items() if v != "ok"}
     assert r.returncode == (1 if need > free else 0)
+
+
+def test_reused_cache_is_reported(sc: Scenario) -> None:
+    one_concept(sc, clear_cache_before_training=False)
+    (sc.root / "workspace-cache" / "run" / "image").mkdir(parents=True)
+    r = sc.run()["config.workspace"]
+    assert r.status is Status.OK and "is reused" in r.summary

@@ -251,3 +251,20 @@ def test_interrupted_padding_leaves_complete_files_and_resumes(tmp_path: Path) -
     result = pad_folder(folder, srcs, 64, out)
     assert (result.written, result.skipped) == (6, 4)
     assert len(list(out.iterdir())) == 10
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from otdoctor.render.progress import BarReporter
+
+    srcs = [image(tmp_path / "src" / f"{i}.png", (80, 40)) for i in range(5)]
+    term = io.StringIO()
+    bar = BarReporter(Console(file=term, force_terminal=True, width=100))
+    pad_folder(tmp_path / "src", srcs, 32, tmp_path / "out", progress=bar)
+    assert "padding src" in term.getvalue() and "5/5" in term.getvalue()
+    plain = io.StringIO()
+    pad_folder(tmp_path / "src", srcs, 32, tmp_path / "out2", progress=BarReporter(Console(file=plain, force_terminal=False)))
+    assert plain.getvalue() == ""
