@@ -118,10 +118,18 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
                 f"{summary.get('fail', 0)} failed, {summary.get('error', 0)} crashed, {summary.get('skip', 0)} skipped",
             "", "| | check | result |", "|---|---|---|"]
     problems = []
+    skipped = []
     for c in checks.get("checks") or []:
-        out.append(f"| {ICON.get(c['status'], c['status'])} | `{c['id']}` | {_cell(c['summary'])} |")
+        row = f"| {ICON.get(c['status'], c['status'])} | `{c['id']}` | {_cell(c['summary'])} |"
+        if c["status"] == "skip":  # folded away below: they say why, but rarely matter to the bug
+            skipped.append(row)
+            continue
+        out.append(row)
         if c["status"] in ("warn", "fail", "error"):
             problems.append(c)
+    if skipped:
+        out += ["", f"<details><summary>{len(skipped)} skipped checks</summary>", "",
+                "| | check | why skipped |", "|---|---|---|", *skipped, "", "</details>"]
     if problems:
         out += ["", "<details><summary>Warnings and failures: what was expected, how to fix</summary>", ""]
         for c in problems:
