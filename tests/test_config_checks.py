@@ -265,3 +265,15 @@ def test_reused_cache_is_reported(sc: Scenario) -> None:
     (sc.root / "workspace-cache" / "run" / "image").mkdir(parents=True)
     r = sc.run()["config.workspace"]
     assert r.status is Status.OK and "is reused" in r.summary
+
+
+def test_model_type_mismatch_through_the_cli(sc: Scenario, run_cli) -> None:
+    ckpt = checkpoint(sc.root / "models" / "RealVisXL_V4.0.safetensors", "SDXL")
+    cfg = one_concept(sc, base_model_name=str(ckpt), model_type="STABLE_DIFFUSION_15", train_dtype="FLOAT_16",
+                      output_dtype="FLOAT_32")
+    r = run_cli("check", "--config", str(cfg), "--ot-dir", str(sc.root), "--only", "config")
+    assert r.returncode == 1, r.stderr
+    assert "✗ Model type matches the base model (config.model-type)" in r.stdout
+    assert "choose `Stable Diffusion XL 1.0 Base` and `Fine Tune`" in r.stdout
+    # Sizes follow the checkpoint's real architecture (SDXL), not the wrong model_type.
+    assert "(13.9 GB) instead of" in r.stdout
