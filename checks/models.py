@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from otdoctor import repairs
+from shlex import quote
 
+from otdoctor import repairs
 from otdoctor.check import Check, Context
 from otdoctor.errors import UserError
 from otdoctor.model import CheckResult, Fix
@@ -34,7 +35,8 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
     config_mismatch = any("the config's model_type" in p for p in v.problems)
     damaged = [p for p in v.problems if "the config's model_type" not in p]
     if damaged and v.entry is not None and v.kind != "diffusers":
-        out += [f"mv '{v.path}' '{v.path}.bad'", f"{v.entry.download_command} --dest '{v.path.parent}'"]
+        out += [f"mv {quote(str(v.path))} {quote(str(v.path) + '.bad')}",
+                f"{v.entry.download_command} --dest {quote(str(v.path.parent))}"]
     elif damaged:
         out.append(f"# download {v.path.name} again")
     if config_mismatch:

@@ -5,6 +5,7 @@ entries for those small files through the user's models.toml, exactly as a user 
 from __future__ import annotations
 
 import resource
+import shlex
 import signal
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factory import otdoctor_exe
+from tests.factory import make_onetrainer, otdoctor_exe
 from tests.modelfiles import sha256_of, write_checkpoint
 from tests.modelserver import CivitaiVersion, ModelServer
 from tests.models_helpers import (CIVITAI_TOKEN, HF_TOKEN, assert_no_tokens, assert_no_tokens_in_tree, catalog_toml,
@@ -219,7 +220,7 @@ def test_ctrl_c_leaves_resumable_part(run, server, tmp_path, base_env, files):
     kept = part.stat().st_size
     listed = run("models", "list", "--models-dir", str(dest))
     assert "interrupted download" in listed.stdout
-    assert f"otdoctor models download hyper-realism-v3 --dest '{dest}'" in listed.stdout
+    assert f"otdoctor models download hyper-realism-v3 --dest {shlex.quote(str(dest))}" in listed.stdout
     check = run("check", "--only", "models", "--models-dir", str(dest))
     assert "only an interrupted download" in check.stdout
     server.state.gate_after = None
@@ -262,3 +263,19 @@ def test_hf_not_enough_free_disk(run, server, base_env, files, tmp_path):
 def test_unknown_model_name(run):
     proc = run("models", "download", "no-such-model")
     assert proc.returncode == 2 and "realvisxl-v4" in proc.stderr
+
+
+def test_fix_moves_damaged_copy_aside_and_downloads_verified_one(run, server, tmp_path, files):
+    ot = make_onetrainer(tmp_path / "OneTrainer", git_init=False)
+    dest = ot / "models"  # the checkout's models/ folder is one of the places otdoctor looks
+    dest.mkdir()
+    damaged = dest / CIVITAI_FILE
+    damaged.write_bytes(files["sd15"].read_bytes()[:-4096])  # an interrupted download from elsewhere
+    check = run("check", "--only", "models", "--ot-dir", str(ot))
+    assert check.returncode == 1 and "truncated: 4096 bytes" in check.stdout and "OneTrainer models/" in check.stdout
+    proc = run("fix", "models.checkpoints", "--yes", "--ot-dir", str(ot), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (dest / (CIVITAI_FILE + ".bad")).stat().st_size == files["sd15"].stat().st_size - 4096  # the user's file, kept
+    assert sha256_of(damaged) == sha256_of(files["sd15"])
+    after = run("check", "--only", "models", "--ot-dir", str(ot))
+    assert after.returncode == 0 and "2 checkpoint(s) verified" in after.stdout

@@ -6,6 +6,7 @@ Shared by `otdoctor check` (the `models.checkpoints` check) and `otdoctor models
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from shlex import quote
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -35,7 +36,7 @@ class Inventory:
         if not parts:
             return None
         entry = next(e for e in self.catalog if e.name == name)
-        return f"{entry.download_command} --dest '{parts[0].path.parent}'"
+        return f"{entry.download_command} --dest {quote(str(parts[0].path.parent))}"
 
     @property
     def base_entry(self) -> CatalogEntry | None:

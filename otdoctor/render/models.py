@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from shlex import quote
 from typing import Any, Iterator
 
 from rich.console import Console
@@ -51,8 +52,8 @@ def verdict_lines(v: Verdict, how: str | None = None) -> list[str]:
     lines += [f"      [red]{_e(p)}[/]" for p in v.problems]
     lines += [f"      [yellow]{_e(w)}[/]" for w in v.warnings]
     if v.problems and v.entry is not None and v.kind != "diffusers":
-        lines.append(f"      [dim]fix:[/] mv {_e(repr(str(v.path)))} {_e(repr(str(v.path) + '.bad'))} && "
-                     f"{_e(v.entry.download_command)} --dest {_e(repr(str(v.path.parent)))}")
+        lines.append(f"      [dim]fix:[/] mv {_e(quote(str(v.path)))} {_e(quote(str(v.path) + '.bad'))} && "
+                     f"{_e(v.entry.download_command)} --dest {_e(quote(str(v.path.parent)))}")
     return lines
 
 
