@@ -112,6 +112,9 @@ def base_model(ctx: Context) -> BaseModel:
         cfg = _cfg(ctx)
         name = cfg.base_model_name
         local = cfg.resolve(name) if name else None
+        if local is not None and local.is_file() and local.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
+            # A pickle checkpoint OneTrainer can load; reading it would mean unpickling: not here.
+            return BaseModel(name, local, None, f"a {local.suffix} file, not read")
         if local is not None and local.is_file():
             try:
                 header = read_header(local)

@@ -277,3 +277,11 @@ def test_model_type_mismatch_through_the_cli(sc: Scenario, run_cli) -> None:
     assert "choose `Stable Diffusion XL 1.0 Base` and `Fine Tune`" in r.stdout
     # Sizes follow the checkpoint's real architecture (SDXL), not the wrong model_type.
     assert "(13.9 GB) instead of" in r.stdout
+
+
+def test_pickle_checkpoint_is_not_judged(sc: Scenario) -> None:
+    (sc.root / "models").mkdir(parents=True)
+    (sc.root / "models" / "old.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    one_concept(sc, base_model_name="models/old.ckpt")
+    r = sc.run()["config.model-type"]
+    assert r.status is Status.OK and "a .ckpt file, not read" in r.summary
