@@ -95,6 +95,8 @@ class EstimateRequest:
     write_mbps: float | None = None
     sample_s: float | None = None
     save_gb: float | None = None
+    backup_before_save: bool | None = None
+    latent_caching: bool | None = None
     start: _dt.datetime | None = None
 
 
@@ -269,7 +271,8 @@ def build(req: EstimateRequest) -> EstimateOutput:
         cache_rate, cache_src = req.caching_rate, "--caching-rate"
     else:
         cache_rate, cache_src = float(mtable["caching_images_per_s_rough"]), "rough default"
-    latent_caching = bool(cfg.get("latent_caching")) if cfg is not None else True
+    latent_caching = req.latent_caching if req.latent_caching is not None else (
+        bool(cfg.get("latent_caching")) if cfg is not None else True)
     if not latent_caching:
         notes.append("latent caching off: the VAE runs every step, which a smoke run with caching does not measure")
 
@@ -299,7 +302,8 @@ def build(req: EstimateRequest) -> EstimateOutput:
     sampling = _schedule(req.sample_every, req.sample_unit, cfg, "sample_after", "sample_after_unit", (10, "MINUTE"))
     saves = _schedule(req.save_every, req.save_unit, cfg, "save_every", "save_every_unit", (0, "NEVER"))
     backups = _schedule(req.backup_every, req.backup_unit, cfg, "backup_after", "backup_after_unit", (30, "MINUTE"))
-    backup_before_save = bool(cfg.raw.get("backup_before_save", True)) if cfg is not None else True
+    backup_before_save = req.backup_before_save if req.backup_before_save is not None else (
+        bool(cfg.raw.get("backup_before_save", True)) if cfg is not None else True)
     inputs = est.TimeInputs(
         plan=plan, rate=rate,
         model_load_s=float(load_s or 0), model_load_source=load_src,

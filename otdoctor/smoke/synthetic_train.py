@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--save-dir", default=None, help="folder for saves (periodic and the measured one)")
     p.add_argument("--save-every", type=int, default=0, help="save the weights every N steps")
-    p.add_argument("--measure-save", action="store_true", help="time one save after the steps")
+    p.add_argument("--measure-save", action="store_true", help="time one save after the steps (the final save)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args(argv)
@@ -221,6 +221,9 @@ def main(argv=None):
     losses = []
     saves = []
     for i in range(total):
+        # OneTrainer checks `(global_step + 1) % save_every == 0` before each step (TimedActionMixin).
+        if args.save_every and args.save_dir and (i + 1) % args.save_every == 0:
+            saves.append(save(os.path.join(args.save_dir, "save-%06d.safetensors" % (i + 1))))
         sync()
         t0 = time.perf_counter()
         latents, noise, timesteps, text, added = batch()
@@ -240,8 +243,6 @@ def main(argv=None):
         if bar is not None:
             bar.set_postfix(loss="%.4f" % losses[-1], refresh=False)
             bar.update(1)
-        if args.save_every and args.save_dir and (i + 1) % args.save_every == 0 and i + 1 < total:
-            saves.append(save(os.path.join(args.save_dir, "save-%06d.safetensors" % (i + 1))))
     if bar is not None:
         bar.close()
 
