@@ -196,3 +196,22 @@ def test_broken_user_catalog_is_one_line(run, base_env):
     (cfg / "models.toml").write_text("[[model]]\nname = 'x'\narchitecture = 'SDXXL'\nsource = 'civitai'\n")
     proc = run("models", "list")
     assert proc.returncode == 2 and "SDXXL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",  # kohya
+     "base_model.model.down_blocks.0.attentions.0.to_q.lora_A.weight",  # PEFT
+     "unet.down_blocks.0.attentions.0.processor.to_q_lora.down.weight",  # old diffusers
+     "lora_te1_text_model_encoder_layers_0_mlp_fc1.hada_w1_a"],  # LyCORIS LoHa
+)
+def test_lora_key_styles_detected(tmp_path, key):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from otdoctor.models.safetensors import LORA, detect_architecture, read_header
+
+    f = tmp_path / "lora.safetensors"
+    save_file({key: np.zeros((4, 4), dtype=np.float16)}, str(f))
+    header = read_header(f)
+    assert header.complete and detect_architecture(header.tensors) == LORA

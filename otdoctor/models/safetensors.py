@@ -125,10 +125,19 @@ def _cross_attention_width(tensors: Mapping[str, Mapping[str, Any]]) -> int | No
     return None
 
 
+_LORA_MARKERS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.", "_lora.down.",
+                 "_lora.up.", ".hada_w1_a", ".lokr_w1")
+
+
+def _is_lora_key(key: str) -> bool:
+    """kohya (`lora_unet_...lora_down`), PEFT (`lora_A`), old diffusers (`to_q_lora.down`), LyCORIS."""
+    return key.startswith("lora_") or any(m in key for m in _LORA_MARKERS)
+
+
 def detect_architecture(tensors: Mapping[str, Mapping[str, Any]]) -> str:
     """SDXL, SD 1.5, SD 2.x, LoRA or embedding, from tensor names and shapes."""
     keys = tensors.keys()
-    if any(".lora_down." in k or ".lora_up." in k or ".lora_A." in k or ".lora_B." in k or k.startswith("lora_") for k in keys):
+    if any(_is_lora_key(k) for k in keys):
         return LORA
     if keys and all(k in ("emb_params", "string_to_param", "clip_l", "clip_g", "*") or k.startswith("string_to_param") for k in keys):
         return EMBEDDING
