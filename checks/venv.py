@@ -12,7 +12,6 @@ from otdoctor import repairs
 import shlex
 from pathlib import Path
 
-from otdoctor import requirements as reqs
 from otdoctor.check import Check, Context
 from otdoctor.facts import VenvFacts, pip_facts, torch_facts, venv_facts
 from otdoctor.model import CheckResult, Fix
@@ -248,6 +247,8 @@ class VenvRequirements(Check):
     requires = ("venv.interpreter",)
 
     def diagnose(self, ctx: Context) -> CheckResult:
+        from otdoctor import requirements as reqs  # packaging's parsers: only when this check runs
+
         facts = _facts(ctx)
         assert ctx.ot_dir is not None and facts.info is not None
         choice = platform_choice(ctx)
@@ -322,6 +323,8 @@ def _fallback_markers(facts: VenvFacts) -> dict[str, str]:
 
 def _commit_of(ctx: Context, source: Path | None, ref: str, recorded: str | None) -> tuple[str, str] | None:
     """(installed commit, wanted commit) for a git requirement, or None when it cannot be told."""
+    from otdoctor import requirements as reqs
+
     have = recorded
     if have is None and source is not None and source.is_dir():
         res = ctx.probe.git(source, "rev-parse", "HEAD")

@@ -56,7 +56,7 @@ def venv_facts(ctx: Context) -> VenvFacts | None:
         exists = (path / "bin" / "activate").is_file() or (path / "Scripts" / "activate").is_file()
         python = venv_python(path)
         cfg = read_pyvenv_cfg(path)
-        info = ctx.probe.interpreter(python, dists=True) if exists else None
+        info = interpreter_cached(ctx, python, dists=True, watch=_venv_watch(path)) if exists else None
         return VenvFacts(path, exists, python, cfg, info)
 
     return ctx.memo("venv", compute)
@@ -208,3 +208,42 @@ def pip_facts(ctx: Context) -> PipFacts | None:
         return PipFacts(bool(value.get("runs")), str(value.get("output")), cached)
 
     return ctx.memo("pip", compute)
+
+
+def _venv_watch(venv: Path) -> list[Path]:
+    """What changes when packages are installed or removed: pip adds and removes entries in
+    site-packages (so its mtime moves), and rewrites torch/version.py on a torch reinstall."""
+    from otdoctor.probe.fingerprint import glob_names
+
+    site = glob_names(venv, "lib/python*/site-packages") + glob_names(venv, "Lib/site-packages")
+    return [venv / "pyvenv.cfg", *site, *[s / "torch" / "version.py" for s in site]]
+
+
+def interpreter_cached(
+    ctx: Context, exe: Path, dists: bool = False, watch: list[Path] | None = None
+) -> InterpreterInfo:
+    """`probe.interpreter(exe)`, with a good answer kept on disk until the interpreter, the files
+    in `watch` (site-packages, lib-dynload) or the boot change. Starting an interpreter and
+    importing its stdlib costs 60-100 ms of the 0.5 s `otdoctor check` budget; a broken
+    interpreter is asked every time."""
+    from otdoctor.probe.fingerprint import realpath, read_small_text, stat_signature
+
+    real = realpath(exe)
+    key = {
+        "venv": f"{exe}|dists={dists}",
+        "python": real,
+        "python_stat": stat_signature([Path(real)]),
+        "watch": stat_signature(watch or []),
+        "boot_id": read_small_text(ctx.probe.system_path("/proc/sys/kernel/random/boot_id")),
+        "script": stat_signature([Path(__file__).with_name("probe") / "interpreter_script.py"]),
+    }
+
+    def ask() -> tuple[Any, bool]:
+        info = ctx.probe.interpreter(exe, dists=dists)
+        value = {"executable": info.executable, "ok": info.ok, "error": info.error,
+                 "version": list(info.version) if info.version else None, "data": dict(info.data)}
+        return value, info.ok
+
+    value, _cached = _disk_cached(ctx, "python", key, ask)
+    version = tuple(value["version"]) if value.get("version") else None
+    return InterpreterInfo(value["executable"], value["ok"], value.get("error"), version, value.get("data") or {})

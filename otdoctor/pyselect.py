@@ -166,13 +166,24 @@ def _choose(ctx: Context) -> PythonChoice:
         elif req.prefix is not None:
             exe = req.prefix / "bin" / "python"
             name = req.prefix.name
-        info = probe.interpreter(exe) if exe is not None else None
+        info = _interpreter(ctx, exe) if exe is not None else None
         return PythonChoice(
             command, "pyenv", pyenv, requested, source, pinned, exe is not None, exe, name, info, resolved
         )
 
     via = "OT_PYTHON_CMD" if probe.env.get("OT_PYTHON_CMD") else "PATH"
     exe = Path(resolved) if resolved else None
-    info = probe.interpreter(exe) if exe is not None else None
+    info = _interpreter(ctx, exe) if exe is not None else None
     source = f"OT_PYTHON_CMD={command}" if via == "OT_PYTHON_CMD" else f"`{command}` on PATH"
     return PythonChoice(command, via, pyenv, None, source, pinned, exe is not None, exe, None, info, resolved)
+
+
+def _interpreter(ctx: Context, exe: Path) -> InterpreterInfo:
+    """The interpreter's answer, cached until it or its compiled stdlib modules change
+    (`pyenv install --force` after installing -dev packages rewrites lib-dynload)."""
+    from otdoctor.facts import interpreter_cached
+    from otdoctor.probe.fingerprint import glob_names, realpath
+
+    prefix = Path(realpath(exe)).parent.parent
+    dynload = glob_names(prefix, "lib/python*/lib-dynload")
+    return interpreter_cached(ctx, exe, watch=[*dynload, *glob_names(prefix, "lib/python*/tkinter")])
