@@ -144,9 +144,107 @@ def test_merge_reads_report_zips(run_cli, tmp_path, home):
     assert m["name"] == "a"
 
 
-def test_slurm_script_is_valid_bash_and_documents_srun():
-    script = (FLEET / "slurm-otdoctor.sh").read_text()
-    assert subprocess.run(["bash", "-n", str(FLEET / "slurm-otdoctor.sh")]).returncode == 0
-    assert "srun --ntasks-per-node=1" in script and "otdoctor}\" merge" in script
-    if shutil.which("srun") is None:
-        pytest.skip("no Slurm here: the script is checked for syntax only")
+SLURM_CONF = """\
+ClusterName=otdoctor-test
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/munge
+AuthInfo=socket={d}/munge.sock
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+ReturnToService=2
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def slurm(tmp_path: Path):
+    """A one-node Slurm cluster on this machine (Debian's slurm-wlm and munge), torn down after."""
+    import os
+    import signal
+    import socket
+    import time
+
+    need = ("munged", "slurmctld", "slurmd", "srun", "salloc", "sinfo")
+    if any(shutil.which(n) is None for n in need) or not Path("/etc/munge/munge.key").exists():
+        pytest.skip("Slurm is not installed (apt-get install slurm-wlm munge)")
+    if os.geteuid() != 0:
+        pytest.skip("slurmd must run as root")
+    d = tmp_path / "slurm"
+    (d / "state").mkdir(parents=True)
+    (d / "spool").mkdir()
+    key = d / "munge.key"
+    shutil.copy("/etc/munge/munge.key", key)
+    key.chmod(0o600)
+    d.chmod(0o700)
+    conf = d / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=socket.gethostname(), d=d, ctld_port=_free_port(), d_port=_free_port(),
+                                      cpus=os.cpu_count() or 1))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    started = []
+    subprocess.run(["munged", "-f", f"--key-file={key}", f"--socket={d}/munge.sock", f"--log-file={d}/munged.log",
+                    f"--pid-file={d}/munged.pid", f"--seed-file={d}/munged.seed"], check=True, env=env)
+    started.append(d / "munged.pid")
+    subprocess.run(["slurmctld", "-f", str(conf)], check=True, env=env)
+    started.append(d / "slurmctld.pid")
+    subprocess.run(["slurmd", "-f", str(conf)], check=True, env=env)
+    started.append(d / "slurmd.pid")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout.strip()
+            if state == "idle":
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the test cluster did not come up: sinfo says {state!r}")
+        yield env
+    finally:
+        for pid_file in reversed(started):  # only the daemons this fixture started, by their pid
+            try:
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+
+
+@pytest.mark.slow
+def test_slurm_runs_otdoctor_on_each_node_and_merges(slurm, tmp_path, base_env, home):
+    ot = make_onetrainer(home / "OneTrainer")
+    reports = tmp_path / "fleet-reports"
+    env = {**base_env, "SLURM_CONF": slurm["SLURM_CONF"], "OT_DIR": str(ot), "OTDOCTOR": otdoctor_exe(),
+           "OTDOCTOR_REPORTS_DIR": str(reports), "COLUMNS": "160"}
+    # `salloc -N 1 bash scripts/fleet/slurm-otdoctor.sh`, as the README says for an allocation.
+    proc = subprocess.run(["salloc", "-N", "1", "bash", str(FLEET / "slurm-otdoctor.sh")], env=env, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    import socket
+
+    node = socket.gethostname()
+    assert sorted(p.name for p in reports.iterdir()) == [f"{node}.json"], proc.stderr
+    report = json.loads((reports / f"{node}.json").read_text())
+    assert report["ot_dir"] == str(ot)  # the task saw the submitting shell's OT_DIR
+    assert proc.returncode == 1  # no GPU here (--require-gpu): the merged verdict fails the job
+    assert "otdoctor merge: 1 machines" in proc.stdout and f"{node}: gpu.driver: no NVIDIA GPU" in proc.stdout
