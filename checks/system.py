@@ -252,6 +252,8 @@ def assess_memory(info: MemoryInfo, minimum: int, recommended: int, basis: str) 
         "min_total_bytes": minimum,
         "recommended_total_bytes": recommended,
         "basis": basis,
+        "threshold_why": "OneTrainer loads the checkpoint into system RAM first (an SDXL UNet held in fp32 is "
+        "10.3 GB); 16 GB machines swap or are OOM-killed loading SDXL, 32 GB is comfortable (otdoctor/data/system.toml)",
     }
     found = (
         f"{human_bytes(info.total_bytes)} RAM, {human_bytes(info.available_bytes)} available, "

@@ -225,6 +225,7 @@ def test_memory_reports_real_ram_and_the_threshold_it_used(run_cli, ot):
     assert mem["data"]["total_bytes"] == _meminfo_total_bytes()
     assert mem["data"]["basis"] == "SDXL fine-tuning"
     assert mem["data"]["min_total_bytes"] == 15_000_000_000
+    assert "OOM" in mem["data"]["threshold_why"]
     total = mem["data"]["total_bytes"]
     expected = "fail" if total < 15e9 else ("warn" if total < 30e9 else mem["status"])
     assert mem["status"] == expected
