@@ -55,18 +55,19 @@ def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
         return f"[bold yellow]{DIFF_MARK}{escape(title)}[/]" if differs else escape(title)
 
     table = Table(title=f"otdoctor merge: {len(fleet.machines)} machines", title_justify="left")
-    table.add_column("machine", overflow="fold")
-    table.add_column("verdict", overflow="fold")
+    table.add_column("machine", no_wrap=True)
+    table.add_column("verdict")
     unreadable = any(m.error for m in fleet.machines)
     if unreadable:
-        table.add_column("problem", overflow="fold", style="red")
+        table.add_column("problem", style="red", max_width=24)
     for name in facts:
-        table.add_column(header(name, name in diff), overflow="fold")
+        # Versions and sizes never wrap (570.133.0|7 misleads); GPU names and commits may.
+        table.add_column(header(name, name in diff), no_wrap=name not in ("GPU", "OneTrainer"), overflow="fold")
     for m in fleet.machines:
         verdict_style = "red" if m.failed else "green"
         row = [escape(redact(m.name)), f"[{verdict_style}]{escape(_verdict(m))}[/]"]
-        if unreadable:
-            row.append(escape(redact(m.error or "")))
+        if unreadable:  # the short reason here, the whole message under the table
+            row.append(escape(redact((m.error or "").split(":")[0])))
         if m.error:
             row += [""] * len(facts)
         else:
@@ -77,7 +78,7 @@ def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
     console.print(table)
     if checks:
         grid = Table(title="checks (numbered below)", title_justify="left")
-        grid.add_column("machine", overflow="fold")
+        grid.add_column("machine", no_wrap=True)
         for n, cid in enumerate(checks, 1):
             grid.add_column(header(str(n), cid in diff), justify="center", no_wrap=True)
         for m in fleet.machines:
@@ -103,6 +104,8 @@ def _legend(fleet: Fleet, checks: list[str], diff: set[str]) -> str:
         lines.append(f"{hidden} checks with the same passing or skipped verdict everywhere are not shown (--all shows them)")
     lines.append("✓ ok  ! warning  ✗ failed  ‼ crashed  - skipped  · not in that report")
     for m in fleet.machines:
+        if m.error:
+            lines.append(f"{m.name}: {m.error}")
         failing = [cid for cid, c in m.checks.items() if c["status"] in ("fail", "error")]
         if failing:
             lines.append(f"{m.name}: " + "; ".join(f"{cid}: {m.checks[cid]['summary']}" for cid in failing))
