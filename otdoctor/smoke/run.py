@@ -185,8 +185,9 @@ def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) 
     device_name = r.get("device_name") or "CPU"
     if r.get("device") == "cuda" and peak_vram is None:
         peak_vram, vram_source = r.get("peak_memory_bytes"), r.get("peak_memory_kind", "torch")
-    notes = ["UNet only with random weights: OneTrainer also trains text encoder 1 with the guide's settings, "
-             "so expect real it/s somewhat lower"]
+    notes = [] if opts.model == "tiny" else [
+        "UNet only with random weights: OneTrainer also trains text encoder 1 with the guide's settings, "
+        "so expect real it/s somewhat lower"]
     if not r.get("loss_finite"):
         notes.append("the loss became NaN or infinite: with fp16 on SDXL use bf16")
     return SmokeResult(
