@@ -567,7 +567,8 @@ class Installer:
         wanted = [c.id for c in checks if c.area in ("system", "gpu") or c.id.startswith("python.pyenv")]
         if not wanted:
             return []
-        ctx = make_context(self.probe, self.dir if self.dir.is_dir() else None, offline=True)
+        # Not offline=True: that sets PIP_NO_INDEX for this process, and the install needs the index.
+        ctx = make_context(self.probe, self.dir if self.dir.is_dir() else None)
         report = run_doctor(ctx, only=wanted)
         blocking = ("system.git", "system.disk", "gpu.driver", "python.pyenv")
         out = []

@@ -138,3 +138,22 @@ def bare_for_http(repo: Path, dest: Path) -> Path:
     subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "update-server-info"], check=True)
     return dest
+
+
+def simple_index(wheels: Path, dest: Path) -> Path:
+    """A PEP 503 "simple" index over the wheelhouse, for pip's --index-url (served by `serve`)."""
+    import re
+
+    by_name: dict[str, list[Path]] = {}
+    for whl in sorted(wheels.glob("*.whl")):
+        name = re.sub(r"[-_.]+", "-", whl.name.split("-")[0]).lower()
+        by_name.setdefault(name, []).append(whl)
+    for name, files in by_name.items():
+        d = dest / "simple" / name
+        d.mkdir(parents=True, exist_ok=True)
+        links = []
+        for whl in files:
+            shutil.copy2(whl, d / whl.name)
+            links.append(f'<a href="{whl.name}">{whl.name}</a>')
+        (d / "index.html").write_text("<html><body>" + "\n".join(links) + "</body></html>\n")
+    return dest

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.factory import git, make_venv, otdoctor_exe, pyenv_python, pyenv_version
-from tests.installkit import bare_for_http, pip_env, serve, tree_digest, upstream, wheelhouse
+from tests.installkit import bare_for_http, pip_env, serve, simple_index, tree_digest, upstream, wheelhouse
 
 PY310 = pyenv_version("3.10")
 
@@ -178,6 +178,23 @@ def test_killed_at_each_phase_then_rerun_completes(phase, base_env, tmp_path, re
     assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
     _assert_installed(target, repo)
     server.shutdown()
+
+
+@pytest.mark.slow
+def test_install_uses_the_index_pip_is_configured_with(run_cli, tmp_path, repo, wheels):
+    """pip's own configuration reaches pip untouched (a regression: the pre-flight once set
+    PIP_NO_INDEX for the whole process)."""
+    server = serve(simple_index(wheels, tmp_path / "index"))
+    target = tmp_path / "ot"
+    res = run_cli("install", "--dir", str(target), "--repo-url", str(repo), "--yes",
+                  env={"PIP_INDEX_URL": f"{server.url}/simple/", "PIP_NO_CACHE_DIR": "1"}, timeout=300)
+    server.shutdown()
+    assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
+    seen = []
+    while not server.requests.empty():
+        seen.append(server.requests.get())
+    assert "/simple/tinyglobal/" in seen and "/simple/setuptools/" in seen
+    _assert_installed(target, repo)
 
 
 @pytest.mark.slow
