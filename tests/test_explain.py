@@ -113,6 +113,13 @@ Access to model black-forest-labs/FLUX.1-dev is restricted. You must have access
 epoch:   2%|▍          | 3/200 [13:46<11:15:41, 205.79s/it]
 step:  40%|████      | 29/72 [1:39:06<2:26:57, 205.05s/it, loss=0.0871, smooth loss=0.0934]
 """,
+    "network-unreachable": """\
+Obtaining diffusers from git+https://github.com/huggingface/diffusers.git@1ffa423#egg=diffusers (from -r requirements-global.txt (line 23))
+  Cloning https://github.com/huggingface/diffusers.git (to revision 1ffa423) to ./venv/src/diffusers
+  Running command git clone --filter=blob:none --quiet https://github.com/huggingface/diffusers.git /tmp/ot-real/venv/src/diffusers
+  fatal: unable to access 'https://github.com/huggingface/diffusers.git/': Could not resolve host: github.com
+  error: subprocess-exited-with-error
+""",
 }
 
 UNKNOWN = """\
@@ -127,7 +134,7 @@ ValueError: frobnicator must be positive
 
 def test_every_known_problem_has_an_excerpt():
     assert {p.id for p in known_problems()} == set(LOGS)
-    assert len(LOGS) == 17
+    assert len(LOGS) == 18  # the guide's 17 common problems, plus an unreachable network
 
 
 @pytest.mark.parametrize("problem_id", sorted(LOGS))
