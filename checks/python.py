@@ -216,7 +216,7 @@ class PythonStdlib(Check):
         details = []
         for module, error in missing.items():
             why = table.get(module, {}).get("why", "")
-            details.append(f"{module}: {error}" + (f" ({why})" if why else ""))
+            details.append(f"{module}: {error}" + (f"; {why}" if why else ""))
         if choice.via == "pyenv" and choice.pyenv_version_name:
             packages: list[str] = []
             for module in missing:
