@@ -113,6 +113,14 @@ class PythonVersion(Check):
         why_range = "./install.sh stops with `Your Python version is too low/too high`, or the install fails"
 
         if not choice.installed:
+            if choice.via == "pyenv" and choice.requested == "system":
+                return CheckResult.fail(
+                    f"pyenv would use the system Python ({choice.source}), and there is no `{choice.command}` outside pyenv",
+                    expected=f"a pyenv version pinned for the checkout (`pyenv local {guide}`)",
+                    why="`python` fails with `pyenv: python: command not found`, so ./install.sh cannot start",
+                    fix=Fix(f"install and pin Python {guide}", pin_fix),
+                    data=data,
+                )
             if choice.via == "pyenv":
                 requested = choice.requested or "?"
                 req_t = parse_version(requested)
@@ -168,6 +176,8 @@ class PythonVersion(Check):
         details: list[str] = [f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"]
         if verdict.deprecated:
             details.append(verdict.deprecation_note)
+        if choice.via != "pyenv" and choice.pinned_in_checkout:
+            details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
         if choice.via == "pyenv" and ctx.ot_dir is not None and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION":
             return CheckResult.warn(
                 f"{found}; the checkout has no .python-version",

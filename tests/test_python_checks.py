@@ -143,6 +143,7 @@ def test_pyenv_installed_but_not_initialised(run_cli, tmp_path, base_env):
     assert """echo 'eval "$(pyenv init - bash)"' >> ~/.bashrc""" in pyenv["fix"]["commands"]
     # .python-version is ignored without the shims: the launcher would really get 3.12.
     assert f"Python {pyenv_version('3.12')}" in res["python.version"]["summary"]
+    assert "the checkout's .python-version is ignored: `python` is not a pyenv shim" in res["python.version"]["details"]
     assert proc.returncode == 0
 
 
@@ -159,6 +160,19 @@ def test_no_python_at_all(run_cli, tmp_path, base_env):
     assert res["python.version"]["status"] == "fail"
     assert "`python` is not on PATH" in res["python.version"]["summary"]
     assert "pyenv install 3.10" in res["python.version"]["fix"]["commands"]
+
+
+def test_pyenv_with_no_version_anywhere_and_no_system_python(run_cli, tmp_path, base_env):
+    if any((Path(d) / "python").exists() for d in base_env["PATH"].split(":") if "shims" not in d):
+        pytest.skip("this machine has a `python` outside pyenv")
+    root = pyenv_root(tmp_path / "pyenv", ["3.10"])  # no global version file
+    ot = make_onetrainer(tmp_path / "OneTrainer")
+    proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version", env={"PYENV_ROOT": str(root)})
+    assert proc.returncode == 1
+    version = res["python.version"]
+    assert version["status"] == "fail"
+    assert version["summary"].startswith("pyenv would use the system Python")
+    assert version["fix"]["commands"] == [f"cd {ot}", "pyenv install 3.10", "pyenv local 3.10"]
 
 
 def test_ot_python_cmd_is_honoured(run_cli, tmp_path):
