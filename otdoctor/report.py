@@ -161,19 +161,29 @@ def _pip_freeze(ctx: Context) -> tuple[str, str]:
     return "\n".join(lines) + ("\n" if lines else ""), note
 
 
-def _config_files(ctx: Context, config_path: Path | None) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    if config_path is None:
-        return None, {}
-    from otdoctor.otconfig import load_config
+def _config_files(ctx: Context) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The config the checks looked at (--config, else the UI's last-used state) with its concepts.
+    A config that does not load is still shared as text, with the reason: that is often the bug."""
+    from otdoctor.otconfig import config_facts
 
-    cfg = load_config(config_path, ctx.ot_dir)
+    cf = config_facts(ctx)
+    if cf.path is None:
+        return None, {}
+    if cf.config is None:
+        try:
+            text = cf.path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            text = f"(unreadable: {exc})\n"
+        return {"path": str(cf.path), "source": cf.source, "error": cf.error}, {"config.json": text}
+    cfg = cf.config
     concepts = []
     for c in cfg.concepts:
         resolved = cfg.resolve(c.path, ctx.ot_dir) if c.path else None
         concepts.append({**dict(c.raw), "_resolved_path": str(resolved) if resolved else None,
                          "_path_exists": bool(resolved and resolved.exists())})
     facts = {
-        "path": str(config_path),
+        "path": str(cf.path),
+        "source": cf.source,
         "model_type": cfg.model_type,
         "training_method": cfg.training_method,
         "base_model_name": cfg.base_model_name,
@@ -244,7 +254,7 @@ def collect(
     }
     step("pip freeze")
     freeze, freeze_note = _pip_freeze(ctx)
-    config_facts, config_files = _config_files(ctx, config_path)
+    config_facts, config_files = _config_files(ctx)
     if config_facts is not None:
         facts["config"] = config_facts
     install_log = ctx.ot_dir / INSTALL_LOG if ctx.ot_dir else None

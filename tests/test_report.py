@@ -238,14 +238,15 @@ def test_the_markdown_summary_describes_the_machine(bundle, machine):
     md = bundle["files"]["summary.md"]
     assert bundle["proc"].stdout == md  # printed to paste, identical to the file in the zip
     printed_md = bundle["printed"].stdout.split("\n===== otdoctor-report/", 1)[0]
-    assert printed_md.startswith("## otdoctor report\n") and printed_md.count("\n") == md.count("\n")
+    ids = re.compile(r"^\| \S+ \| `([a-z0-9._-]+)` \|", re.M)
+    assert printed_md.startswith("## otdoctor report\n") and ids.findall(printed_md) == ids.findall(md)
     rows = dict(re.findall(r"^\| \*\*(.+?)\*\* \| (.*) \|$", md, re.M))
     assert set(rows) >= {"otdoctor", "OS", "CPU", "RAM", "GPUs", "Python", "venv", "torch", "OneTrainer", "config"}
     assert rows["venv"].startswith("~/OneTrainer/venv: Python 3.11.")
     assert rows["torch"] == "not installed"
     assert re.match(r"~/OneTrainer at `[0-9a-f]{10}` on master \(.*\), 1 locally changed file\(s\): requirements-global.txt", rows["OneTrainer"])
     assert rows["GPUs"].startswith("none found (NVML Shared Library Not Found")
-    assert rows["config"] == "~/configs/me.json: STABLE_DIFFUSION_XL_10_BASE FINE_TUNE, 2 concept(s)"
+    assert rows["config"] == "~/configs/me.json (--config): STABLE_DIFFUSION_XL_10_BASE FINE_TUNE, 2 concept(s)"
     checks = json.loads(bundle["files"]["checks.json"])["checks"]
     for c in checks:  # every check's result is in the table
         assert re.search(r"^\| \S+ \| `" + re.escape(c["id"]) + "` \\| ", md, re.M), c["id"]
@@ -312,6 +313,18 @@ def test_on_a_terminal_it_shows_the_summary_and_asks_before_writing(machine, bun
     assert len(written) == 1 and f"wrote {written[0].name}" in out.replace("\r", "")
     with zipfile.ZipFile(written[0]) as zf:
         assert "otdoctor-report/summary.md" in zf.namelist()
+
+
+def test_the_uis_last_used_config_is_included_and_a_broken_one_shared_as_text(run_cli, home):
+    ot = make_onetrainer(home / "OneTrainer")
+    (ot / "training_presets").mkdir()
+    (ot / "training_presets" / "#.json").write_text('{"__version": 11, "model_type": "STABLE_DIFFUSION_15",\n  "epochs": 10,,}')
+    proc = run_cli("report", "--ot-dir", str(ot), "--print")
+    assert proc.returncode == 0, proc.stderr
+    row = re.search(r"^\| \*\*config\*\* \| (.*) \|$", proc.stdout, re.M).group(1)
+    assert row.startswith("~/OneTrainer/training_presets/#.json (last-used UI state): does not load: ")
+    assert "line 2" in row
+    assert '"epochs": 10,,}' in proc.stdout.split("===== otdoctor-report/config.json =====\n", 1)[1]
 
 
 def test_a_missing_config_is_one_line_and_exit_2(run_cli, tmp_path):

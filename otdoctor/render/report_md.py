@@ -107,9 +107,11 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
         ("OneTrainer", _onetrainer(facts)),
     ]
     cfg = facts.get("config")
-    if cfg:
-        rows.append(("config", f"{cfg['path']}: {cfg.get('model_type')} {cfg.get('training_method')}, "
-                               f"{cfg.get('concepts')} concept(s)"))
+    if cfg and cfg.get("error"):
+        rows.append(("config", f"{cfg['path']} ({cfg.get('source')}): does not load: {cfg['error']}"))
+    elif cfg:
+        rows.append(("config", f"{cfg['path']} ({cfg.get('source')}): {cfg.get('model_type')} "
+                               f"{cfg.get('training_method')}, {cfg.get('concepts')} concept(s)"))
     out = ["## otdoctor report", "", "| | |", "|---|---|"]
     out += [f"| **{k}** | {_cell(v)} |" for k, v in rows]
 
