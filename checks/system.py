@@ -148,7 +148,7 @@ class DiskSpace(Check):
         if config is None:
             # OneTrainer's default output is models/ inside the checkout; the guide trains SDXL.
             needs.append(_Need("model output", ot_dir / "models", save_bytes("STABLE_DIFFUSION_XL_10_BASE", "BFLOAT_16", "FINE_TUNE")))
-            basis = "one SDXL bf16 save (no --config given)"
+            basis = f"one SDXL bf16 save ({human_bytes(needs[-1].needed_bytes)}; no --config given)"
         else:
             one_save = save_bytes(config.model_type, str(config.get("output_dtype")), config.training_method)
             out = str(config.get("output_model_destination") or "models/model.safetensors")
@@ -156,7 +156,10 @@ class DiskSpace(Check):
             backups = int(disk["workspace_backups"])
             needs.append(_Need("workspace", config.resolve(str(config.get("workspace_dir")), ot_dir), one_save * backups))
             needs.append(_Need("cache", config.resolve(str(config.get("cache_dir")), ot_dir), int(disk["cache_bytes"])))
-            basis = f"{config.model_type} {config.training_method}, output {config.get('output_dtype')}"
+            basis = (
+                f"{config.model_type} {config.training_method} saves in {config.get('output_dtype')} "
+                f"({human_bytes(one_save)} each)"
+            )
 
         filesystems: dict[tuple[str | None, str | None, str], _Filesystem] = {}
         unmeasured: list[str] = []
@@ -211,7 +214,7 @@ class DiskSpace(Check):
         return CheckResult(
             status,
             ("not enough free disk: " if status is Status.FAIL else "disk space is tight: ") + short,
-            expected=f"free space for the venv and {basis}, with room for more than one save",
+            expected=f"free space for the venv, caches and {basis}, and room for more than one save",
             why="a training run that cannot write its save or backup fails after hours of work, "
             "and pip fails half-way through installing torch",
             fix=Fix(
@@ -359,11 +362,18 @@ class CheckoutPath(Check):
             "has_space": " " in str(ot_dir),
         }
         problems: list[tuple[Status, str]] = []
+        reasons: list[str] = []
         if " " in str(ot_dir):
             problems.append((Status.FAIL, f"the path {str(ot_dir)!r} contains a space"))
+            reasons.append("OneTrainer's launchers and some of its dependencies break on paths with spaces")
         fs = fstype_problem(fstype, block_type)
         if fs:
-            problems.append((fs[0], f"it is on {fs[1]}, mounted at {usage.mountpoint if usage else '?'}"))
+            problems.append((fs[0], f"the checkout is on {fs[1]}, mounted at {usage.mountpoint if usage else '?'}"))
+            reasons.append(
+                "a venv needs symlinks and executable files, and SDXL saves are larger than FAT32's 4 GiB limit"
+                if fs[0] is Status.FAIL
+                else "a venv's thousands of small files are slow there, and permissions depend on mount options"
+            )
         if not problems:
             return CheckResult.ok(f"{ot_dir} on {fstype or 'an unknown filesystem'}", data=data)
         status = Status.FAIL if any(s is Status.FAIL for s, _ in problems) else Status.WARN
@@ -372,13 +382,13 @@ class CheckoutPath(Check):
             status,
             "; ".join(text for _, text in problems),
             expected="a path without spaces on a Linux filesystem (ext4, xfs, btrfs)",
-            why="OneTrainer's launchers and some dependencies break on paths with spaces, and a venv "
-            "needs symlinks, executable files and files larger than 4 GiB",
+            why="; ".join(reasons),
             fix=Fix(
-                "move the checkout (the venv must be rebuilt after a move)",
-                (f"mv {_quote(str(ot_dir))} {target}", f"rm -rf {target}/venv && cd {target} && ./install.sh"),
+                f"move the checkout to a folder without spaces on a Linux filesystem, e.g. {target}, "
+                "and rebuild its venv there (a venv does not survive a move)",
+                (f"mv {_quote(str(ot_dir))} {target}", f"cd {target} && rm -rf venv && ./install.sh"),
             ),
-            details=tuple(text for _, text in problems),
+            details=tuple(text for _, text in problems) if len(problems) > 1 else (),
             data=data,
         )
 
