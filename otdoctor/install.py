@@ -148,7 +148,26 @@ def _system_exists(probe: Probe, path: str) -> bool:
 
 
 def detect_gpu(probe: Probe) -> GpuFacts:
-    """`nvidia-smi` (header and `--query-gpu=name,driver_version,compute_cap`), `/dev/nvidia0`, `/dev/kfd`."""
+    """The GPUs that decide the platform file: NVML through the probe (the same facts the gpu.*
+    checks see), else `nvidia-smi` (header and `--query-gpu=name,driver_version,compute_cap`),
+    `/dev/nvidia0` and `/dev/kfd` as the launcher looks."""
+    read_nvml = getattr(probe, "gpu", None)
+    if read_nvml is not None:
+        try:
+            info = read_nvml()
+        except Exception:  # a GPU the driver cannot describe: fall back to what the launcher sees
+            info = None
+        if info is not None and getattr(info, "devices", ()):
+            v = info.cuda_driver_version
+            return GpuFacts(
+                True,
+                _system_exists(probe, "/dev/kfd"),
+                smi=None,
+                driver_version=info.driver_version,
+                driver_cuda=(v // 1000, (v % 1000) // 10) if v else None,
+                compute_caps=tuple(d.compute_capability for d in info.devices if d.compute_capability),
+                names=tuple(d.name for d in info.devices),
+            )
     smi = probe.which("nvidia-smi")
     wsl_smi = "/usr/lib/wsl/lib/nvidia-smi"
     if smi is None and _system_exists(probe, wsl_smi):

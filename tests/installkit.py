@@ -22,7 +22,7 @@ from pathlib import Path
 from tests.factory import build_wheel, git, make_onetrainer
 
 GLOBAL_REQS = ["tinyglobal==1.0", "tinyshared>=1.0"]
-DEFAULT_REQS = ["-r requirements-global.txt", "tinycpu==2.0"]
+DEFAULT_REQS = ["-r requirements-global.txt", "tinycpu==2.0", "torch==2.12.0+cpu"]
 
 
 def wheelhouse(dest: Path) -> Path:
@@ -34,6 +34,12 @@ def wheelhouse(dest: Path) -> Path:
     build_wheel(dest, "tinycpu", "2.0")
     build_wheel(dest, "tinycuda", "13.0")
     build_wheel(dest, "tinylegacy", "12.6")
+    # Stand-ins for torch builds: the real builds' version.py (what otdoctor reads), no code.
+    for version, cuda in (("2.12.0+cpu", None), ("2.12.0+cu130", "13.0"), ("2.12.0+cu126", "12.6")):
+        build_wheel(dest, "torch", version, modules={
+            "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
+            "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
+        })
     cache = Path(os.environ.get("OTDOCTOR_TEST_WHEEL_CACHE", Path.home() / ".cache" / "otdoctor-test-wheels"))
     st = cache / "setuptools-81.0.0-py3-none-any.whl"
     if not st.is_file():
@@ -53,8 +59,8 @@ def upstream(root: Path, **kw) -> Path:
         "platform_requirements",
         {
             "requirements-default.txt": DEFAULT_REQS,
-            "requirements-cuda.txt": ["tinycuda==13.0"],
-            "requirements-cuda-legacy.txt": ["tinylegacy==12.6"],
+            "requirements-cuda.txt": ["tinycuda==13.0", "torch==2.12.0+cu130"],
+            "requirements-cuda-legacy.txt": ["tinylegacy==12.6", "torch==2.12.0+cu126"],
             "requirements-rocm.txt": ["tinycpu==2.0"],
         },
     )

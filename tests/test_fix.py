@@ -213,3 +213,39 @@ def test_healthy_install_has_nothing_to_fix(run_cli, ot, fix_env):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Nothing to fix" in res.stdout
 
+
+
+# The GPU cannot exist here: recorded NVML snapshots stand in for it (the gpu.* checks' own fakes).
+NVML = Path(__file__).parent / "data" / "nvml"
+
+
+def _torch_version(venv: Path) -> str:
+    return _py(venv, "import importlib.metadata as m; print(m.version('torch'))")
+
+
+@pytest.mark.slow
+def test_cpu_torch_on_an_nvidia_machine_gets_the_cuda_build(run_cli, ot, fix_env):
+    env = {**fix_env, "OTDOCTOR_NVML_SNAPSHOT": str(NVML / "h100-idle.json")}
+    assert _torch_version(ot / "venv") == "2.12.0+cpu"
+    before = _check(run_cli, ot, "gpu.cuda-build", env)
+    assert before["status"] == "fail" and "CPU-only" in before["summary"]
+    res = run_cli("fix", "gpu.cuda-build", "--ot-dir", str(ot), "--yes", env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "requirements-cuda.txt" in res.stdout
+    assert _torch_version(ot / "venv") == "2.12.0+cu130"
+    assert _check(run_cli, ot, "gpu.cuda-build", env)["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_driver_too_old_for_cu130_switches_to_the_legacy_build(run_cli, ot, fix_env, installed):
+    subprocess.run([str(ot / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+                    "--find-links", str(installed[2]), "torch==2.12.0+cu130"], check=True)
+    env = {**fix_env, "OTDOCTOR_NVML_SNAPSHOT": str(NVML / "rtx4090-desktop.json")}  # driver 570: CUDA 12.8
+    before = _check(run_cli, ot, "gpu.cuda-build", env)
+    assert before["status"] == "fail" and "too old" in before["summary"]
+    res = run_cli("fix", "gpu.cuda-build", "--ot-dir", str(ot), "--dry-run", env=env)
+    assert "requirements-cuda-legacy.txt" in res.stdout and "580.65.06" in res.stdout  # or the driver to install
+    res = run_cli("fix", "gpu.cuda-build", "--ot-dir", str(ot), "--yes", env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _torch_version(ot / "venv") == "2.12.0+cu126"
+    assert _check(run_cli, ot, "gpu.cuda-build", env)["status"] == "ok"
