@@ -114,6 +114,20 @@ def main() -> None:
             print(f"openssl dgst:     {t_ssl:.3f} s  {gbps(t_ssl):.2f} GB/s  (otdoctor at {t_ssl / t_ot:.2f}x of it)")
         f.unlink()
 
+        # 1b. two files: one after the other vs otdoctor's parallel threads --------------------
+        pair = [work / "a.safetensors", work / "b.safetensors"]
+        for p in pair:
+            write_model(p, int(args.size_gb * 1e9 / 2), sparse=False)
+            subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
+        from otdoctor.models.hashing import sha256_file, sha256_files
+
+        t_seq = best(lambda: [sha256_file(p) for p in pair], args.repeat)
+        t_par = best(lambda: sha256_files(pair), args.repeat)
+        print(f"two files of {pair[0].stat().st_size} bytes: one after the other {t_seq:.3f} s, "
+              f"in parallel threads {t_par:.3f} s ({t_seq / t_par:.2f}x, {os.cpu_count()} CPUs)")
+        for p in pair:
+            p.unlink()
+
         # 2. cached re-verify of a big sparse file -----------------------------------------------
         big = work / "big.safetensors"
         write_model(big, int(args.big_gb * 1e9), sparse=True)
