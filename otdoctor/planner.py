@@ -244,8 +244,12 @@ def build(req: EstimateRequest) -> EstimateOutput:
             raise UserError("--its must be positive", exit_code=2)
         rate = est.Rate(req.its, None, None, "--its (given)")
     if rate is None or req.from_smoke:
-        found = smoke_results.latest_for(gpu=None if not req.gpu else req.gpu, model=model, resolution=res_px[0],
-                                         batch_size=batch)
+        gpu_name = req.gpu
+        if gpu_name is None:  # this machine's GPU; on a machine without one, any result of this model
+            from otdoctor.smoke.run import _gpu_facts
+
+            gpu_name = _gpu_facts()[0]
+        found = smoke_results.latest_for(gpu=gpu_name, model=model, resolution=res_px[0], batch_size=batch)
         if found is None and req.from_smoke:
             raise UserError(f"no smoke result for {model} in {smoke_results.results_dir()}", exit_code=1,
                             hint="run `otdoctor smoke` first, or pass --its X / --gpu NAME")

@@ -286,3 +286,26 @@ def test_cli_from_log_real_tqdm_stream(run_cli, tmp_path):
     assert data["remaining_s"] is not None
     r = run_cli("estimate", "--from-log", "-", input="no bars here\n")
     assert r.returncode == 1 and "no OneTrainer progress bar" in r.stderr
+
+
+def test_cli_uses_smoke_result_for_the_named_gpu(run_cli, base_env, monkeypatch):
+    from otdoctor.smoke import results
+
+    monkeypatch.setenv("OTDOCTOR_CACHE_DIR", base_env["OTDOCTOR_CACHE_DIR"])
+    results.save(results.SmokeResult("onetrainer", "sdxl", 1024, 1, "bf16", "NVIDIA GeForce RTX 4090", steps=20,
+                                     its=0.9, its_low=0.8, its_high=1.0, load_s=42.0, caching_images_per_s=6.0))
+    results.save(results.SmokeResult("synthetic", "sd15", 512, 1, "bf16", "NVIDIA GeForce RTX 4090", steps=20, its=3.0))
+    r = run_cli("estimate", "--images", "90", "--epochs", "10", "--gpu", "RTX 4090", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["its"] == 0.9 and data["its_source"].startswith("smoke onetrainer run on NVIDIA GeForce RTX 4090")
+    terms = {t["name"]: t for t in data["terms"]}
+    assert terms["model load"]["seconds"] == 42.0 and terms["model load"]["source"] == "smoke run"
+    assert terms["training steps"]["low_s"] == pytest.approx(900 / 1.0)
+    assert terms["training steps"]["high_s"] == pytest.approx(900 / 0.8)
+    # Another GPU has no smoke result: the rough table, labelled so.
+    r = run_cli("estimate", "--images", "90", "--epochs", "10", "--gpu", "RTX 3090", "--format", "json")
+    assert "ROUGH" in json.loads(r.stdout)["its_source"]
+    # --from-smoke with no result for the model is an error that says what to do.
+    r = run_cli("estimate", "--images", "90", "--epochs", "10", "--model", "sd15", "--gpu", "A100", "--from-smoke")
+    assert r.returncode == 1 and "otdoctor smoke" in r.stderr

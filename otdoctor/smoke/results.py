@@ -117,7 +117,8 @@ def latest_for(
     for path, r in load_all():
         if not r.ok or not r.its:
             continue
-        if wanted["gpu"] and r.gpu.lower() != wanted["gpu"]:
+        # "RTX 4090" picks "NVIDIA GeForce RTX 4090": people type the short name.
+        if wanted["gpu"] and wanted["gpu"] not in r.gpu.lower() and r.gpu.lower() not in wanted["gpu"]:
             continue
         if model and r.model != model:
             continue
