@@ -369,9 +369,14 @@ def models_download_cmd(
             state += f"; resumed at byte {result.resumed_from_bytes}"
         err.print(redact(f"{entry.title}: {result.path} ({state})"), markup=False, highlight=False)
         return
-    from otdoctor.models.download import download_hf
+    import dataclasses
+
+    from otdoctor.models.download import download_hf, hf_expected_file
     from otdoctor.models.verify import Verifier
 
+    known = hf_expected_file(entry, offline)
+    if known is not None and known not in entry.files:
+        entry = dataclasses.replace(entry, files=(*entry.files, known))
     path = download_hf(entry, dest.expanduser() if dest else None, probe.env, probe.home, offline)
     with hash_progress(tty) as (on_start, on_bytes):
         verdict = Verifier([entry], cache).verify([(path, entry, None, "")], on_start, on_bytes)[0]
@@ -424,8 +429,7 @@ def install_cmd(
     """
     from rich.markup import escape
 
-    from otdoctor.doctor import make_context, run_doctor
-    from otdoctor.install import PHASES, InstallOptions, Installer, PhaseFailed
+    from otdoctor.install import PHASES, InstallOptions, Installer, final_check
     from otdoctor.probe import Probe
     from otdoctor.render import text
     from otdoctor.render.install_view import InstallView
@@ -465,15 +469,16 @@ def install_cmd(
         view.fail()
         raise
     view.phase("check", "otdoctor check")
-    ctx = make_context(probe, inst.dir)
-    report = run_doctor(ctx)
-    view.done("check", "done")
+    report = final_check(probe, inst.dir)
+    counts = report.counts()
+    view.done("check", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     out.print()
     text.render(report, out)
     code = report.exit_code()
     out.print(f"OneTrainer is installed in {escape(str(inst.dir))}; start it with: cd {escape(str(inst.dir))} && ./start-ui.sh"
               if code == 0 else
               "OneTrainer is installed, but otdoctor check found problems (above); `otdoctor fix` repairs what it can")
+    out.print(f"[dim]training setup (config, dataset, checkpoints): otdoctor check --ot-dir {escape(str(inst.dir))} --config CONFIG.json[/]")
     raise typer.Exit(code)
 
 

@@ -3,6 +3,7 @@
 Hugging Face (pointed at with HF_ENDPOINT):
   HEAD/GET /{org}/{repo}/resolve/{rev}/{file}  X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size,
                                                Content-Length, Range
+  POST /api/models/{org}/{repo}/paths-info/{rev}  size and LFS sha256 of the named paths
 Civitai (pointed at with OTDOCTOR_CIVITAI_URL):
   GET /api/v1/model-versions/{id}              the version's JSON (files[], hashes.SHA256, sizeKB)
   GET /api/download/models/{id}                needs `Authorization: Bearer TOKEN`; without one an
@@ -25,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in | Civitai</title></head><body>Please log in</body></html>"
@@ -76,6 +77,22 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._record()
         self._route(head=False)
+
+    def do_POST(self) -> None:
+        self._record()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/paths-info/([^/]+)", urlsplit(self.path).path)
+        if not m:
+            return self._simple(404, b'{"error":"Not found"}', "application/json")
+        paths = parse_qs(body).get("paths", [])
+        out = []
+        for path in paths:
+            data = self.state.hf_files.get((m.group(1), path))
+            if data is not None:
+                sha = hashlib.sha256(data).hexdigest()
+                out.append({"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest(),
+                            "lfs": {"oid": sha, "size": len(data), "pointerSize": 134}})
+        self._simple(200, json.dumps(out).encode(), "application/json")
 
     def _simple(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None, head: bool = False) -> None:
         self.send_response(code)

@@ -260,6 +260,16 @@ def test_hf_not_enough_free_disk(run, server, base_env, files, tmp_path):
     assert not server.requests_to("/SG161222/")
 
 
+def test_hf_entry_without_sha_uses_paths_info(run, server, base_env, tmp_path, files):
+    cfg = Path(base_env["OTDOCTOR_CONFIG_DIR"]) / "models.toml"
+    cfg.write_text(catalog_toml([{"name": "my-xl", "architecture": "SDXL", "source": "huggingface", "repo": HF_REPO,
+                                  "filename": HF_FILE}]))
+    proc = run("models", "download", "my-xl", "--dest", str(tmp_path / "models"))
+    assert proc.returncode == 0, proc.stderr
+    assert "sha256 matches the Hub's paths-info file" in proc.stdout + proc.stderr
+    assert [r for r in server.requests_to("/api/models/") if r["method"] == "POST" and "paths-info" in r["path"]]
+
+
 def test_unknown_model_name(run):
     proc = run("models", "download", "no-such-model")
     assert proc.returncode == 2 and "realvisxl-v4" in proc.stderr

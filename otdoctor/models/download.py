@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from otdoctor.errors import UserError
-from otdoctor.models.catalog import CatalogEntry, civitai_url
+from otdoctor.models.catalog import CatalogEntry, KnownFile, civitai_url
 from otdoctor.models.hashing import VerifyCache, sha256_file
 from otdoctor.models.safetensors import HeaderError, detect_architecture, read_header, sniff
 from otdoctor.redact import redact, register_secret
@@ -356,6 +356,25 @@ def _range_start(content_range: str) -> int | None:
 
 
 # Hugging Face ------------------------------------------------------------------------------------
+def hf_expected_file(entry: CatalogEntry, offline: bool) -> KnownFile | None:
+    """The file's size and sha256: from the catalog, else from the Hub's paths-info API (its LFS sha256)."""
+    known = next((f for f in entry.files if f.name == entry.filename and f.sha256), None)
+    if known is not None or offline:
+        return known
+    from huggingface_hub import HfApi
+
+    try:
+        infos = HfApi().get_paths_info(entry.repo or "", [entry.filename], revision=entry.revision)
+    except Exception as exc:  # the hash is a bonus here: the download itself reports real failures
+        raise UserError(redact(f"cannot ask Hugging Face for the sha256 of {entry.repo}/{entry.filename}: "
+                               f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")) from None
+    for info in infos:
+        lfs = getattr(info, "lfs", None)
+        if getattr(info, "path", None) == entry.filename and lfs is not None:
+            return KnownFile(entry.filename, str(lfs.sha256).lower(), int(lfs.size), label="Hub's paths-info")
+    return None
+
+
 def download_hf(entry: CatalogEntry, dest: Path | None, env: Mapping[str, str], home: Path, offline: bool = False) -> Path:
     """hf_hub_download with its own progress bar, into `dest` or the Hugging Face cache."""
     from otdoctor.models.locate import hf_hub_cache
