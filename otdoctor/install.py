@@ -932,3 +932,18 @@ def record_requirements(ot_dir: Path, platform_file: str, platform_key: str | No
 
 
 CallableUI = Callable[[str], bool]
+
+
+# What the install's last step looks at: the machine and the install, not a training config.
+FINAL_CHECK_AREAS = ("onetrainer", "python", "venv", "gpu", "system")
+
+
+def final_check(probe: Probe, ot_dir: Path):
+    """`otdoctor check --ot-dir DIR` limited to the install's areas (torch imports, CUDA where a GPU
+    is, tkinter): config, dataset and checkpoints belong to planning a run, not to the install."""
+    from otdoctor.doctor import make_context, run_doctor
+    from otdoctor.registry import load_checks
+
+    present = {c.area for c in load_checks()[0]}
+    ctx = make_context(probe, ot_dir)
+    return run_doctor(ctx, only=[a for a in FINAL_CHECK_AREAS if a in present])
