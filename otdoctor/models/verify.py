@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -150,7 +150,6 @@ class Verifier:
     cache: VerifyCache | None = None
     do_hash: bool = True
     max_workers: int = 4
-    _pending: list[_Pending] = field(default_factory=list)
 
     def verify(
         self,
