@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from otdoctor.check import Check, Context
-from otdoctor.errors import UserError
 from otdoctor.model import CheckResult, Fix, Status
 from otdoctor.probe.host import DiskUsage, MemoryInfo, PlatformInfo
 from otdoctor.render import human_bytes
@@ -106,21 +105,15 @@ def save_bytes(model_type: str, output_dtype: str, training_method: str) -> int:
     return int(base * _DTYPE_FACTOR.get(output_dtype.upper(), 1.0))
 
 
-def load_config_memo(ctx: Context):
-    """The training config given with --config (once per run): a TrainConfig, a UserError, or None."""
-    path = ctx.options.config_path
-    if path is None:
-        return None
+def _config(ctx: Context):
+    """The run's training config (--config, else the UI's last-used state), shared with the config
+    checks through `otconfig.config_facts`; (TrainConfig or None, a note when it could not be read)."""
+    from otdoctor.otconfig import config_facts
 
-    def compute():
-        from otdoctor.otconfig import load_config
-
-        try:
-            return load_config(path, ctx.ot_dir)
-        except UserError as exc:
-            return exc
-
-    return ctx.memo("system.config", compute)
+    facts = config_facts(ctx)
+    if facts.error is not None:
+        return None, f"config {facts.path} not read ({facts.error})"
+    return facts.config, None
 
 
 def _venv_exists(ot_dir: Path) -> bool:
@@ -141,14 +134,13 @@ class DiskSpace(Check):
         notes: list[str] = []
         venv_need = disk["venv_update_bytes"] if _venv_exists(ot_dir) else disk["venv_install_bytes"]
         needs = [_Need("checkout (venv)", ot_dir, int(venv_need))]
-        config = load_config_memo(ctx)
-        if isinstance(config, UserError):
-            notes.append(f"config not read ({config.message}); only the checkout was measured")
-            config = None
+        config, note = _config(ctx)
+        if note:
+            notes.append(f"{note}; measured as without a config")
         if config is None:
             # OneTrainer's default output is models/ inside the checkout; the guide trains SDXL.
             needs.append(_Need("model output", ot_dir / "models", save_bytes("STABLE_DIFFUSION_XL_10_BASE", "BFLOAT_16", "FINE_TUNE")))
-            basis = f"one SDXL bf16 save ({human_bytes(needs[-1].needed_bytes)}; no --config given)"
+            basis = f"one SDXL bf16 save ({human_bytes(needs[-1].needed_bytes)}; no training config found)"
         else:
             one_save = save_bytes(config.model_type, str(config.get("output_dtype")), config.training_method)
             out = str(config.get("output_model_destination") or "models/model.safetensors")
@@ -303,8 +295,8 @@ class Memory(Check):
     required = False
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        config = load_config_memo(ctx)
-        if config is None or isinstance(config, UserError):
+        config, _note = _config(ctx)
+        if config is None:
             minimum, recommended, basis = memory_need()
         else:
             minimum, recommended, basis = memory_need(config.model_type, str(config.get("ema") or "OFF"))

@@ -352,3 +352,22 @@ def test_aarch64_linux_fails_and_macos_warns_and_wsl_is_noted():
     assert mac.status is Status.WARN and "no CUDA" in mac.why
     wsl = assess_platform(WSL2)
     assert wsl.status is Status.OK and "under WSL" in wsl.summary and any("/mnt/c" in d for d in wsl.details)
+
+
+def test_disk_follows_the_uis_last_used_config_and_survives_a_broken_one(run_cli, ot, tmp_path):
+    presets = ot / "training_presets"
+    presets.mkdir()
+    (presets / "#.json").write_text(json.dumps({"model_type": "STABLE_DIFFUSION_15", "cache_dir": "/dev/shm/otdoctor-test-cache"}))
+    proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.disk", "--only", "onetrainer.checkout", "--format", "json")
+    disk = report(proc)["system.disk"]
+    holds = {h["role"]: h["path"] for fs in disk["data"]["filesystems"] for h in fs["holds"]}
+    assert holds["cache"] == "/dev/shm/otdoctor-test-cache"
+    assert holds["workspace"] == str(ot / "workspace" / "run")  # OneTrainer's default, inside the checkout
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"model_type": "STABLE_DIFFUSION_15",\n  "cache_dir": }')
+    proc = run_cli("check", "--ot-dir", str(ot), "--config", str(broken), "--only", "system", "--only", "onetrainer.checkout", "--format", "json")
+    checks = report(proc)
+    assert checks["system.disk"]["status"] in ("ok", "warn", "fail")  # measured, not crashed
+    assert any("not read" in d and "line 2" in d for d in checks["system.disk"]["details"])
+    assert checks["system.memory"]["data"]["basis"] == "SDXL fine-tuning"
