@@ -249,7 +249,7 @@ def reinstall_platform_requirements(check: Any, ctx: Context, confirm: Confirm, 
     file, why, blocker = _platform_file(ctx)
     if blocker:
         return FixOutcome(check.id, False, f"cannot fix automatically: {blocker}")
-    return _reinstall_torch(check, ctx, dry_run, file, why, "torch does not match this machine")
+    return _reinstall_torch(check, ctx, dry_run, file, why, "torch is missing, broken or built for another platform")
 
 
 def use_legacy_requirements(check: Any, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
