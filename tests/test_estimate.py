@@ -309,3 +309,15 @@ def test_cli_uses_smoke_result_for_the_named_gpu(run_cli, base_env, monkeypatch)
     # --from-smoke with no result for the model is an error that says what to do.
     r = run_cli("estimate", "--images", "90", "--epochs", "10", "--model", "sd15", "--gpu", "A100", "--from-smoke")
     assert r.returncode == 1 and "otdoctor smoke" in r.stderr
+
+
+def test_rate_spread_and_steady_rate():
+    from otdoctor.smoke.meter import rate_spread, steady_rate
+
+    # Ten steps of 0.5 s then ten of 1 s: the fastest fifth runs at 2 it/s, the slowest at 1 it/s.
+    assert rate_spread([0.5] * 10 + [1.0] * 10) == (1.0, 2.0)
+    # Bar arrivals (time, n): warm-up steps 0-2 are slow and left out; then 1 step per 0.25 s.
+    points = [(0.0, 0), (3.0, 1), (5.0, 2), (6.0, 3)] + [(6.0 + 0.25 * i, 3 + i) for i in range(1, 21)]
+    rate = steady_rate(points, warmup=3)
+    assert rate.its == pytest.approx(4.0) and rate.steps == 20
+    assert rate.its_low == pytest.approx(4.0) and rate.its_high == pytest.approx(4.0)

@@ -55,7 +55,7 @@ def render_smoke(r: Any, path: Any, out: IO[str] | None = None) -> None:
     if r.its:
         spread = ""
         if r.its_low and r.its_high:
-            spread = f"  (p90..p10 step time: {its_text(r.its_low)} .. {its_text(r.its_high)})"
+            spread = f"  (slowest..fastest stretch: {its_text(r.its_low)} .. {its_text(r.its_high)})"
         t.add_row("speed", f"[bold]{its_text(r.its)}[/] over {r.steps} steps after {r.warmup_steps} warm-up{spread}")
     else:
         t.add_row("speed", "not measured")

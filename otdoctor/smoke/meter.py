@@ -19,6 +19,23 @@ def _percentile(values: list[float], q: float) -> float:
     return srt[min(len(srt) - 1, max(0, int(round(q * (len(srt) - 1)))))]
 
 
+def rate_spread(step_s: list[float], blocks: int = 5) -> tuple[float, float] | None:
+    """(low, high) it/s: the slowest and fastest of `blocks` consecutive stretches of steps.
+
+    A whole run averages over thousands of steps, so single-step jitter (p10/p90 of one step)
+    overstates its uncertainty; what moves a long run is the speed drifting (thermal limits, other
+    work on the machine), which stretches of steps show. Under 10 steps: p90/p10 of single steps.
+    """
+    times = [t for t in step_s if t > 0]
+    if not times:
+        return None
+    if len(times) < 2 * blocks:
+        return 1 / _percentile(times, 0.9), 1 / _percentile(times, 0.1)
+    size = len(times) // blocks
+    rates = [size / sum(times[i * size:(i + 1) * size]) for i in range(blocks)]
+    return min(rates), max(rates)
+
+
 @dataclass
 class BarTrace:
     desc: str
@@ -50,11 +67,15 @@ def steady_rate(points: list[tuple[float, float]], warmup: int) -> StepRate | No
     (t0, n0), (t1, n1) = dedup[0], dedup[-1]
     if t1 <= t0 or n1 <= n0:
         return None
-    per_step = [(tb - ta) / (nb - na) for (ta, na), (tb, nb) in zip(dedup, dedup[1:]) if nb > na and tb > ta]
+    per_step: list[float] = []
+    for (ta, na), (tb, nb) in zip(dedup, dedup[1:]):
+        if nb > na and tb > ta:
+            per_step += [(tb - ta) / (nb - na)] * int(nb - na)
     its = (n1 - n0) / (t1 - t0)
-    if not per_step:
+    spread = rate_spread(per_step)
+    if spread is None:
         return StepRate(its, its, its, int(n1 - n0))
-    return StepRate(its, 1 / _percentile(per_step, 0.9), 1 / _percentile(per_step, 0.1), int(n1 - n0))
+    return StepRate(its, min(spread[0], its), max(spread[1], its), int(n1 - n0))
 
 
 class Meter:

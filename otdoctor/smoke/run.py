@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from otdoctor.errors import UserError
-from otdoctor.smoke.meter import Meter, VramPoller
+from otdoctor.smoke.meter import Meter, VramPoller, rate_spread
 from otdoctor.smoke.process import Child, run_folder, terminate_as_interrupt
 from otdoctor.smoke.results import SmokeResult
 from otdoctor.tqdm_parse import BarStream, BarUpdate
@@ -182,6 +182,9 @@ def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) 
         return SmokeResult("synthetic", opts.model, resolution, opts.batch_size, opts.dtype, gpu_name or "unknown",
                            ok=False, error=error, notes=tail[-15:])
     r = result_line
+    spread = rate_spread(r.get("step_s") or [])
+    if spread is not None and r.get("its"):
+        r["its_low"], r["its_high"] = min(spread[0], r["its"]), max(spread[1], r["its"])
     device_name = r.get("device_name") or "CPU"
     if r.get("device") == "cuda" and peak_vram is None:
         peak_vram, vram_source = r.get("peak_memory_bytes"), r.get("peak_memory_kind", "torch")
