@@ -219,3 +219,22 @@ def test_preflight_passes_the_gpu_gate_on_a_recorded_gpu_machine(runner):
     verdict = subprocess.run([otdoctor_exe(), "check", "--ot-dir", env["OT_DIR"], "--require-gpu", "--only", "gpu.driver",
                               "--format", "json"], env=env, capture_output=True, text=True, timeout=120)
     assert [(c["id"], c["status"]) for c in json.loads(verdict.stdout)["checks"]] == [("gpu.driver", "ok")]
+
+
+@pytest.mark.slow
+def test_workflow_smoke_step_is_a_speed_and_memory_gate(runner, torch_venv):
+    """The smoke step as written, on the CPU (`--tiny`, real torch): an attainable MIN_ITS passes, an
+    impossible one fails the step; a memory gate that cannot be measured (no GPU) fails rather than
+    passing unchecked. That is what stops a slow or wrong machine before the real run."""
+    wf = yaml.safe_load((CI / "github-workflow.yml").read_text())
+    step = next(s for s in wf["jobs"]["train"]["steps"] if s.get("name", "").startswith("Smoke run"))
+    contexts = {"github.workspace": str(runner["ws"])}
+    env = {**runner["env"], **{k: _expr(v, contexts) for k, v in wf["env"].items()},
+           "SMOKE_ARGS": f"--tiny --steps 2 --warmup 1 --python {torch_venv / 'bin' / 'python'}"}
+    fast = run_github_steps([step], {**env, "MIN_ITS": "0.001", "MAX_VRAM_GB": ""}, contexts, runner["ws"])[0]
+    assert fast["outcome"] == "success", fast["stdout"] + fast["stderr"]
+    slow = run_github_steps([step], {**env, "MIN_ITS": "100000", "MAX_VRAM_GB": ""}, contexts, runner["ws"])[0]
+    assert slow["outcome"] == "failure" and slow["rc"] == 1, slow
+    assert "100000" in slow["stdout"] + slow["stderr"]
+    vram = run_github_steps([step], {**env, "MIN_ITS": "0.001"}, contexts, runner["ws"])[0]  # MAX_VRAM_GB: 22
+    assert vram["outcome"] == "failure" and "cannot check --max-vram-gb" in vram["stdout"] + vram["stderr"]
