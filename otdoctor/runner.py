@@ -7,6 +7,7 @@ run moves on (the thread is abandoned: Python cannot kill it, and it is a daemon
 
 from __future__ import annotations
 
+import os
 import platform
 import queue
 import socket
@@ -152,10 +153,22 @@ def run_checks(
     return [outcomes[c.id] for c in ordered]
 
 
+def _os_string() -> str:
+    """`Linux-6.8.0-x86_64-with-glibc2.36`, as platform.platform() says it, without its cost: that
+    runs `uname -p` in a subprocess and scans the interpreter's binary for the libc version."""
+    uname = platform.uname()  # the processor field, the slow one, is computed only when read
+    text = f"{uname.system}-{uname.release}-{uname.machine}"
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    return f"{text}-with-{libc.replace(' ', '')}" if libc else text
+
+
 def host_facts() -> dict[str, str]:
     return {
         "hostname": socket.gethostname(),
-        "os": platform.platform(),
+        "os": _os_string(),
         "machine": platform.machine(),
         "python": platform.python_version(),
     }
