@@ -249,3 +249,25 @@ def test_driver_too_old_for_cu130_switches_to_the_legacy_build(run_cli, ot, fix_
     assert res.returncode == 0, res.stdout + res.stderr
     assert _torch_version(ot / "venv") == "2.12.0+cu126"
     assert _check(run_cli, ot, "gpu.cuda-build", env)["status"] == "ok"
+
+
+def test_stdlib_missing_plans_build_packages_pyenv_rebuild_and_venv(run_cli, ot, fix_env, tmp_path):
+    """A pyenv Python built without liblzma-dev: its prefix lacks _lzma. The repair's plan is shown
+    (a real `pyenv install --force` takes many minutes, so only the dry run runs here)."""
+    root = tmp_path / "pyenv"
+    (root / "versions").mkdir(parents=True)
+    real = pyenv_python(PY310).parent.parent
+    subprocess.run(["cp", "-al", str(real), str(root / "versions" / PY310)], check=True)  # hard links: instant
+    for so in (root / "versions" / PY310 / "lib" / "python3.10" / "lib-dynload").glob("_lzma*"):
+        so.unlink()  # unlinks the copy's name only; the real interpreter keeps its module
+    env = {**fix_env, "PYENV_ROOT": str(root)}
+    stdlib = _check(run_cli, ot, "python.stdlib", env)
+    assert stdlib["status"] in ("fail", "warn") and "lzma" in stdlib["summary"]
+    before = tree_digest(root, ot)
+    res = run_cli("fix", "python.stdlib", "--ot-dir", str(ot), "--dry-run", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "liblzma-dev" in res.stdout
+    assert f"pyenv install --force {PY310}" in res.stdout
+    assert f"{root}/versions/{PY310}/bin/python -m venv" in res.stdout
+    assert tree_digest(root, ot) == before
+    assert list((real / "lib" / "python3.10" / "lib-dynload").glob("_lzma*"))

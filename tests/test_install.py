@@ -337,3 +337,19 @@ def test_platform_override_by_env_and_flag(run_cli, tmp_path, repo, wheels):
     assert "-r requirements-rocm.txt" in res.stdout and "OT_PLATFORM_REQUIREMENTS" in res.stdout
     res = _install(run_cli, tmp_path / "ot", repo, wheels, "--dry-run", "--platform", "cuda-legacy")
     assert "-r requirements-cuda-legacy.txt" in res.stdout
+
+
+def test_missing_python_is_offered_with_build_packages(run_cli, tmp_path, repo, wheels):
+    target = tmp_path / "ot"
+    res = _install(run_cli, target, repo, wheels, "--python", "3.12.99", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "pyenv install 3.12.99" in res.stdout and "libssl-dev" in res.stdout and "tk-dev" in res.stdout
+    # Without a terminal and without --yes, nothing starts.
+    res = run_cli("install", "--dir", str(target), "--repo-url", str(repo), "--python", "3.12.99", env=pip_env(wheels))
+    assert res.returncode == 2 and "--yes" in res.stderr
+    assert not target.exists()
+    # With --yes pyenv is asked to build it; pyenv has no such version: the failure names the phase.
+    res = _install(run_cli, target, repo, wheels, "--python", "3.12.99")
+    assert res.returncode == 1
+    assert "install failed in phase 'python'" in res.stderr and "3.12.99" in res.stderr
+    assert "full log:" in res.stderr
