@@ -4,11 +4,12 @@
 
 Builds (once, then reuses) a OneTrainer-shaped git checkout under --dir whose `venv/` is a real
 Python 3.11 venv with CPU torch 2.13.0 (pip takes the wheel on this machine's disk) and whose
-requirements-global.txt names what is installed. Then runs each command --repeat times, after one
-untimed warm-up each (otdoctor caches what `import torch` says on disk; collect_env fills the OS
-page cache), plus three first runs with an empty otdoctor cache, and prints wall-clock median and min, and the CPU seconds each run used (user +
-system, child processes included), which other load on the machine disturbs less than wall time. Target (issue 2): otdoctor check under 1 s, and
-at most a quarter of collect_env's time.
+requirements-global.txt names what is installed. Then runs the two commands --repeat times,
+interleaved so both see the same machine load, after one untimed warm-up each (otdoctor caches
+what `import torch` says on disk; collect_env fills the OS page cache), plus three first runs with
+an empty otdoctor cache. Prints wall-clock median and min, and the CPU seconds a run used (user +
+system, child processes included), which other load on the machine disturbs less than wall time.
+Target (issue 2): otdoctor check under 1 s, and at most a quarter of collect_env's time.
 """
 
 from __future__ import annotations
@@ -58,19 +59,28 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path, repeat: int) -> tuple[list[float], list[float]]:
+def _once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the command and the processes it waited for)."""
-    subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm-up, not timed
-    walls, cpus = [], []
+    cpu0 = _children_cpu_s()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(argv)} exited with {proc.returncode}:\n{proc.stderr.decode(errors='replace')}")
+    return wall, _children_cpu_s() - cpu0
+
+
+def timed(commands: list[list[str]], env: dict[str, str], cwd: Path, repeat: int) -> list[tuple[list[float], list[float]]]:
+    """Each command `repeat` times, interleaved (A B A B ...) so both see the same machine load."""
+    for argv in commands:
+        subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm-up, not timed
+    results: list[tuple[list[float], list[float]]] = [([], []) for _ in commands]
     for _ in range(repeat):
-        cpu0 = _children_cpu_s()
-        start = time.perf_counter()
-        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
-        walls.append(time.perf_counter() - start)
-        cpus.append(_children_cpu_s() - cpu0)
-        if proc.returncode not in (0, 1):
-            sys.exit(f"{' '.join(argv)} exited with {proc.returncode}:\n{proc.stderr.decode(errors='replace')}")
-    return walls, cpus
+        for argv, (walls, cpus) in zip(commands, results):
+            wall, cpu = _once(argv, env, cwd)
+            walls.append(wall)
+            cpus.append(cpu)
+    return results
 
 
 def main() -> None:
@@ -83,16 +93,17 @@ def main() -> None:
     ot = build(args.dir.expanduser())
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("OT_DIR", None)
-    check = timed([args.otdoctor, "check", "--ot-dir", str(ot)], env, ot, args.repeat)
+    check_argv = [args.otdoctor, "check", "--ot-dir", str(ot)]
+    collect_argv = [str(ot / "venv" / "bin" / "python"), "-m", "torch.utils.collect_env"]
+    check, collect = timed([check_argv, collect_argv], env, ot, args.repeat)
     # Cold: an empty otdoctor cache, so the venv's interpreter, pip and `import torch` run again.
     cold = []
     for i in range(3):
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            subprocess.run([args.otdoctor, "check", "--ot-dir", str(ot)], env={**env, "OTDOCTOR_CACHE_DIR": cache},
+            subprocess.run(check_argv, env={**env, "OTDOCTOR_CACHE_DIR": cache},
                            cwd=ot, capture_output=True)
             cold.append(time.perf_counter() - start)
-    collect = timed([str(ot / "venv" / "bin" / "python"), "-m", "torch.utils.collect_env"], env, ot, args.repeat)
 
     load = os.getloadavg()[0]
     print(f"OneTrainer-shaped checkout: {ot} (venv: Python 3.11, {TORCH} CPU)")
