@@ -58,9 +58,23 @@ class GitPresent(Check):
         return CheckResult.ok(f"git {version} ({ctx.probe.which('git')})", data={"version": version})
 
 
+_INSTALLERS = (
+    ("apt-get", "sudo apt install {}"),
+    ("dnf", "sudo dnf install {}"),
+    ("pacman", "sudo pacman -S {}"),
+    ("zypper", "sudo zypper install {}"),
+    ("apk", "sudo apk add {}"),
+    ("brew", "brew install {}"),
+)
+
+
 def _install_command(ctx: Context, package: str) -> str:
+    """The package manager this machine has; apt (the guide's Ubuntu) when none is found."""
     if ctx.probe.platform().system == "Darwin":
         return f"brew install {package}"
+    for exe, template in _INSTALLERS:
+        if ctx.probe.which(exe):
+            return template.format(package)
     return f"sudo apt install {package}"
 
 

@@ -371,3 +371,15 @@ def test_disk_follows_the_uis_last_used_config_and_survives_a_broken_one(run_cli
     assert checks["system.disk"]["status"] in ("ok", "warn", "fail")  # measured, not crashed
     assert any("not read" in d and "line 2" in d for d in checks["system.disk"]["details"])
     assert checks["system.memory"]["data"]["basis"] == "SDXL fine-tuning"
+
+
+def test_missing_git_names_the_package_manager_on_path(run_cli, ot, tmp_path):
+    """A PATH with only `dnf` (a real executable script standing in for Fedora's) gets a dnf command."""
+    bin_dir = tmp_path / "fedora-bin"
+    bin_dir.mkdir()
+    dnf = bin_dir / "dnf"
+    dnf.write_text("#!/bin/sh\nexit 0\n")
+    dnf.chmod(0o755)
+    proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.git", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 1
+    assert "sudo dnf install git" in proc.stdout and "apt" not in proc.stdout
