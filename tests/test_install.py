@@ -163,9 +163,12 @@ def test_killed_at_each_phase_then_rerun_completes(phase, base_env, tmp_path, re
                 while not (target / "venv").exists() and time.monotonic() < deadline:
                     time.sleep(0.005)
         else:
-            _wait_for_log(log, "--- phase venv", proc)
-            server.delay_s = 30
+            # The phase's marker is logged before pip starts: from then on pip's requests hang,
+            # and the kill lands while pip is waiting on the index.
             _wait_for_log(log, f"--- phase {phase}", proc)
+            server.delay_s = 30
+            while not server.requests.empty():
+                server.requests.get()
             server.wait_for("/wheels/")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
