@@ -138,8 +138,12 @@ def _wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout_s: floa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", ["checkout", "python", "venv", "pip", "requirements"])
-def test_killed_at_each_phase_then_rerun_completes(phase, base_env, tmp_path, repo, wheels):
+@pytest.mark.parametrize(
+    "phase, sig",
+    [("checkout", signal.SIGKILL), ("python", signal.SIGKILL), ("venv", signal.SIGKILL), ("pip", signal.SIGKILL),
+     ("requirements", signal.SIGKILL), ("requirements", signal.SIGINT)],
+)
+def test_killed_at_each_phase_then_rerun_completes(phase, sig, base_env, tmp_path, repo, wheels):
     served = tmp_path / "served"
     served.mkdir()
     bare_for_http(repo, served / "OneTrainer.git")
@@ -170,13 +174,17 @@ def test_killed_at_each_phase_then_rerun_completes(phase, base_env, tmp_path, re
             while not server.requests.empty():
                 server.requests.get()
             server.wait_for("/wheels/")
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, sig)  # SIGINT to the group: what Ctrl-C in a terminal sends
         proc.wait(timeout=30)
     finally:
         server.release.set()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
+    if sig == signal.SIGINT:
+        _, err = proc.communicate()
+        assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
     state = _digest_state(target)
     assert f'"{phase}"' not in state  # the state never claims the phase that was cut short
 
