@@ -271,3 +271,17 @@ def test_stdlib_missing_plans_build_packages_pyenv_rebuild_and_venv(run_cli, ot,
     assert f"{root}/versions/{PY310}/bin/python -m venv" in res.stdout
     assert tree_digest(root, ot) == before
     assert list((real / "lib" / "python3.10" / "lib-dynload").glob("_lzma*"))
+
+
+@pytest.mark.slow
+def test_a_rebuild_that_fails_puts_the_old_venv_back(run_cli, ot, fix_env):
+    shutil.rmtree(ot / "venv")
+    make_venv(ot / "venv", pyenv_python("3.12"))
+    cfg_before = (ot / "venv" / "pyvenv.cfg").read_text()
+    (ot / "requirements-global.txt").write_text("tinyglobal==1.0\nnosuchpackage==9.9\n")  # pip will fail
+    res = run_cli("fix", "venv.python-version", "--ot-dir", str(ot), "--yes", env=fix_env, timeout=300)
+    assert res.returncode == 1
+    assert "failed: install failed in phase 'requirements'" in res.stdout and "otdoctor-fix.log" in res.stdout
+    assert (ot / "venv" / "pyvenv.cfg").read_text() == cfg_before  # the user's venv, as it was
+    assert not list(ot.glob("venv.otdoctor-old-*"))
+    assert "restored the previous venv" in (ot / "otdoctor-fix.log").read_text()
