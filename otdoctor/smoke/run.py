@@ -95,6 +95,9 @@ def synthetic_argv(python: Path, opts: SmokeOptions, save_dir: Path | None) -> l
         "--warmup", str(opts.warmup),
         "--device", opts.device,
     ]
+    if opts.model == "tiny":
+        # A toy UNet gains nothing from more threads, and on a busy CPU their barriers cost 10x.
+        argv += ["--threads", "1"]
     if opts.gradient_checkpointing:
         argv.append("--gradient-checkpointing")
     if opts.fused_back_pass:
