@@ -89,7 +89,9 @@ def run_fix(ctx: Context, patterns: Iterable[str], dry_run: bool, view: FixUI) -
 
     # What remains and cannot be fixed automatically: the manual steps.
     for o in report.outcomes:
-        if o.status in (Status.FAIL, Status.ERROR) and not o.can_fix and _wanted(o, patterns, by_id):
+        # No checkout at all is only a warning for `check`, but nothing here can be fixed without one.
+        no_checkout = o.check_id == "onetrainer.checkout" and o.status is not Status.OK
+        if (o.status in (Status.FAIL, Status.ERROR) or no_checkout) and not o.can_fix and _wanted(o, patterns, by_id):
             view.manual(o)
             manual.add(o.check_id)
     nothing = not attempted and not manual
