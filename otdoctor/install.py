@@ -30,6 +30,7 @@ from otdoctor.probe import Probe
 from otdoctor.probe import onetrainer as ot_probe
 from otdoctor.probe.python import InterpreterInfo, match_installed, read_pyvenv_cfg, venv_python
 from otdoctor.probe.stream import stream_command
+from otdoctor.redact import redact
 
 LOG_NAME = "otdoctor-install.log"
 STATE_NAME = ".otdoctor-install.json"
@@ -113,7 +114,7 @@ class Session:
     def note(self, text: str) -> None:
         log = self.log()
         if log is not None:
-            log.write(text + "\n")
+            log.write(redact(text) + "\n")
             log.flush()
 
     def run(self, phase: str, argv: list[str | os.PathLike[str]], cwd: Path | None = None, what: str | None = None) -> None:
@@ -516,7 +517,7 @@ class Installer:
     def save_phase(self, phase: str, **facts: Any) -> None:
         state = self.state()
         state.setdefault("phases", {})[phase] = {"finished": _dt.datetime.now().isoformat(timespec="seconds"), **facts}
-        state["repo_url"] = self.repo_url
+        state["repo_url"] = redact(self.repo_url)
         atomic_write_text(self.state_path, json.dumps(state, indent=1, sort_keys=True))
 
     def _forget_phases_from(self, phase: str) -> None:

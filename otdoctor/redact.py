@@ -31,6 +31,10 @@ _PATTERNS = [
      r"\1" + MASK + r"\2"),
     # VAR=value for the known secret variables (env dumps, shell lines).
     (re.compile(r"\b((?:%s)=)\S+" % "|".join(SECRET_ENV_VARS)), r"\1" + MASK),
+    # Credentials in URLs (`https://user:password@host`, `https://TOKEN@github.com`: git remotes).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"), r"\1" + MASK + "@"),
+    # GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_).
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b"), MASK),
 ]
 
 

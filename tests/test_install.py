@@ -364,3 +364,21 @@ def test_missing_python_is_offered_with_build_packages(run_cli, tmp_path, repo, 
     assert res.returncode == 1
     assert "install failed in phase 'python'" in res.stderr and "3.12.99" in res.stderr
     assert "full log:" in res.stderr
+
+
+@pytest.mark.slow
+def test_a_token_in_the_repository_url_stays_out_of_output_log_and_state(run_cli, tmp_path, repo, wheels):
+    served = tmp_path / "served"
+    served.mkdir()
+    bare_for_http(repo, served / "OneTrainer.git")
+    server = serve(served)
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    url = f"http://ana:{token}@127.0.0.1:{server.server_address[1]}/OneTrainer.git"
+    target = tmp_path / "ot"
+    res = _install(run_cli, target, url, wheels)
+    server.shutdown()
+    assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
+    assert "http://***@127.0.0.1" in res.stdout
+    for text in (res.stdout, res.stderr, (target / "otdoctor-install.log").read_text(),
+                 (target / ".otdoctor-install.json").read_text()):
+        assert token not in text

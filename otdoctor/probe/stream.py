@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Mapping, Sequence
 
+from otdoctor.redact import redact
+
 
 @dataclass(frozen=True)
 class StreamResult:
@@ -45,7 +47,7 @@ def stream_command(
     args = tuple(str(a) for a in argv)
     start = time.perf_counter()
     if log is not None:
-        log.write(f"$ {' '.join(args)}\n")
+        log.write(redact(f"$ {' '.join(args)}") + "\n")
         log.flush()
     try:
         proc = subprocess.Popen(
@@ -57,7 +59,7 @@ def stream_command(
             stderr=subprocess.STDOUT,
         )
     except OSError as exc:
-        msg = f"could not start {args[0]}: {exc.strerror or exc}"
+        msg = redact(f"could not start {args[0]}: {exc.strerror or exc}")
         if log is not None:
             log.write(msg + "\n")
             log.flush()
@@ -89,7 +91,8 @@ def stream_command(
 
 
 def _emit(raw: bytes, log: IO[str] | None, on_line: Callable[[str], None] | None, tail: deque[str]) -> None:
-    line = raw.decode("utf-8", errors="replace").rstrip()
+    # Secrets (a token in a git URL, in pip's index URL) never reach the screen or the log.
+    line = redact(raw.decode("utf-8", errors="replace").rstrip())
     if not line:
         return
     tail.append(line)
