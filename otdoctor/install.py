@@ -433,13 +433,47 @@ def rebuild_commands(python_exe: Path, venv: Path, ot_dir: Path, platform_file: 
     ]
 
 
+def remember_aside(ot_dir: Path, aside: Path) -> None:
+    """Record a venv moved aside, so a run killed before the new venv works still cleans it later."""
+    path = ot_dir / STATE_NAME
+    state = read_json(path)
+    state = state if isinstance(state, dict) else {"phases": {}}
+    state.setdefault("venv_aside", []).append(str(aside))
+    atomic_write_text(path, json.dumps(state, indent=1, sort_keys=True))
+
+
+def forget_aside(ot_dir: Path, aside: Path | None = None) -> list[str]:
+    """Drop one recorded venv (it was put back), or all of them (returned: a working venv replaced them)."""
+    path = ot_dir / STATE_NAME
+    state = read_json(path)
+    if not isinstance(state, dict) or not state.get("venv_aside"):
+        return []
+    recorded = list(state["venv_aside"])
+    state["venv_aside"] = [a for a in recorded if aside is not None and a != str(aside)]
+    if not state["venv_aside"]:
+        state.pop("venv_aside")
+    atomic_write_text(path, json.dumps(state, indent=1, sort_keys=True))
+    return recorded if aside is None else []
+
+
+def remove_superseded_venvs(ot_dir: Path) -> None:
+    """A new venv works: the ones moved aside before (this run or a killed one) can go now."""
+    for aside in forget_aside(ot_dir):
+        p = Path(aside)
+        if ".otdoctor-old-" in p.name:  # only folders otdoctor itself named and recorded
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def rebuild_venv(session: Session, python_exe: Path, python_prefix: Path, venv: Path, ot_dir: Path, platform_file: str) -> str:
     """Move the venv aside, make a new one from exactly `python_exe`, install, verify; then delete the old.
 
     If anything fails, the new venv is removed and the old one is put back, so the user is never
-    left with less than they had.
+    left with less than they had. A kill mid-way leaves the old one aside and recorded in the state
+    file; the next successful rebuild (or install) removes it.
     """
     aside = move_aside(venv) if os.path.lexists(venv) else None
+    if aside is not None:
+        remember_aside(ot_dir, aside)
     try:
         create_venv(session, "venv", python_exe, venv, ot_dir)
         upgrade_pip(session, "pip", venv, ot_dir)
@@ -451,10 +485,10 @@ def rebuild_venv(session: Session, python_exe: Path, python_prefix: Path, venv: 
         if aside is not None:
             shutil.rmtree(venv, ignore_errors=True)
             os.replace(aside, venv)
+            forget_aside(ot_dir, aside)
             session.note(f"restored the previous venv from {aside}")
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    remove_superseded_venvs(ot_dir)
     return f"rebuilt {venv} from {python_exe}"
 
 
@@ -863,9 +897,7 @@ class Installer:
             return
         if os.path.lexists(self.venv):
             aside = move_aside(self.venv)
-            state = self.state()
-            state.setdefault("venv_aside", []).append(str(aside))
-            atomic_write_text(self.state_path, json.dumps(state, indent=1, sort_keys=True))
+            remember_aside(self.dir, aside)
             self.ui.message(f"moved the unusable venv ({problem}) to {aside}; it is removed once the new one works")
         self._forget_phases_from("venv")
         create_venv(self.session, "venv", prefix / "bin" / "python", self.venv, self.dir)
@@ -901,11 +933,8 @@ class Installer:
         else:
             self.save_phase("requirements", hash=requirements_hash(self.dir, self.platform.file),
                             file=self.platform.file, platform=self.platform.key)
-        # The new venv works: only now may the one moved aside go.
-        state = self.state()
-        for aside in state.pop("venv_aside", []):
-            shutil.rmtree(aside, ignore_errors=True)
-        atomic_write_text(self.state_path, json.dumps(state, indent=1, sort_keys=True))
+        # The new venv works: only now may the ones moved aside go.
+        remove_superseded_venvs(self.dir)
         self.ui.done("requirements", f"requirements-global.txt + {self.platform.file}")
 
 

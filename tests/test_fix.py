@@ -285,3 +285,27 @@ def test_a_rebuild_that_fails_puts_the_old_venv_back(run_cli, ot, fix_env):
     assert (ot / "venv" / "pyvenv.cfg").read_text() == cfg_before  # the user's venv, as it was
     assert not list(ot.glob("venv.otdoctor-old-*"))
     assert "restored the previous venv" in (ot / "otdoctor-fix.log").read_text()
+
+
+@pytest.mark.slow
+def test_rebuild_killed_midway_then_fix_again_leaves_no_old_venvs(run_cli, ot, fix_env, base_env):
+    import os
+    import signal
+    import time
+
+    shutil.rmtree(ot / "venv")
+    make_venv(ot / "venv", pyenv_python("3.12"))
+    argv = [otdoctor_exe(), "fix", "venv.python-version", "--ot-dir", str(ot), "--yes"]
+    proc = subprocess.Popen(argv, env={**base_env, **fix_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(ot.glob("venv.otdoctor-old-*")) or not (ot / "venv").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # the old venv is aside, the new one half made
+    proc.wait(timeout=30)
+    assert list(ot.glob("venv.otdoctor-old-*"))
+    res = run_cli("fix", "venv", "--ot-dir", str(ot), "--yes", env=fix_env, timeout=300)
+    assert "rebuilt" in res.stdout, res.stdout + res.stderr
+    assert _py(ot / "venv", "import sys; print(sys.version_info[:2])") == "(3, 10)"
+    assert not list(ot.glob("venv.otdoctor-old-*"))
