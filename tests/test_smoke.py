@@ -164,7 +164,7 @@ def test_onetrainer_mode_without_config_uses_guide_preset(run_cli, onetrainer, t
     assert cfg["masked_training"] == "false"  # generated images have no masks
     kept = Path(start["workspace"]).parent
     assert kept.is_dir() and (kept / "dataset").is_dir()  # --keep keeps it
-    assert len(list((kept / "dataset").glob("*.png"))) == (1 + 3 + 2)
+    assert len(list((kept / "dataset").glob("*.png"))) == (1 + 3 + 5)  # warm-up, measured, spare
 
 
 def test_onetrainer_error_is_explained(run_cli, onetrainer, user_config, tmp_path):

@@ -17,6 +17,7 @@ import os
 import platform
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,7 +312,8 @@ def prepare_onetrainer(
     model = model_key_for(str(raw.get("model_type", "STABLE_DIFFUSION_15")))
     res_text = str(raw.get("resolution", "1024" if model == "sdxl" else "512"))
     resolution = opts.resolution or int(str(res_text).split(",")[0].split("x")[0])
-    count = (opts.warmup + opts.steps + 2) * opts.batch_size
+    # Spare batches, so the run is stopped mid-epoch: an epoch that ends triggers OneTrainer's final save.
+    count = (opts.warmup + opts.steps + max(5, opts.steps // 2)) * opts.batch_size
     dataset = folder / "dataset"
     dataset_note = make_dataset(dataset, count, resolution, source_concept)
     concepts = [{
@@ -378,6 +380,7 @@ def run_onetrainer(
     stream = BarStream()
     target = opts.warmup + opts.steps
     done = {"measured": False}
+    measured = threading.Event()
 
     with terminate_as_interrupt(), run_folder(keep=opts.keep) as folder:
         run = prepare_onetrainer(ot_dir, python, folder, opts, config_raw, base_model, source_concept)
@@ -397,6 +400,7 @@ def run_onetrainer(
                     progress(ev.desc, ev)
                     if ev.desc == "step" and ev.n >= target:
                         done["measured"] = True
+                        measured.set()
 
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         child = Child(run.argv, env, ot_dir, on_output)
@@ -405,10 +409,11 @@ def run_onetrainer(
         try:
             deadline = t0 + opts.timeout_s
             while True:
-                rc = child.wait(0.2)
-                if rc is not None or done["measured"]:
+                # Woken by the reader the moment the last measured step is drawn: stop without delay.
+                if measured.wait(0.2):
                     break
-                if time.monotonic() > deadline:
+                rc = child.poll()
+                if rc is not None or time.monotonic() > deadline:
                     break
             if rc is None:
                 progress("measured: stopping OneTrainer (SIGINT)" if done["measured"] else "timed out: stopping", None)
