@@ -224,3 +224,38 @@ def test_sigkill_of_otdoctor_stops_training_and_next_run_sweeps(run_cli, base_en
     r = run_cli("smoke", "--ot-dir", str(onetrainer), "--config", str(user_config), "--steps", "2", "--warmup", "0")
     assert r.returncode == 0, r.stderr + r.stdout
     assert not stale.exists()
+
+
+META_CHECK = """
+import json, sys, torch
+from diffusers import UNet2DConditionModel
+models = json.loads(sys.argv[1])
+out = {}
+for name in ("sdxl", "sd15"):
+    m = models[name]
+    with torch.device("meta"):  # shapes only: no 10 GB of weights on a test machine
+        unet = UNet2DConditionModel(**m["unet"])
+        side = m["default_resolution"] // m["vae_scale"]
+        kw = {}
+        if m.get("text_embeds_dim"):
+            kw["added_cond_kwargs"] = {"text_embeds": torch.randn(1, m["text_embeds_dim"]),
+                                       "time_ids": torch.randn(1, m["time_ids"])}
+        y = unet(torch.randn(1, m["latent_channels"], side, side), torch.tensor([10]),
+                 encoder_hidden_states=torch.randn(1, m["text_tokens"], m["unet"]["cross_attention_dim"]), **kw).sample
+    out[name] = {"parameters": sum(p.numel() for p in unet.parameters()), "shape": list(y.shape)}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_unet_tables_are_the_real_architectures(torch_venv):
+    """The SDXL and SD 1.5 configs in data/unet_configs.toml build UNets with the published parameter
+    counts, and the synthetic trainer's inputs (SDXL's pooled text and time ids) fit them."""
+    from otdoctor.smoke.run import unet_models
+
+    r = subprocess.run([str(torch_venv / "bin" / "python"), "-c", META_CHECK, json.dumps(unet_models())],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["sdxl"] == {"parameters": 2_567_463_684, "shape": [1, 4, 128, 128]}
+    assert got["sd15"] == {"parameters": 859_520_964, "shape": [1, 4, 64, 64]}
