@@ -121,16 +121,33 @@ class BarStream:
 
     def __init__(self) -> None:
         self._pending = ""
+        self._early: str | None = None  # pending text already reported as a bar
 
     def feed(self, chunk: str, t: float = 0.0) -> list[Event]:
         self._pending += chunk
         parts = re.split(r"[\r\n]", self._pending)
         self._pending = parts.pop()
-        return list(self._events(parts, t))
+        if parts and self._early is not None:
+            if parts[0] == self._early:
+                parts = parts[1:]
+            self._early = None
+        events = list(self._events(parts, t))
+        # tqdm puts `\r` BEFORE a redraw, not after: the newest bar state sits in the unfinished
+        # tail until the next redraw. A complete bar there (it ends in `]`) is reported now, or every
+        # update would arrive one step late.
+        if strip_ansi(self._pending).rstrip().endswith("]"):
+            bar = parse_bar(self._pending, t)
+            if bar is not None:
+                events.append(bar)
+                self._early = self._pending
+        return events
 
     def close(self, t: float = 0.0) -> list[Event]:
         rest, self._pending = self._pending, ""
-        return list(self._events([rest], t)) if rest else []
+        early, self._early = self._early, None
+        if not rest or rest == early:
+            return []
+        return list(self._events([rest], t))
 
     @staticmethod
     def _events(parts: list[str], t: float) -> Iterator[Event]:

@@ -94,3 +94,25 @@ def test_nested_bars_with_cursor_moves():
 def test_not_a_bar():
     assert parse_bar("RuntimeError: something [broken, here]") is None
     assert parse_bar("") is None
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_redraw_is_reported_when_it_arrives_not_at_the_next_one(nested):
+    # tqdm writes "\r<bar>" (nested: "\n\r<bar>\x1b[A") and nothing after it until the next
+    # update: the bar must be reported from the chunk that drew it, as OneTrainer's epoch/step pair.
+    buf = io.StringIO()
+    outer = tqdm(total=1, desc="epoch", file=buf, mininterval=0) if nested else None
+    bar = tqdm(total=3, desc="step", file=buf, mininterval=0)
+    stream = BarStream()
+    done = 0
+    for i in range(3):
+        bar.update(1)
+        new = buf.getvalue()[done:]
+        done += len(new)
+        got = [b for b in bars(stream.feed(new, t=float(i))) if b.desc == "step"]
+        assert got and got[-1].n == i + 1 and got[-1].t == float(i)
+    bar.close()
+    if outer is not None:
+        outer.close()
+    events = stream.feed(buf.getvalue()[done:], t=9.0) + stream.close(t=9.0)
+    assert all(b.n == 3 for b in bars(events) if b.desc == "step")  # never a repeat of an earlier state
