@@ -296,7 +296,6 @@ def parse_requirements(files: list[Path]) -> list[tuple[str, str, str]]:
 
     Editable VCS lines give their `#egg=` name with no specifier; index options are skipped.
     """
-    from packaging.markers import default_environment  # noqa: F401  (markers evaluated below)
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
