@@ -382,3 +382,25 @@ def test_a_token_in_the_repository_url_stays_out_of_output_log_and_state(run_cli
     for text in (res.stdout, res.stderr, (target / "otdoctor-install.log").read_text(),
                  (target / ".otdoctor-install.json").read_text()):
         assert token not in text
+
+
+@pytest.mark.slow
+def test_existing_clone_with_local_changes_is_reused_as_it_is(run_cli, tmp_path, repo, wheels):
+    target = tmp_path / "ot"
+    git(tmp_path, "clone", "-q", str(repo), str(target))
+    git(repo, "checkout", "-q", "-b", "dev")
+    (repo / "README.md").write_text("dev\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-q", "-m", "dev work")
+    head = git(target, "rev-parse", "HEAD")
+    (target / "lib.include.sh").write_text((target / "lib.include.sh").read_text() + "# my tweak\n")
+    res = _install(run_cli, target, repo, wheels)
+    assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
+    assert "reusing" in res.stdout
+    assert git(target, "rev-parse", "HEAD") == head and "# my tweak" in (target / "lib.include.sh").read_text()
+    # A branch as --ref on a fresh clone: checked out and tracking origin, so update.sh's `git pull` works.
+    fresh = tmp_path / "fresh"
+    res = _install(run_cli, fresh, repo, wheels, "--ref", "dev")
+    assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
+    assert git(fresh, "rev-parse", "--abbrev-ref", "HEAD").strip() == "dev"
+    assert git(fresh, "rev-parse", "--abbrev-ref", "dev@{upstream}").strip() == "origin/dev"
