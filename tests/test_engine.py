@@ -145,3 +145,24 @@ def test_select_by_area_id_and_prefix_and_unknown():
     assert [c.id for c in select(checks, only=["venv.*"], skip=["venv.torch"])] == ["venv.pip"]
     with pytest.raises(ValueError, match="no check matches 'nope'"):
         select(checks, only=["nope"])
+
+
+def test_text_report_collapses_skips_that_share_one_reason():
+    import io
+
+    from otdoctor.render.text import console, render
+    from otdoctor.runner import build_report
+
+    checks = [make("cfg.file", CheckResult.skip("no training config found"))]
+    checks += [make(f"cfg.rule{i}", requires=["cfg.file"]) for i in range(4)]
+    c = ctx()
+    report = build_report(run_checks(checks, c), c, time.perf_counter())
+    buf = io.StringIO()
+    render(report, console(file=buf, force_color=False))
+    text = buf.getvalue()
+    assert "4 cfg checks skipped because cfg.file: no training config found" in text
+    assert "cfg.rule0, cfg.rule1, cfg.rule2, cfg.rule3" in text
+    assert text.count("skipped because") == 1
+    buf = io.StringIO()
+    render(report, console(file=buf, force_color=False), verbose=True)
+    assert buf.getvalue().count("skipped because") == 4

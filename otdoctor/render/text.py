@@ -52,6 +52,15 @@ def outcome_lines(o: Outcome, verbose: bool = False) -> list[str]:
     return lines
 
 
+def _collapsible_skips(items: list[Outcome]) -> set[str]:
+    """Ids of skipped checks that share one reason with at least two others: one line says it all."""
+    by_reason: dict[str, list[str]] = {}
+    for o in items:
+        if o.status is Status.SKIP and o.result.summary.startswith("skipped because "):
+            by_reason.setdefault(o.result.summary, []).append(o.check_id)
+    return {cid for ids in by_reason.values() if len(ids) >= 3 for cid in ids}
+
+
 def summary_line(report: Report, strict: bool = False) -> str:
     c = report.counts()
     parts = [f"{c['ok']} ok"]
@@ -71,7 +80,17 @@ def render(report: Report, out: Console, verbose: bool = False, strict: bool = F
     for area, items in areas.items():
         out.print()
         out.print(f"[bold]{_e(area)}[/]")
+        collapsed = set() if verbose else _collapsible_skips(items)
+        shown_group: set[str] = set()
         for o in items:
+            if o.check_id in collapsed:
+                reason = o.result.summary
+                if reason not in shown_group:
+                    shown_group.add(reason)
+                    ids = [x.check_id for x in items if x.check_id in collapsed and x.result.summary == reason]
+                    out.print(f"  [{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]}[/] {len(ids)} {_e(area)} checks {_e(reason)}")
+                    out.print(f"      [dim]{_e(', '.join(ids))}[/]")
+                continue
             for line in outcome_lines(o, verbose):
                 out.print(line)
     out.print()
