@@ -58,9 +58,13 @@ class _QuietUI:
 
 
 def _session(ctx: Context) -> Session:
-    assert ctx.ot_dir is not None
+    # Without a checkout (a checkpoint fix with only --models-dir) the log goes to otdoctor's cache.
+    from otdoctor.cache import cache_dir
+
     ui = ctx.options.extra.get("ui") or _QuietUI()
-    return Session(ctx.probe, ui, ctx.ot_dir / FIX_LOG)
+    log_dir = ctx.ot_dir if ctx.ot_dir is not None else cache_dir(ctx.probe.env)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return Session(ctx.probe, ui, log_dir / FIX_LOG)
 
 
 def _venv(ctx: Context) -> Path:

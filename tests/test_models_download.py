@@ -289,3 +289,16 @@ def test_fix_moves_damaged_copy_aside_and_downloads_verified_one(run, server, tm
     assert sha256_of(damaged) == sha256_of(files["sd15"])
     after = run("check", "--only", "models", "--ot-dir", str(ot))
     assert after.returncode == 0 and "2 checkpoint(s) verified" in after.stdout
+
+
+def test_fix_without_a_checkout_repairs_a_models_dir(run, server, tmp_path, files):
+    # Only --models-dir, no OneTrainer checkout: the fix still runs and logs to otdoctor's cache.
+    dest = tmp_path / "my-models"
+    dest.mkdir()
+    damaged = dest / CIVITAI_FILE
+    damaged.write_bytes(files["sd15"].read_bytes()[:-4096])
+    proc = run("fix", "models.checkpoints", "--yes", "--models-dir", str(dest), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "internal error" not in proc.stderr
+    assert (dest / (CIVITAI_FILE + ".bad")).exists()
+    assert sha256_of(damaged) == sha256_of(files["sd15"])
