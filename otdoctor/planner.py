@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from otdoctor import estimate as est
+from otdoctor.dataset import list_concept
 from otdoctor.errors import UserError
 
-IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".avif")
-SIDECARS = ("-masklabel", "-condlabel")
 DTYPE_BYTES = {"FLOAT_32": 4, "FLOAT_16": 2, "BFLOAT_16": 2, "FLOAT_8": 1, "INT_8": 1, "NFLOAT_4": 0.5}
 
 
@@ -23,17 +21,6 @@ def _toml(name: str) -> dict[str, Any]:
     from otdoctor.smoke.run import _toml as load
 
     return load(Path(__file__).resolve().parent / "data" / name)
-
-
-def concept_images(folder: Path, include_subdirectories: bool = False) -> list[Path]:
-    """The images OneTrainer collects from a concept folder, in its (sorted path) order."""
-    if not folder.is_dir():
-        return []
-    if include_subdirectories:
-        files = [Path(root) / f for root, _d, names in os.walk(folder) for f in names]
-    else:
-        files = [p for p in folder.iterdir() if p.is_file()]
-    return sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and not p.stem.endswith(SIDECARS))
 
 
 def image_sizes(paths: list[Path]) -> tuple[tuple[int, int], ...] | None:
@@ -156,7 +143,8 @@ def _concepts_from_config(cfg: Any, ot_dir: Path | None, notes: list[str]) -> li
             path = base / path
         enabled = bool(raw.get("enabled", True))
         ctype = str(raw.get("type", "STANDARD"))
-        images = concept_images(path, bool(raw.get("include_subdirectories", False))) if enabled else []
+        # The same listing the dataset checks use: OneTrainer's image extensions, masks and captions left out.
+        images = list(list_concept(path, bool(raw.get("include_subdirectories", False))).images) if enabled else []
         if enabled and ctype != "VALIDATION" and not path.is_dir():
             notes.append(f"concept {c.name}: folder {path} not found; counted as 0 images")
         sizes = image_sizes(images) if images and enabled and ctype != "VALIDATION" else ()
