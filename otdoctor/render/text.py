@@ -17,8 +17,18 @@ STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.E
 
 
 def console(file: IO[str] | None = None, force_color: bool | None = None) -> Console:
-    """Colour only on a terminal (rich also honours NO_COLOR and TERM=dumb)."""
-    return Console(file=file, force_terminal=force_color, highlight=False, soft_wrap=True)
+    """Colour only on a terminal (rich also honours NO_COLOR and TERM=dumb).
+
+    Off a terminal (a pipe, a file, a CI log) rich would squeeze tables into 80 columns and cut
+    command lines; $COLUMNS still wins, else 160 keeps them whole and pasteable.
+    """
+    import os
+    import sys
+
+    target = file if file is not None else sys.stdout
+    is_tty = bool(getattr(target, "isatty", lambda: False)())
+    width = None if is_tty or os.environ.get("COLUMNS") else 160
+    return Console(file=file, force_terminal=force_color, highlight=False, soft_wrap=True, width=width)
 
 
 def _e(text: str) -> str:
