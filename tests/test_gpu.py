@@ -477,3 +477,14 @@ def test_busy_hot_gpu_with_ecc_errors_warns(tmp_path):
     idle = load("h100-idle")
     idle["devices"][0]["nvmlDeviceGetCurrPcieLinkGeneration"]["value"] = 1
     assert GpuDevices().diagnose(ctx_for(write(tmp_path, idle, "idle.json"))).status.value == "ok"
+
+
+def test_unreadable_snapshot_is_one_line_error(tmp_path, run_cli):
+    """A folder or a JSON list as the snapshot: a one-line usage error, not an internal error."""
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for bad, expect in ((tmp_path, "Is a directory"), (tmp_path / "list.json", "not an otdoctor NVML snapshot")):
+        res = run_cli("gpu", env={"OTDOCTOR_NVML_SNAPSHOT": str(bad)})
+        assert res.returncode == 2, res.stderr
+        assert expect in res.stderr
+        assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1

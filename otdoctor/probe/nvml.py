@@ -208,6 +208,8 @@ def load_nvml(env: Mapping[str, str]) -> Any:
             raise UserError(f"{SNAPSHOT_ENV}: no such file: {path}", exit_code=2) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"{SNAPSHOT_ENV}: cannot read {path}: {exc}", exit_code=2) from None
+        except OSError as exc:  # a folder, a dangling link, no permission
+            raise UserError(f"{SNAPSHOT_ENV}: cannot read {path}: {exc.strerror or exc}", exit_code=2) from None
     import pynvml
 
     return pynvml

@@ -154,8 +154,9 @@ class FakeNvml:
     @classmethod
     def from_file(cls, path: Path) -> FakeNvml:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"{path}: not an otdoctor NVML snapshot (format {data.get('format')!r})")
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        if found != SNAPSHOT_FORMAT:
+            raise ValueError(f"not an otdoctor NVML snapshot (format {found!r})")
         return cls(data, str(path))
 
     @property
