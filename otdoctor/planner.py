@@ -168,10 +168,53 @@ def _schedule(every: float | None, unit: str | None, cfg: Any, key: str, unit_ke
     return est.Schedule(*default)
 
 
+_UNITS = ("NEVER", "EPOCH", "STEP", "SECOND", "MINUTE", "HOUR")
+
+
+def _check_request(req: EstimateRequest) -> None:
+    """Refuse impossible numbers up front: one line naming the option, not a crash or a negative time."""
+    def bad(msg: str) -> None:
+        raise UserError(msg, exit_code=2)
+
+    for name, value in (("--images", req.images), ("--reg", req.reg), ("--want", req.want)):
+        if value is not None and value < 0:
+            bad(f"{name} must be 0 or more, got {value:g}")
+    if req.images is not None and req.images == 0:
+        bad("--images must be at least 1: a run needs training images")
+    if req.epochs is not None and req.epochs < 0:
+        bad(f"--epochs must be 0 or more, got {req.epochs}")
+    if req.batch_size is not None and req.batch_size < 1:
+        bad(f"--batch-size must be 1 or more, got {req.batch_size}")
+    if req.strategy.upper() not in ("REPEATS", "SAMPLES"):
+        bad(f"--strategy is repeats or samples, got {req.strategy!r}")
+    if req.its is not None and not (math.isfinite(req.its) and req.its > 0):
+        bad(f"--its must be a positive number of steps per second, got {req.its:g}")
+    for name, value in (("--caching-rate", req.caching_rate), ("--write-mbps", req.write_mbps)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            bad(f"{name} must be a positive number, got {value:g}")
+    for name, value in (("--balancing", req.balancing), ("--sample-every", req.sample_every),
+                        ("--save-every", req.save_every), ("--backup-every", req.backup_every),
+                        ("--load-s", req.load_s), ("--sample-s", req.sample_s), ("--save-gb", req.save_gb)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            bad(f"{name} must be 0 or more, got {value:g}")
+    for name, unit in (("--sample-unit", req.sample_unit), ("--save-unit", req.save_unit),
+                       ("--backup-unit", req.backup_unit)):
+        if unit is not None and unit.upper() not in _UNITS:
+            bad(f"{name} is one of {', '.join(_UNITS)}, got {unit!r}")
+    if req.resolution is not None:
+        try:
+            targets, fixed = est.parse_resolution(req.resolution)
+        except ValueError:
+            targets, fixed = [], None
+        if not all(v > 0 for v in [*targets, *(fixed or ())]) or not (targets or fixed):
+            bad(f"--resolution wants pixels like 1024, 768,1024 or 832x1216, got {req.resolution!r}")
+
+
 def build(req: EstimateRequest) -> EstimateOutput:
     from otdoctor.smoke import results as smoke_results
     from otdoctor.smoke.run import unet_models
 
+    _check_request(req)
     notes: list[str] = []
     cfg = None
     if req.config is not None:

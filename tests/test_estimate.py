@@ -210,6 +210,31 @@ def test_cli_bad_input_is_one_line(run_cli):
     assert r.returncode == 2 and "cannot read" in r.stderr
 
 
+@pytest.mark.parametrize("args,named", [
+    (["--images", "-3", "--epochs", "0", "--its", "0"], "--images must be 0 or more"),
+    (["--images", "0"], "--images must be at least 1"),
+    (["--reg", "-5"], "--reg must be 0 or more"),  # was an internal error
+    (["--reg", "5", "--want", "-1"], "--want must be 0 or more"),  # was an internal error
+    (["--reg", "10", "--balancing", "-1"], "--balancing must be 0 or more"),  # was "-10 samples per epoch"
+    (["--its", "nan"], "--its must be a positive"),  # was an internal error
+    (["--its", "inf"], "--its must be a positive"),  # was an internal error (division by zero)
+    (["--resolution", "abc"], "--resolution wants pixels"),  # was "invalid literal for int()"
+    (["--resolution", "0"], "--resolution wants pixels"),
+    (["--sample-unit", "FOO"], "--sample-unit is one of"),  # was silently no sampling
+    (["--load-s", "-5"], "--load-s must be 0 or more"),  # was a negative time in the table
+    (["--strategy", "bogus"], "--strategy is repeats or samples"),
+])
+def test_cli_impossible_numbers_are_one_line_usage_errors(run_cli, args, named):
+    base = {"--images": "10", "--epochs": "1", "--its": "1"}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    r = run_cli("estimate", *[x for kv in base.items() for x in kv])
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"otdoctor: error: {lines[0].split('error: ', 1)[-1]}"] and named in lines[0], r.stderr
+    assert r.stdout == ""
+
+
 def _png(path: Path, w: int, h: int) -> None:
     Image.new("RGB", (w, h), (120, 80, 40)).save(path)
 
