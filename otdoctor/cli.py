@@ -70,7 +70,16 @@ def _out_console(output: Path | None):
 
     if output is None:
         return console()
-    return console(file=open(output, "w", encoding="utf-8"), force_color=False)
+    try:
+        fh = open(output, "w", encoding="utf-8")
+    except OSError as exc:
+        raise _output_error(output, exc) from None
+    return console(file=fh, force_color=False)
+
+
+def _output_error(output: Path, exc: OSError) -> UserError:
+    # --output into a missing folder, onto a folder (-o ''), a read-only place: the user's to fix
+    return UserError(f"cannot write --output {output}: {exc.strerror or exc}", exit_code=2)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -78,7 +87,10 @@ def _write(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _output_error(output, exc) from None
 
 
 # otdoctor check ---------------------------------------------------------------------------------

@@ -220,6 +220,15 @@ def test_output_file_for_text_and_json(run_cli, tmp_path, plugin_env):
     assert [c["id"] for c in report["checks"]] == ["demo.fine"]
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_output_into_a_missing_folder_is_one_line_error(run_cli, tmp_path, plugin_env, fmt):
+    target = tmp_path / "nosuch" / "report.out"
+    proc = run_cli("check", "--only", "demo.fine", "--format", fmt, "-o", str(target), env=plugin_env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"otdoctor: error: cannot write --output {target}: No such file or directory"
+    assert not target.parent.exists()
+
+
 # Exit codes ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "code"),
