@@ -625,7 +625,7 @@ def smoke_cmd(
     import json
 
     from otdoctor.render.plan import render_smoke
-    from otdoctor.smoke import SmokeRequest, result_json, run_smoke
+    from otdoctor.smoke import SmokeRequest, check_request, result_json, run_smoke
     from otdoctor.smoke import results as smoke_results
 
     fmt = fmt.lower()
@@ -644,6 +644,7 @@ def smoke_cmd(
         gradient_checkpointing=False if no_checkpointing else None, fused_back_pass=fused_back_pass,
         timeout_s=timeout_s,
     )
+    req = check_request(req)  # usage errors before the "running" line, so they stay one line
     progress = _smoke_progress(sys.stderr.isatty() and fmt == "text")
     if progress is None and fmt == "text":
         sys.stderr.write("otdoctor smoke: running (this takes a while)…\n")

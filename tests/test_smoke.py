@@ -57,6 +57,21 @@ def test_synthetic_without_torch_interpreter_is_one_line(run_cli, tmp_path):
     assert "no interpreter with torch and diffusers" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args,named", [
+    (["--steps", "0"], "--steps must be >= 1"),  # used to print the "running" line first
+    (["--tiny", "--batch-size", "0"], "--batch-size must be 1 or more"),  # 0 was silently the default
+    (["--tiny", "--resolution", "0"], "--resolution must be a pixel size"),
+    (["--set", "garbage"], "--set wants KEY=VALUE"),  # was ignored in synthetic mode
+    (["--tiny", "--python", "notapython.txt"], "is not an executable Python interpreter"),  # was an internal error
+])
+def test_bad_options_are_one_line_before_anything_runs(run_cli, tmp_path, args, named):
+    (tmp_path / "notapython.txt").write_text("")  # a relative, non-executable file: run_cli's cwd is tmp_path
+    r = run_cli("smoke", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith("otdoctor: error: ")
+    assert named in r.stderr and r.stdout == ""
+
+
 # OneTrainer mode -----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def tqdm_venv(tmp_path_factory) -> Path:

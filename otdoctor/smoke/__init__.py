@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,28 @@ class SmokeRequest:
     timeout_s: float = 3600.0
 
 
+def check_request(req: SmokeRequest) -> SmokeRequest:
+    """Refuse impossible options before anything runs; returns the request with --python made absolute
+    (a bare relative name would otherwise be looked up on PATH by the subprocess and crash)."""
+    if req.steps < 1 or req.warmup < 0:
+        raise UserError("--steps must be >= 1 and --warmup >= 0", exit_code=2)
+    if req.batch_size is not None and req.batch_size < 1:
+        raise UserError(f"--batch-size must be 1 or more, got {req.batch_size}", exit_code=2)
+    if req.resolution is not None and req.resolution < 8:
+        raise UserError(f"--resolution must be a pixel size such as 512 or 1024, got {req.resolution}", exit_code=2)
+    for item in req.overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set wants KEY=VALUE, got {item!r}", exit_code=2)
+    if req.python is not None:
+        python = Path(req.python).expanduser().absolute()
+        # A missing one is reported later, after the notice saying why this mode was chosen.
+        if python.exists() and (not python.is_file() or not os.access(python, os.X_OK)):
+            raise UserError(f"--python: {req.python} is not an executable Python interpreter", exit_code=2)
+        req = replace(req, python=python)
+    return req
+
+
 def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResult, list[str]]:
     """Run the smoke test the request asks for; returns the result and lines saying why this mode.
 
@@ -51,8 +74,7 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
     from otdoctor.smoke import run as smoke_run
 
     why: list[str] = []
-    if req.steps < 1 or req.warmup < 0:
-        raise UserError("--steps must be >= 1 and --warmup >= 0", exit_code=2)
+    req = check_request(req)
     located = Probe().locate_onetrainer(req.ot_dir)
     ot_dir = located.path if located.path is not None and (located.path / "scripts" / "train.py").is_file() else None
     if req.ot_dir is not None and ot_dir is None:
