@@ -99,6 +99,14 @@ def test_not_a_model_saved_under_model_name(run, models, content, named):
     assert named in proc.stdout
 
 
+def test_fifo_named_like_a_model_is_bad_not_a_hang(run_cli, tmp_path):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    proc = run_cli("models", "verify", str(fifo), timeout=30)
+    assert proc.returncode == 1
+    assert "not a model: " in proc.stdout and "is not a regular file" in proc.stdout
+
+
 def test_pickle_reported_never_unpickled(run, tmp_path, models):
     # A pickle that would create a file if anything unpickled it.
     marker = tmp_path / "unpickled"

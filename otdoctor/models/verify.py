@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -202,6 +203,8 @@ class Verifier:
             return Verdict(path, "missing", problems=(f"cannot read {path}: {exc.strerror or exc}",), entry=entry)
         if path.is_dir():
             return verify_diffusers(path, self, entry, expected_arch, why)
+        if not stat.S_ISREG(st.st_mode):  # a pipe or a device: reading it would block or never end
+            return Verdict(path, "not-a-model", problems=(f"not a model: {path} is not a regular file",), entry=entry)
         cached = self.cache.get(st) if self.cache is not None else None
         facts = cached if cached is not None else _file_facts(path, st.st_size)
         if cached is None and self.cache is not None and not str(facts.get("error", "")).startswith("cannot read"):
