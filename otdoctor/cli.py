@@ -520,6 +520,12 @@ def fix_cmd(
     from otdoctor.render.fix_view import FixView
     from otdoctor.render.text import console
 
+    if config is not None and not config.is_file():
+        raise UserError(f"config file not found: {config}", exit_code=2)
+    if ot_dir is not None and not ot_dir.exists():
+        # Otherwise fixes are offered for a checkout that is not there (`cd /wrong/path && ...`).
+        raise UserError(f"OneTrainer checkout not found: {ot_dir}", exit_code=2,
+                        hint=f"correct --ot-dir, or install OneTrainer there: otdoctor install --dir {ot_dir}")
     out = console()
     view = FixView(out, _confirm_fn(yes))
     probe = Probe()
@@ -554,6 +560,8 @@ def explain_cmd(
         if sys.stdin.isatty():
             raise UserError("give a log file, or pipe the output in: ./start-ui.sh 2>&1 | otdoctor explain -", exit_code=2)
         logfile = "-"
+    if fmt.lower() not in ("text", "json"):
+        raise UserError(f"unknown --format {fmt!r}; choose text or json", exit_code=2)
     source = read_input(logfile)
     matches = explain_text(source)
     if fmt.lower() == "json":

@@ -107,6 +107,8 @@ def read_input(source: str) -> str:
         data = sys.stdin.buffer.read()
     else:
         path = Path(source).expanduser()
+        if path.is_dir():
+            raise UserError(f"{path} is a folder; give the log file inside it", exit_code=2)
         if not path.is_file():
             raise UserError(f"log file not found: {path}", exit_code=2)
         try:
@@ -117,4 +119,20 @@ def read_input(source: str) -> str:
                 data = fh.read()
         except OSError as exc:
             raise UserError(f"cannot read {path}: {exc.strerror or exc}", exit_code=2) from None
-    return data[-MAX_BYTES:].decode("utf-8", errors="replace")
+    name = "stdin" if source == "-" else str(Path(source).expanduser())
+    if not data.strip():
+        raise UserError(f"{name} is empty: nothing to explain", exit_code=2)
+    data = data[-MAX_BYTES:]
+    if data[:2] == b"\xfe\xff":
+        text = data[2:].decode("utf-16-be", errors="replace")
+    elif data[:2] == b"\xff\xfe" or data[1::2].count(0) > len(data) // 4:
+        # PowerShell's `>` writes UTF-16LE (the BOM is gone when only the tail was read).
+        start = 2 if data[:2] == b"\xff\xfe" else len(data) % 2
+        text = data[start:].decode("utf-16-le", errors="replace")
+    else:
+        text = data.decode("utf-8", errors="replace")
+    # A model, image or archive passed by mistake would otherwise read as "no known problem".
+    if "\x00" in text or text.count("\ufffd") > len(text) // 10:
+        raise UserError(f"{name} is binary data, not a text log", exit_code=2,
+                        hint="give the terminal output of OneTrainer, e.g. `./start-ui.sh 2>&1 | tee ot.log`")
+    return text

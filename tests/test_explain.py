@@ -194,3 +194,27 @@ def test_missing_log_file_is_one_line(run_cli, tmp_path):
     res = run_cli("explain", str(tmp_path / "nope.log"))
     assert res.returncode == 2
     assert "log file not found" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("make,named", [
+    (lambda p: p.mkdir(), "is a folder"),  # was "log file not found" for a folder that exists
+    (lambda p: p.write_bytes(b""), "is empty: nothing to explain"),  # was "No known problem recognised"
+    (lambda p: p.write_bytes(b"\x93\x00\xff" * 200), "is binary data, not a text log"),  # a model/image by mistake
+])
+def test_folder_empty_or_binary_input_is_one_line(run_cli, tmp_path, make, named):
+    log = tmp_path / "ot.log"
+    make(log)
+    res = run_cli("explain", str(log))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.startswith("otdoctor: error: ") and named in res.stderr.splitlines()[0]
+    assert res.stdout == "" and "Traceback" not in res.stderr
+
+
+def test_powershell_utf16_log_is_read_and_bad_format_refused(run_cli, tmp_path):
+    log = tmp_path / "ot.log"
+    log.write_bytes(LOGS["cuda-oom"].encode("utf-16"))  # what PowerShell's `>` writes
+    res = run_cli("explain", str(log))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "CUDA out of memory" in res.stdout
+    res = run_cli("explain", str(log), "--format", "xml")  # was silently text
+    assert res.returncode == 2 and res.stderr.strip() == "otdoctor: error: unknown --format 'xml'; choose text or json"

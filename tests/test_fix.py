@@ -208,6 +208,17 @@ def test_unknown_check_is_a_usage_error(run_cli, ot, fix_env):
     assert "no check matches" in res.stderr
 
 
+def test_missing_ot_dir_or_config_is_a_usage_error(run_cli, tmp_path):
+    # Was: fixes offered for the missing checkout (`cd /nope && pyenv local ...`), then a question.
+    res = run_cli("fix", "--ot-dir", str(tmp_path / "nope"), "--dry-run")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.splitlines()[0] == f"otdoctor: error: OneTrainer checkout not found: {tmp_path / 'nope'}"
+    assert res.stdout == ""
+    # Was: exit 1 and "correct the file at that line" for a file that does not exist.
+    res = run_cli("fix", "--config", str(tmp_path / "nope.json"), "--dry-run")
+    assert res.returncode == 2 and res.stderr.strip() == f"otdoctor: error: config file not found: {tmp_path / 'nope.json'}"
+
+
 def test_healthy_install_has_nothing_to_fix(run_cli, ot, fix_env):
     res = run_cli("fix", "venv.pip", "python", "--ot-dir", str(ot), "--yes", env=fix_env)
     assert res.returncode == 0, res.stdout + res.stderr
