@@ -124,6 +124,15 @@ def test_civitai_invalid_token_from_file(run, tmp_path):
     assert not (dest / CIVITAI_FILE).exists()
 
 
+def test_binary_token_file_is_one_line_error(run_cli, tmp_path):
+    binary = tmp_path / "token.bin"
+    binary.write_bytes(b"\xbc\xff\x00garbage")
+    proc = run_cli("models", "download", "hyper-realism-v3", "--dest", str(tmp_path), "--token-file", str(binary))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"otdoctor: error: the token file {binary} is not text; it should hold only your Civitai API key"
+    assert binary.read_bytes() == b"\xbc\xff\x00garbage"
+
+
 def test_connection_drops_resume_to_verified_file(run, server, tmp_path, files):
     size = files["sd15"].stat().st_size
     server.state.drop_at = [700_000, 1_900_000, 2_600_000]

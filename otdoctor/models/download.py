@@ -60,6 +60,9 @@ def read_token(env: Mapping[str, str], token_file: Path | None) -> str | None:
             token = token_file.expanduser().read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UserError(f"cannot read the token file {token_file}: {exc.strerror or exc}", exit_code=2) from None
+        except UnicodeDecodeError:  # a binary file given by mistake; say nothing of its bytes
+            raise UserError(f"the token file {token_file} is not text; it should hold only your Civitai API key",
+                            exit_code=2) from None
         if not token:
             raise UserError(f"the token file {token_file} is empty", exit_code=2)
     else:
