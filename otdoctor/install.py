@@ -640,7 +640,8 @@ class Installer:
             raise UserError(f"{self.dir} exists and is not a folder")
         if (self.dir / ".git").exists():
             origin = self.probe.git(self.dir, "remote", "get-url", "origin")
-            if origin.ok and _normalise_url(origin.stdout.strip()) != _normalise_url(self.repo_url):
+            if (origin.ok and _normalise_url(origin.stdout.strip()) != _normalise_url(self.repo_url)
+                    and not self._nothing_fetched()):
                 raise UserError(
                     f"{self.dir} is a checkout of {origin.stdout.strip()}, not {self.repo_url}",
                     hint="choose another --dir, or pass --repo-url with that repository",
@@ -653,6 +654,13 @@ class Installer:
                 f"{self.dir} exists, is not a git checkout and is not empty ({', '.join(sorted(others)[:5])})",
                 hint="choose an empty or new --dir; otdoctor never overwrites files it did not make",
             )
+
+    def _nothing_fetched(self) -> bool:
+        """A clone that never got a commit (say a mistyped --repo-url): its origin may be replaced."""
+        if self.probe.git(self.dir, "rev-parse", "--verify", "-q", "HEAD").ok:
+            return False
+        refs = self.probe.git(self.dir, "for-each-ref")
+        return refs.ok and not refs.stdout.strip()
 
     def _python_range(self) -> tuple[str, str, str]:
         has_checkout = (self.dir / "lib.include.sh").is_file()
@@ -838,6 +846,8 @@ class Installer:
         remotes = self.probe.git(self.dir, "remote").stdout.split()
         if "origin" not in remotes:
             self.session.run("checkout", git + ["remote", "add", "origin", self.repo_url])
+        elif self._nothing_fetched():  # the earlier try's --repo-url was wrong: use this one
+            self.session.run("checkout", git + ["remote", "set-url", "origin", self.repo_url])
         self.session.run("checkout", git + ["fetch", "--tags", "--progress", "origin"], what="git fetch origin")
         if not head.ok or self.opts.ref:
             target = self.opts.ref or self._remote_default_branch()

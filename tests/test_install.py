@@ -244,6 +244,21 @@ def test_refuses_to_touch_a_foreign_folder(run_cli, tmp_path, repo, wheels):
     assert res.returncode == 1 and "is a checkout of" in res.stderr
 
 
+def test_mistyped_repo_url_can_be_corrected_in_the_same_dir(run_cli, tmp_path, repo, wheels):
+    target = tmp_path / "ot"
+    res = _install(run_cli, target, tmp_path / "no-such-repo", wheels)
+    assert res.returncode == 1 and "git fetch origin" in res.stderr and "Traceback" not in res.stderr
+    # Was: "ot is a checkout of .../no-such-repo" forever, though nothing was ever fetched into it.
+    res = _install(run_cli, target, repo, wheels, "--ref", "no-such-branch")  # stops right after the fetch
+    assert "is a checkout of" not in res.stderr
+    assert res.returncode == 1 and f"--ref no-such-branch is neither a branch, a tag nor a commit of {repo}" in res.stderr
+    assert git(target, "remote", "get-url", "origin").strip() == str(repo)
+    # A clone with commits keeps refusing another repository.
+    other = upstream(tmp_path / "other")
+    res = _install(run_cli, target, other, wheels, "--ref", "no-such-branch")
+    assert res.returncode == 1 and "is a checkout of" in res.stderr
+
+
 def test_local_changes_are_never_clobbered_by_ref(run_cli, tmp_path, repo, wheels):
     first = git(repo, "rev-parse", "HEAD").strip()
     (repo / "README.md").write_text("new\n")
