@@ -59,17 +59,24 @@ class Bundle:
     def write(self, path: Path) -> None:
         """Temp file + rename: an interrupted write never leaves half a zip under the user's name."""
         path = path.expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if path.is_dir():  # `-o ""` names the current folder; replacing a folder is never meant
+            raise UserError(f"cannot write --output {path}: Is a directory", exit_code=2)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise UserError(f"cannot write --output {path}: {exc.strerror or exc}", exit_code=2) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(self.zip_bytes())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(exc, OSError):  # onto a folder ('-o ""' is the current one), a full disk
+                raise UserError(f"cannot write --output {path}: {exc.strerror or exc}", exit_code=2) from None
             raise
 
 

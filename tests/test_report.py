@@ -331,3 +331,13 @@ def test_a_missing_config_is_one_line_and_exit_2(run_cli, tmp_path):
     proc = run_cli("report", "--config", str(tmp_path / "nope.json"), "--print")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"otdoctor: error: config file not found: {tmp_path / 'nope.json'}"]
+
+
+def test_output_onto_a_folder_is_one_line_and_exit_2(run_cli, tmp_path):
+    """`-o ""` (an empty shell variable) names the current folder: refused, and nothing left behind."""
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_cli("report", "--offline", "-o", "", cwd=work)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["otdoctor: error: cannot write --output .: Is a directory"]
+    assert list(work.iterdir()) == []
