@@ -149,9 +149,9 @@ def _concepts_from_config(cfg: Any, ot_dir: Path | None, notes: list[str]) -> li
             notes.append(f"concept {c.name}: folder {path} not found; counted as 0 images")
         sizes = image_sizes(images) if images and enabled and ctype != "VALIDATION" else ()
         plans.append(est.ConceptPlan(
-            name=c.name, n_images=len(images), balancing=float(raw.get("balancing", 1.0)),
+            name=c.name, n_images=len(images), balancing=_num(float, raw.get("balancing", 1.0), f"concept {c.name}: balancing"),
             strategy=str(raw.get("balancing_strategy", "REPEATS")), enabled=enabled, type=ctype,
-            image_variations=int(raw.get("image_variations", 1) or 1), image_sizes=sizes,
+            image_variations=_num(int, raw.get("image_variations", 1) or 1, f"concept {c.name}: image_variations"), image_sizes=sizes,
         ))
     return plans
 
@@ -163,12 +163,23 @@ def _schedule(every: float | None, unit: str | None, cfg: Any, key: str, unit_ke
     if cfg is not None:
         raw = cfg.raw
         if key in raw or unit_key in raw:
-            return est.Schedule(float(raw.get(key, default[0]) or 0), str(raw.get(unit_key, default[1])).upper(),
-                                int(raw.get(key.replace("_after", "").replace("_every", "") + "_skip_first", 0) or 0))
+            skip_key = key.replace("_after", "").replace("_every", "") + "_skip_first"
+            return est.Schedule(_num(float, raw.get(key, default[0]) or 0, f"config {key}"),
+                                str(raw.get(unit_key, default[1])).upper(),
+                                _num(int, raw.get(skip_key, 0) or 0, f"config {skip_key}"))
     return est.Schedule(*default)
 
 
 _UNITS = ("NEVER", "EPOCH", "STEP", "SECOND", "MINUTE", "HOUR")
+
+
+def _num(kind: type, value: Any, where: str) -> Any:
+    """int/float of a config value; a hand-edited "ten" is a one-line error, not a crash."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where} is {value!r}, not a number", exit_code=2,
+                        hint="correct it in the config, or export the config again from the UI") from None
 
 
 def _check_request(req: EstimateRequest) -> None:
@@ -202,12 +213,16 @@ def _check_request(req: EstimateRequest) -> None:
         if unit is not None and unit.upper() not in _UNITS:
             bad(f"{name} is one of {', '.join(_UNITS)}, got {unit!r}")
     if req.resolution is not None:
-        try:
-            targets, fixed = est.parse_resolution(req.resolution)
-        except ValueError:
-            targets, fixed = [], None
-        if not all(v > 0 for v in [*targets, *(fixed or ())]) or not (targets or fixed):
-            bad(f"--resolution wants pixels like 1024, 768,1024 or 832x1216, got {req.resolution!r}")
+        _check_resolution(req.resolution, "--resolution")
+
+
+def _check_resolution(text: str, where: str) -> None:
+    try:
+        targets, fixed = est.parse_resolution(text)
+    except ValueError:
+        targets, fixed = [], None
+    if not all(v > 0 for v in [*targets, *(fixed or ())]) or not (targets or fixed):
+        raise UserError(f"{where} wants pixels like 1024, 768,1024 or 832x1216, got {text!r}", exit_code=2)
 
 
 def build(req: EstimateRequest) -> EstimateOutput:
@@ -228,13 +243,16 @@ def build(req: EstimateRequest) -> EstimateOutput:
     if model not in models:
         raise UserError(f"unknown --model {model!r}; choose sdxl or sd15", exit_code=2)
     mtable = models[model]
-    epochs = req.epochs if req.epochs is not None else (int(cfg.get("epochs")) if cfg is not None else None)
+    epochs = req.epochs if req.epochs is not None else (_num(int, cfg.get("epochs"), f"config {req.config}: epochs") if cfg is not None else None)
     if epochs is None:
         raise UserError("how many epochs? pass --epochs N (or --config)", exit_code=2)
-    batch = req.batch_size if req.batch_size is not None else (int(cfg.get("batch_size")) if cfg is not None else 1)
-    if batch < 1 or epochs < 0:
-        raise UserError("--batch-size must be >= 1 and --epochs >= 0", exit_code=2)
+    batch = req.batch_size if req.batch_size is not None else (_num(int, cfg.get("batch_size"), f"config {req.config}: batch_size") if cfg is not None else 1)
+    if batch < 1 or epochs < 0:  # only a config gets here: options were checked up front
+        raise UserError(f"config {req.config}: batch_size must be 1 or more and epochs 0 or more "
+                        f"(found {batch} and {epochs})", exit_code=2)
     resolution = req.resolution or (str(cfg.get("resolution")) if cfg is not None else str(mtable["default_resolution"]))
+    if req.resolution is None and cfg is not None:
+        _check_resolution(resolution, f"config {req.config}: resolution")
     bucketing = bool(cfg.get("aspect_ratio_bucketing")) if cfg is not None else True
 
     advice = None

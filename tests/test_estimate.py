@@ -239,6 +239,23 @@ def _png(path: Path, w: int, h: int) -> None:
     Image.new("RGB", (w, h), (120, 80, 40)).save(path)
 
 
+@pytest.mark.parametrize("settings,named", [
+    ({"epochs": "ten"}, "epochs is 'ten', not a number"),  # was an internal error
+    ({"concepts": [{"name": "me", "path": "me", "balancing": "x"}]}, "concept me: balancing is 'x', not a number"),
+    ({"resolution": "abc"}, "resolution wants pixels"),  # was "invalid literal for int()"
+    ({"batch_size": 0}, "batch_size must be 1 or more"),  # was "--batch-size must be ..." though none was passed
+])
+def test_cli_hand_edited_config_values_are_one_line(run_cli, tmp_path, settings, named):
+    (tmp_path / "me").mkdir()
+    _png(tmp_path / "me" / "a.png", 64, 64)
+    config = {"epochs": 2, "batch_size": 1, "resolution": "512", "concepts": [{"name": "me", "path": "me"}], **settings}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    r = run_cli("estimate", "--config", str(tmp_path / "c.json"), "--its", "1")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("otdoctor: error: ") and named in r.stderr.splitlines()[0], r.stderr
+    assert "internal error" not in r.stderr and r.stdout == ""
+
+
 def test_cli_config_with_buckets(run_cli, tmp_path):
     me = tmp_path / "me"
     reg = tmp_path / "reg"
