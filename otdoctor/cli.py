@@ -653,6 +653,9 @@ def smoke_cmd(
         timeout_s=timeout_s,
     )
     req = check_request(req)  # usage errors before the "running" line, so they stay one line
+    for name, gate in (("--min-its", min_its), ("--max-vram-gb", max_vram_gb)):
+        if gate is not None and not gate > 0:
+            raise UserError(f"{name} must be a positive number, got {gate:g}", exit_code=2)
     progress = _smoke_progress(sys.stderr.isatty() and fmt == "text")
     if progress is None and fmt == "text":
         sys.stderr.write("otdoctor smoke: running (this takes a while)…\n")

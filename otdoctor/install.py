@@ -635,6 +635,10 @@ class Installer:
 
     def _check_existing_dir(self) -> None:
         if not self.dir.exists():
+            blocker = next((a for a in self.dir.parents if a.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise UserError(f"cannot create {self.dir}: {blocker} is a file, not a folder", exit_code=2,
+                                hint="choose another --dir")
             return
         if not self.dir.is_dir():
             raise UserError(f"{self.dir} exists and is not a folder")

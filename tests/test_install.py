@@ -244,6 +244,15 @@ def test_refuses_to_touch_a_foreign_folder(run_cli, tmp_path, repo, wheels):
     assert res.returncode == 1 and "is a checkout of" in res.stderr
 
 
+def test_dir_below_a_file_is_a_one_line_error(run_cli, tmp_path, repo, wheels):
+    (tmp_path / "notes.txt").write_text("mine")
+    for extra in ((), ("--dry-run",)):  # was an internal error (NotADirectoryError), and a dry-run plan
+        res = _install(run_cli, tmp_path / "notes.txt" / "OneTrainer", repo, wheels, *extra)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert res.stderr.splitlines()[0] == f"otdoctor: error: cannot create {tmp_path / 'notes.txt' / 'OneTrainer'}: {tmp_path / 'notes.txt'} is a file, not a folder"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_mistyped_repo_url_can_be_corrected_in_the_same_dir(run_cli, tmp_path, repo, wheels):
     target = tmp_path / "ot"
     res = _install(run_cli, target, tmp_path / "no-such-repo", wheels)

@@ -63,6 +63,9 @@ def test_synthetic_without_torch_interpreter_is_one_line(run_cli, tmp_path):
     (["--tiny", "--resolution", "0"], "--resolution must be a pixel size"),
     (["--set", "garbage"], "--set wants KEY=VALUE"),  # was ignored in synthetic mode
     (["--tiny", "--python", "notapython.txt"], "is not an executable Python interpreter"),  # was an internal error
+    (["--device", "gpu"], "unknown --device 'gpu'"),  # was handed to torch inside the run
+    (["--tiny", "--timeout-s", "0"], "--timeout-s must be a positive"),
+    (["--tiny", "--min-its", "-1"], "--min-its must be a positive"),  # a gate that could never fail
 ])
 def test_bad_options_are_one_line_before_anything_runs(run_cli, tmp_path, args, named):
     (tmp_path / "notapython.txt").write_text("")  # a relative, non-executable file: run_cli's cwd is tmp_path

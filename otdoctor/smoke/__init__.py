@@ -52,6 +52,10 @@ def check_request(req: SmokeRequest) -> SmokeRequest:
         raise UserError(f"--batch-size must be 1 or more, got {req.batch_size}", exit_code=2)
     if req.resolution is not None and req.resolution < 8:
         raise UserError(f"--resolution must be a pixel size such as 512 or 1024, got {req.resolution}", exit_code=2)
+    if req.device not in ("auto", "cuda", "cpu"):
+        raise UserError(f"unknown --device {req.device!r}; choose auto, cuda or cpu", exit_code=2)
+    if not req.timeout_s > 0:  # also refuses nan
+        raise UserError(f"--timeout-s must be a positive number of seconds, got {req.timeout_s:g}", exit_code=2)
     for item in req.overrides:
         key, sep, _ = item.partition("=")
         if not sep or not key.strip():
