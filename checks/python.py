@@ -21,8 +21,13 @@ PYENV_INIT_LINES = (
 )
 
 
+def _checkout(ctx: Context):
+    """The checkout folder when it exists (a mistyped --ot-dir is onetrainer.checkout's finding)."""
+    return ctx.ot_dir if ctx.ot_dir is not None and ctx.ot_dir.is_dir() else None
+
+
 def _cd(ctx: Context) -> tuple[str, ...]:
-    return (f"cd {ctx.ot_dir}",) if ctx.ot_dir is not None else ()
+    return (f"cd {_checkout(ctx)}",) if _checkout(ctx) is not None else ()
 
 
 def _guide() -> str:
@@ -178,7 +183,7 @@ class PythonVersion(Check):
             details.append(verdict.deprecation_note)
         if choice.via != "pyenv" and choice.pinned_in_checkout:
             details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
-        if choice.via == "pyenv" and ctx.ot_dir is not None and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION":
+        if choice.via == "pyenv" and _checkout(ctx) is not None and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION":
             return CheckResult.warn(
                 f"{found}; the checkout has no .python-version",
                 expected=f"a .python-version in {ctx.ot_dir} (`pyenv local {guide}`)",

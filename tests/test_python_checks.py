@@ -262,3 +262,17 @@ def test_version_strings():
     assert parse_version("system") is None and parse_version("pypy3.10-7.3.17") is None
     assert version_matches("3.10", (3, 10, 13)) and not version_matches("3.1", (3, 10, 13))
     assert not version_matches("3.11", (3, 10, 13))
+
+
+def test_mistyped_ot_dir_gets_no_python_advice_about_that_folder(run_cli, tmp_path):
+    # onetrainer.checkout reports the missing folder; the Python checks must not say `cd` into it.
+    missing = tmp_path / "OneTrainr"
+    proc = run_cli("check", "--ot-dir", str(missing), "--format", "json")
+    assert proc.returncode == 1
+    import json
+
+    report = json.loads(proc.stdout)
+    checkout = next(c for c in report["checks"] if c["id"] == "onetrainer.checkout")
+    assert checkout["status"] == "fail" and "does not exist" in checkout["summary"]
+    python_text = json.dumps([c for c in report["checks"] if c["area"] == "python"])
+    assert str(missing) not in python_text
