@@ -222,6 +222,9 @@ def _models_inventory(ot_dir: Path | None, config: Path | None, models_dir: list
 
     if config is not None and not config.is_file():
         raise UserError(f"config file not found: {config}", exit_code=2)
+    for folder in models_dir or ():
+        if not folder.expanduser().is_dir():  # a typo would otherwise read as "no checkpoints found"
+            raise UserError(f"--models-dir {folder} is not a folder", exit_code=2)
     probe = Probe()
     located = probe.locate_onetrainer(ot_dir)
     return probe, located.path, take_inventory(probe.env, probe.home, models_dir or (), located.path, config)

@@ -107,6 +107,14 @@ def test_fifo_named_like_a_model_is_bad_not_a_hang(run_cli, tmp_path):
     assert "not a model: " in proc.stdout and "is not a regular file" in proc.stdout
 
 
+@pytest.mark.parametrize("command", ["list", "verify"])
+def test_mistyped_models_dir_is_named_not_no_checkpoints(run_cli, tmp_path, command):
+    typo = tmp_path / "modles"
+    proc = run_cli("models", command, "--models-dir", str(typo))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"otdoctor: error: --models-dir {typo} is not a folder"
+
+
 def test_pickle_reported_never_unpickled(run, tmp_path, models):
     # A pickle that would create a file if anything unpickled it.
     marker = tmp_path / "unpickled"
