@@ -45,7 +45,9 @@ def build(base: Path) -> Path:
     # Name exactly what is installed, as a healthy `install.sh` leaves it.
     freeze = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     req = ot / "requirements-global.txt"
     if req.read_text() != freeze:
@@ -70,7 +72,9 @@ def _once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float
     return wall, _children_cpu_s() - cpu0
 
 
-def timed(commands: list[list[str]], env: dict[str, str], cwd: Path, repeat: int) -> list[tuple[list[float], list[float]]]:
+def timed(
+    commands: list[list[str]], env: dict[str, str], cwd: Path, repeat: int
+) -> list[tuple[list[float], list[float]]]:
     """Each command `repeat` times, interleaved (A B A B ...) so both see the same machine load."""
     for argv in commands:
         subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm-up, not timed
@@ -101,8 +105,7 @@ def main() -> None:
     for i in range(3):
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            subprocess.run(check_argv, env={**env, "OTDOCTOR_CACHE_DIR": cache},
-                           cwd=ot, capture_output=True)
+            subprocess.run(check_argv, env={**env, "OTDOCTOR_CACHE_DIR": cache}, cwd=ot, capture_output=True)
             cold.append(time.perf_counter() - start)
 
     load = os.getloadavg()[0]
@@ -111,7 +114,9 @@ def main() -> None:
     print(f"{'command':36} {'wall median':>12} {'wall min':>9} {'CPU median':>11}   (n={args.repeat}, seconds)")
     for name, (walls, cpus) in (("otdoctor check", check), ("python -m torch.utils.collect_env", collect)):
         print(f"{name:36} {statistics.median(walls):12.3f} {min(walls):9.3f} {statistics.median(cpus):11.3f}")
-    print(f"{'otdoctor check, empty cache (first run)':36} {statistics.median(cold):12.3f} {min(cold):9.3f} {'':>11}   (n=3)")
+    print(
+        f"{'otdoctor check, empty cache (first run)':36} {statistics.median(cold):12.3f} {min(cold):9.3f} {'':>11}   (n=3)"
+    )
     ratio = statistics.median(check[0]) / statistics.median(collect[0])
     print(f"otdoctor check / collect_env (wall median): {ratio:.2f}  (target: <= 0.25, and otdoctor check < 1 s)")
 

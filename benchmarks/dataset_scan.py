@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from otdoctor.dataset import list_concept, scan_images  # noqa: E402
+from otdoctor.dataset.scan import list_concept, scan_images  # noqa: E402
 
 
 def make_folder(folder: Path, count: int, size: int) -> None:
@@ -45,7 +45,9 @@ def make_folder(folder: Path, count: int, size: int) -> None:
     from PIL import ImageFilter
 
     # Smoothed noise: photo-like JPEG sizes (about 100-200 KB at 1024 px), not worst-case noise.
-    base = Image.merge("RGB", [Image.effect_noise((size, size), 60).filter(ImageFilter.GaussianBlur(2)) for _ in range(3)])
+    base = Image.merge(
+        "RGB", [Image.effect_noise((size, size), 60).filter(ImageFilter.GaussianBlur(2)) for _ in range(3)]
+    )
     for i in range(count):
         img = base.copy()
         img.putpixel((i % size, (i // size) % size), (255, 0, 0))  # distinct content
@@ -90,8 +92,10 @@ def main() -> None:
     total_bytes = sum(p.stat().st_size for p in paths)
     naive(paths[:50])  # warm the page cache for the first files; the full pass below warms the rest
 
-    print(f"{len(paths)} JPEGs, {args.size}x{args.size}, {total_bytes / 1e6:.0f} MB (made in {made_s:.1f} s); "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print(
+        f"{len(paths)} JPEGs, {args.size}x{args.size}, {total_bytes / 1e6:.0f} MB (made in {made_s:.1f} s); "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
     naive_s = best(lambda: naive(paths), 1)
     print(f"naive decode, 1 thread:        {naive_s:8.2f} s  ({len(paths) / naive_s:7.0f} images/s)")
 
@@ -102,8 +106,10 @@ def main() -> None:
         scan_images(folder, paths, cache_root=cache)
 
     cold_s = best(cold, args.repeat)
-    print(f"otdoctor scan, cold cache:     {cold_s:8.2f} s  ({len(paths) / cold_s:7.0f} images/s, "
-          f"{naive_s / cold_s:.0f}x faster)")
+    print(
+        f"otdoctor scan, cold cache:     {cold_s:8.2f} s  ({len(paths) / cold_s:7.0f} images/s, "
+        f"{naive_s / cold_s:.0f}x faster)"
+    )
     warm_s = best(lambda: scan_images(folder, paths, cache_root=cache), args.repeat)
     print(f"otdoctor scan, warm cache:     {warm_s:8.2f} s  ({len(paths) / warm_s:7.0f} images/s)")
 
@@ -113,7 +119,18 @@ def main() -> None:
     (root / "config.json").write_text(json.dumps({"resolution": str(args.size), "aspect_ratio_bucketing": False}))
     exe = str(Path(sys.executable).with_name("otdoctor"))
     env = {**os.environ, "OTDOCTOR_CACHE_DIR": str(cache)}
-    cmd = [exe, "check", "--config", str(root / "config.json"), "--ot-dir", str(root), "--only", "dataset", "-f", "json"]
+    cmd = [
+        exe,
+        "check",
+        "--config",
+        str(root / "config.json"),
+        "--ot-dir",
+        str(root),
+        "--only",
+        "dataset",
+        "-f",
+        "json",
+    ]
     subprocess.run(cmd, env=env, capture_output=True)  # fill the cache for this exact run
 
     def cli() -> None:

@@ -47,9 +47,13 @@ def main() -> int:
     ap.add_argument("--resolution", type=int, default=None)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--nice", type=int, default=-20,
-                    help="scheduling priority for this benchmark and its children (negative needs root): on a "
-                         "shared machine other processes otherwise change the speed between the two runs")
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=-20,
+        help="scheduling priority for this benchmark and its children (negative needs root): on a "
+        "shared machine other processes otherwise change the speed between the two runs",
+    )
     args = ap.parse_args()
     priority = "default"
     if args.nice:
@@ -60,18 +64,40 @@ def main() -> int:
             priority = f"default (nice {args.nice} refused: {exc.strerror})"
     if args.device == "cpu" and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > args.threads:
         # Pinned to the last CPUs, so both runs see the same core(s) (children inherit the mask).
-        cpus = sorted(os.sched_getaffinity(0))[-args.threads:]
+        cpus = sorted(os.sched_getaffinity(0))[-args.threads :]
         os.sched_setaffinity(0, cpus)
         priority += f", pinned to CPU {','.join(map(str, cpus))}"
 
     model = unet_models()[args.model]
     resolution = args.resolution or int(model["default_resolution"])
     with tempfile.TemporaryDirectory(prefix="otdoctor-accuracy-") as tmp:
-        env = {**os.environ, "OTDOCTOR_CACHE_DIR": str(Path(tmp) / "cache"), "OMP_NUM_THREADS": str(args.threads),
-               "MKL_NUM_THREADS": str(args.threads)}
-        smoke_cmd = [otdoctor_exe(), "smoke", "--synthetic", "--python", args.python, "--model", args.model,
-                     "--resolution", str(resolution), "--dtype", args.dtype, "--device", args.device,
-                     "--steps", str(args.smoke_steps), "--warmup", str(args.smoke_warmup), "--format", "json"]
+        env = {
+            **os.environ,
+            "OTDOCTOR_CACHE_DIR": str(Path(tmp) / "cache"),
+            "OMP_NUM_THREADS": str(args.threads),
+            "MKL_NUM_THREADS": str(args.threads),
+        }
+        smoke_cmd = [
+            otdoctor_exe(),
+            "smoke",
+            "--synthetic",
+            "--python",
+            args.python,
+            "--model",
+            args.model,
+            "--resolution",
+            str(resolution),
+            "--dtype",
+            args.dtype,
+            "--device",
+            args.device,
+            "--steps",
+            str(args.smoke_steps),
+            "--warmup",
+            str(args.smoke_warmup),
+            "--format",
+            "json",
+        ]
         if args.model == "tiny":
             smoke_cmd.insert(2, "--tiny")
         t0 = time.monotonic()
@@ -82,10 +108,32 @@ def main() -> int:
             return 2
         s = json.loads(smoke.stdout)
 
-        est_cmd = [otdoctor_exe(), "estimate", "--model", args.model, "--resolution", str(resolution),
-                   "--images", str(args.steps), "--epochs", "1", "--batch-size", "1",
-                   "--save-every", str(args.save_every), "--save-unit", "STEP", "--sample-unit", "NEVER",
-                   "--backup-unit", "NEVER", "--no-backup-before-save", "--no-latent-caching", "--format", "json"]
+        est_cmd = [
+            otdoctor_exe(),
+            "estimate",
+            "--model",
+            args.model,
+            "--resolution",
+            str(resolution),
+            "--images",
+            str(args.steps),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "1",
+            "--save-every",
+            str(args.save_every),
+            "--save-unit",
+            "STEP",
+            "--sample-unit",
+            "NEVER",
+            "--backup-unit",
+            "NEVER",
+            "--no-backup-before-save",
+            "--no-latent-caching",
+            "--format",
+            "json",
+        ]
         est = subprocess.run(est_cmd, env=env, capture_output=True, text=True)
         if est.returncode != 0:
             print(est.stdout, est.stderr, file=sys.stderr)
@@ -94,33 +142,59 @@ def main() -> int:
 
         save_dir = Path(tmp) / "saves"
         save_dir.mkdir()
-        long_cmd = [args.python, "-u", str(SCRIPT), "--model-json", json.dumps(model), "--resolution", str(resolution),
-                    "--dtype", args.dtype, "--device", args.device, "--steps", str(args.steps), "--warmup", "0",
-                    "--gradient-checkpointing", "--save-dir", str(save_dir), "--save-every", str(args.save_every),
-                    "--measure-save"]
+        long_cmd = [
+            args.python,
+            "-u",
+            str(SCRIPT),
+            "--model-json",
+            json.dumps(model),
+            "--resolution",
+            str(resolution),
+            "--dtype",
+            args.dtype,
+            "--device",
+            args.device,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            "0",
+            "--gradient-checkpointing",
+            "--save-dir",
+            str(save_dir),
+            "--save-every",
+            str(args.save_every),
+            "--measure-save",
+        ]
         t0 = time.monotonic()
         run = subprocess.run(long_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         real_s = time.monotonic() - t0
         if run.returncode != 0:
             print(run.stdout, file=sys.stderr)
             return 2
-        result = next(json.loads(line.split(" ", 1)[1]) for line in run.stdout.splitlines()
-                      if line.startswith("OTDOCTOR_RESULT "))
+        result = next(
+            json.loads(line.split(" ", 1)[1]) for line in run.stdout.splitlines() if line.startswith("OTDOCTOR_RESULT ")
+        )
 
     predicted = e["total_s"]
     error = (predicted - real_s) / real_s
     terms = {t["name"]: t for t in e["terms"]}
-    print(f"smoke run: {s['steps']} steps after {s['warmup_steps']} warm-up, {s['its']:.2f} it/s "
-          f"(slowest..fastest fifth {s['its_low']:.2f}..{s['its_high']:.2f}), load {s['load_s']:.1f} s, wall {smoke_wall:.1f} s")
-    print(f"long run:  {args.steps} steps, a save every {args.save_every} steps + the final save "
-          f"({result['saves']} saves), {args.model} UNet at {resolution} px on {args.device}, "
-          f"{args.threads} thread(s), priority {priority}")
+    print(
+        f"smoke run: {s['steps']} steps after {s['warmup_steps']} warm-up, {s['its']:.2f} it/s "
+        f"(slowest..fastest fifth {s['its_low']:.2f}..{s['its_high']:.2f}), load {s['load_s']:.1f} s, wall {smoke_wall:.1f} s"
+    )
+    print(
+        f"long run:  {args.steps} steps, a save every {args.save_every} steps + the final save "
+        f"({result['saves']} saves), {args.model} UNet at {resolution} px on {args.device}, "
+        f"{args.threads} thread(s), priority {priority}"
+    )
     for name in ("model load", "training steps", "saves"):
         t = terms[name]
         print(f"  predicted {name:<15} {t['seconds']:8.1f} s" + (f"  (x{t['count']:.0f})" if t["count"] else ""))
     print(f"  predicted total          {predicted:8.1f} s  (range {e['low_s']:.1f} .. {e['high_s']:.1f})")
-    print(f"  real wall time           {real_s:8.1f} s  (real steps alone: {args.steps / result['its']:.1f} s, "
-          f"load {result['load_s']:.1f} s)")
+    print(
+        f"  real wall time           {real_s:8.1f} s  (real steps alone: {args.steps / result['its']:.1f} s, "
+        f"load {result['load_s']:.1f} s)"
+    )
     print(f"  error                    {error * 100:+8.1f} %  -> {'within' if abs(error) <= 0.05 else 'OUTSIDE'} 5%")
     return 0 if abs(error) <= 0.05 else 1
 

@@ -32,11 +32,13 @@ def per_call_ms(fn, n: int) -> float:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from otdoctor.probe import Probe
-
     import json
 
-    print(f"{'snapshot':<18} {'probe.gpu() ms':>15} {'checks ms (in-process)':>23} {'check cmd ms':>13} {'gpu cmd ms':>11}")
+    from otdoctor.probe import Probe
+
+    print(
+        f"{'snapshot':<18} {'probe.gpu() ms':>15} {'checks ms (in-process)':>23} {'check cmd ms':>13} {'gpu cmd ms':>11}"
+    )
     for name in ("h100-idle", "rtx4090-desktop", "container-a100", "no-gpu"):
         env = {**os.environ, "OTDOCTOR_NVML_SNAPSHOT": str(DATA / f"{name}.json"), "NO_COLOR": "1"}
         probe = Probe(env=env)
@@ -44,7 +46,9 @@ def main() -> None:
         inner: list[float] = []
 
         def check() -> None:
-            out = subprocess.run([EXE, "check", "--only", "gpu", "--format", "json"], env=env, capture_output=True, text=True)
+            out = subprocess.run(
+                [EXE, "check", "--only", "gpu", "--format", "json"], env=env, capture_output=True, text=True
+            )
             inner.append(json.loads(out.stdout)["duration_s"] * 1000)
 
         check_ms = per_call_ms(check, 5)

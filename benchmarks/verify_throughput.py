@@ -31,15 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from otdoctor.models.catalog import CatalogEntry, KnownFile  # noqa: E402
-from otdoctor.models.hashing import VerifyCache  # noqa: E402
-from otdoctor.models.verify import Verifier  # noqa: E402
+from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile  # noqa: E402
+from otdoctor.checkpoints.hashing import VerifyCache  # noqa: E402
+from otdoctor.checkpoints.verify import Verifier  # noqa: E402
 
 
 def write_model(path: Path, data_bytes: int, sparse: bool) -> None:
     header = {
         "conditioner.embedders.1.model.ln_final.weight": {"dtype": "U8", "shape": [16], "data_offsets": [0, 16]},
-        "model.diffusion_model.out.2.weight": {"dtype": "U8", "shape": [data_bytes - 16], "data_offsets": [16, data_bytes]},
+        "model.diffusion_model.out.2.weight": {
+            "dtype": "U8",
+            "shape": [data_bytes - 16],
+            "data_offsets": [16, data_bytes],
+        },
     }
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
@@ -85,8 +89,9 @@ def main() -> None:
             for block in iter(lambda: fh.read(64 << 20), b""):
                 digest.update(block)
         sha = digest.hexdigest()
-        entry = CatalogEntry("bench", "Bench", "SDXL", "huggingface", f.name,
-                             (KnownFile(f.name, sha, size),), repo="bench/bench")
+        entry = CatalogEntry(
+            "bench", "Bench", "SDXL", "huggingface", f.name, (KnownFile(f.name, sha, size),), repo="bench/bench"
+        )
 
         def otdoctor_verify() -> None:
             v = Verifier([entry], cache=None).verify([(f, entry, None, "")])[0]
@@ -97,7 +102,9 @@ def main() -> None:
             assert out.split()[0] == sha
 
         def openssl() -> None:
-            out = subprocess.run(["openssl", "dgst", "-sha256", "-r", str(f)], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                ["openssl", "dgst", "-sha256", "-r", str(f)], capture_output=True, text=True, check=True
+            ).stdout
             assert out.split()[0] == sha
 
         t_sum = best(sha256sum, args.repeat)
@@ -116,12 +123,14 @@ def main() -> None:
         for p in pair:
             write_model(p, int(args.size_gb * 1e9 / 2), sparse=False)
             subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
-        from otdoctor.models.hashing import sha256_file, sha256_files
+        from otdoctor.checkpoints.hashing import sha256_file, sha256_files
 
         t_seq = best(lambda: [sha256_file(p) for p in pair], args.repeat)
         t_par = best(lambda: sha256_files(pair), args.repeat)
-        print(f"two files of {pair[0].stat().st_size} bytes: one after the other {t_seq:.3f} s, "
-              f"in parallel threads {t_par:.3f} s ({t_seq / t_par:.2f}x, {os.cpu_count()} CPUs)")
+        print(
+            f"two files of {pair[0].stat().st_size} bytes: one after the other {t_seq:.3f} s, "
+            f"in parallel threads {t_par:.3f} s ({t_seq / t_par:.2f}x, {os.cpu_count()} CPUs)"
+        )
         for p in pair:
             p.unlink()
 
@@ -135,11 +144,18 @@ def main() -> None:
         digest.update(head)
         left, zeros = big_size - len(head), bytes(64 << 20)
         while left:
-            digest.update(zeros[:min(left, len(zeros))])
+            digest.update(zeros[: min(left, len(zeros))])
             left -= min(left, len(zeros))
         t = time.perf_counter()
-        big_entry = CatalogEntry("big", "Big", "SDXL", "huggingface", big.name,
-                                 (KnownFile(big.name, digest.hexdigest(), big_size),), repo="bench/big")
+        big_entry = CatalogEntry(
+            "big",
+            "Big",
+            "SDXL",
+            "huggingface",
+            big.name,
+            (KnownFile(big.name, digest.hexdigest(), big_size),),
+            repo="bench/big",
+        )
         cache_file = work / "cache" / "model-verify.json"
         first = Verifier([big_entry], VerifyCache(cache_file)).verify([(big, big_entry, None, "")])[0]
         t_first = time.perf_counter() - t
@@ -154,12 +170,16 @@ def main() -> None:
             read_bytes.append(rchar() - r0)
             assert v.matched is not None and not v.hashed_now
         print(f"big file: {big_size} bytes (sparse); first verify (hashes it) {t_first:.2f} s")
-        print(f"cached re-verify in-process: best {min(times) * 1000:.2f} ms, worst {max(times) * 1000:.2f} ms; "
-              f"bytes read (all files, incl. the cache JSON) {max(read_bytes)}")
+        print(
+            f"cached re-verify in-process: best {min(times) * 1000:.2f} ms, worst {max(times) * 1000:.2f} ms; "
+            f"bytes read (all files, incl. the cache JSON) {max(read_bytes)}"
+        )
         exe = shutil.which("otdoctor", path=str(Path(sys.executable).parent)) or "otdoctor"
-        toml = (f'[[model]]\nname = "big"\narchitecture = "SDXL"\nsource = "huggingface"\nrepo = "bench/big"\n'
-                f'filename = "{big.name}"\n[[model.files]]\nname = "{big.name}"\nsize_bytes = {big_size}\n'
-                f'sha256 = "{big_entry.files[0].sha256}"\n')
+        toml = (
+            f'[[model]]\nname = "big"\narchitecture = "SDXL"\nsource = "huggingface"\nrepo = "bench/big"\n'
+            f'filename = "{big.name}"\n[[model.files]]\nname = "{big.name}"\nsize_bytes = {big_size}\n'
+            f'sha256 = "{big_entry.files[0].sha256}"\n'
+        )
         (work / "config").mkdir()
         (work / "config" / "models.toml").write_text(toml)
         env = {**os.environ, "OTDOCTOR_CACHE_DIR": str(work / "cache"), "OTDOCTOR_CONFIG_DIR": str(work / "config")}

@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otdoctor.check import Check, Context
-from otdoctor.dataset import listing_facts
-from otdoctor.model import CheckResult, Fix
-from otdoctor.models.safetensors import (
+from otdoctor.checkpoints.safetensors import (
     EMBEDDING,
     LORA,
     HeaderError,
@@ -24,7 +21,10 @@ from otdoctor.models.safetensors import (
     detect_architecture,
     read_header,
 )
-from otdoctor.otconfig import TrainConfig, config_facts, data_table
+from otdoctor.dataset.scan import listing_facts
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix
+from otdoctor.onetrainer.config import TrainConfig, config_facts, data_table
 from otdoctor.render import human_bytes
 
 CONFIG_FILE = "config.file"
@@ -69,8 +69,14 @@ class ConfigFile(Check):
             )
         cfg = facts.config
         assert cfg is not None
-        kind = f"full config, __version {cfg.version}" if not cfg.is_preset else "preset (no __version: partial, defaults for the rest)"
-        concepts = f"{len(cfg.concepts)} concept(s) from {cfg.concepts_source}" if cfg.concepts_source else "no concepts"
+        kind = (
+            f"full config, __version {cfg.version}"
+            if not cfg.is_preset
+            else "preset (no __version: partial, defaults for the rest)"
+        )
+        concepts = (
+            f"{len(cfg.concepts)} concept(s) from {cfg.concepts_source}" if cfg.concepts_source else "no concepts"
+        )
         summary = f"{facts.path} ({facts.source}; {kind}; {concepts})"
         data = {
             "path": str(facts.path),
@@ -161,14 +167,21 @@ class ModelType(Check):
         cfg = _cfg(ctx)
         bm = base_model(ctx)
         chosen = f"model_type {cfg.model_type} ({_label(cfg.model_type)}), training_method {cfg.training_method}"
-        data = {"model_type": cfg.model_type, "training_method": cfg.training_method, "base_model": bm.name,
-                "architecture": bm.architecture}
+        data = {
+            "model_type": cfg.model_type,
+            "training_method": cfg.training_method,
+            "base_model": bm.name,
+            "architecture": bm.architecture,
+        }
         if bm.error:
             return CheckResult.fail(
                 f"base model {bm.name}: {bm.error}",
                 expected="a readable SDXL or SD 1.5 checkpoint, diffusers folder or Hugging Face repository",
                 why="OneTrainer stops while loading the base model",
-                fix=Fix("download the checkpoint again, or point base_model_name at the right file", ("otdoctor models list",)),
+                fix=Fix(
+                    "download the checkpoint again, or point base_model_name at the right file",
+                    ("otdoctor models list",),
+                ),
                 data=data,
             )
         expected_arch = architecture_of_model_type(cfg.model_type)
@@ -214,7 +227,7 @@ class VaeOverride(Check):
             return CheckResult.warn(
                 f"VAE override {vae} set on the custom base model {bm.name}",
                 expected="no VAE override with a custom checkpoint",
-                why="custom checkpoints ship their own tuned VAE; the guide: \"When you use custom models like this do not choose VAE\"",
+                why='custom checkpoints ship their own tuned VAE; the guide: "When you use custom models like this do not choose VAE"',
                 fix=Fix("clear `VAE Override` in the model tab", (_train_cmd(ctx, "vae.model_name="),)),
             )
         return CheckResult.ok(f"VAE override {vae} on the reference model {bm.name}")
@@ -264,10 +277,14 @@ class OutputDtype(Check):
                 f"{human_bytes(half)} ({half / 1e9:.1f} GB) in bfloat16",
                 expected="Output Data Type bfloat16 (BFLOAT_16), as in the guide",
                 why="float32 doubles every saved checkpoint for no visible gain; saves fill the disk twice as fast",
-                fix=Fix("set `Output Data Type` to bfloat16 in the model tab", (_train_cmd(ctx, "output_dtype=BFLOAT_16"),)),
+                fix=Fix(
+                    "set `Output Data Type` to bfloat16 in the model tab", (_train_cmd(ctx, "output_dtype=BFLOAT_16"),)
+                ),
                 data=data,
             )
-        return CheckResult.ok(f"output_dtype {dtype}" + (f" (about {human_bytes(size)} per save)" if size else ""), data=data)
+        return CheckResult.ok(
+            f"output_dtype {dtype}" + (f" (about {human_bytes(size)} per save)" if size else ""), data=data
+        )
 
 
 class TrainDtype(Check):
@@ -284,8 +301,10 @@ class TrainDtype(Check):
             return CheckResult.warn(
                 "train_dtype FLOAT_16 on SDXL",
                 expected="Train Data Type bfloat16 (BFLOAT_16)",
-                why="SDXL overflows float16: the loss becomes NaN (\"Training loss became NaN\") and the run is wasted",
-                fix=Fix("set `Train Data Type` to bfloat16 in the training tab", (_train_cmd(ctx, "train_dtype=BFLOAT_16"),)),
+                why='SDXL overflows float16: the loss becomes NaN ("Training loss became NaN") and the run is wasted',
+                fix=Fix(
+                    "set `Train Data Type` to bfloat16 in the training tab", (_train_cmd(ctx, "train_dtype=BFLOAT_16"),)
+                ),
             )
         return CheckResult.ok(f"train_dtype {dtype}")
 
@@ -314,7 +333,7 @@ class TextEncoderLr(Check):
             return CheckResult.warn(
                 f"text encoder learning rate not lower than the UNet's {unet_lr:g}: {names}",
                 expected=f"a text encoder learning rate below {unet_lr:g} (the guide: 3e-06 with the UNet at 1e-05)",
-                why="the guide: \"if you use the same learning rate it will burn the model\"",
+                why='the guide: "if you use the same learning rate it will burn the model"',
                 fix=Fix(
                     "set `Text Encoder 1 Learning Rate` (and 2) lower in the training tab",
                     (_train_cmd(ctx, *(f"{p}.learning_rate={suggestion}" for p, _ in too_high)),),
@@ -341,7 +360,10 @@ class FusedBackPass(Check):
                 expected="Accumulation Steps 1 with Fused Back Pass",
                 why="fused back pass updates weights during the backward pass, so there is nothing to accumulate; "
                 "OneTrainer warns that it does not work with accumulation",
-                fix=Fix("set `Accumulation Steps` to 1 (or turn Fused Back Pass off)", (_train_cmd(ctx, "gradient_accumulation_steps=1"),)),
+                fix=Fix(
+                    "set `Accumulation Steps` to 1 (or turn Fused Back Pass off)",
+                    (_train_cmd(ctx, "gradient_accumulation_steps=1"),),
+                ),
             )
         return CheckResult.ok(f"fused_back_pass {'on' if fused else 'off'}, gradient_accumulation_steps {steps}")
 
@@ -394,7 +416,9 @@ class RegBalancing(Check):
                 f"not {intended} (the training images' count)"
             )
             if value:
-                problems.append(f"  use balancing {value} (floor({n} x {value}) = {intended}), or SAMPLES with balancing {intended}")
+                problems.append(
+                    f"  use balancing {value} (floor({n} x {value}) = {intended}), or SAMPLES with balancing {intended}"
+                )
             else:
                 problems.append(f"  use balancing strategy SAMPLES with balancing {intended}")
             commands.append(f"concept '{c.name}': balancing {value or intended} ({'REPEATS' if value else 'SAMPLES'})")
@@ -433,7 +457,9 @@ class ConceptPaths(Check):
         empty = [c for c in listed.concepts if c.listing.exists and c.listing.count == 0]
         no_path = [c for c in cfg.concepts if c.enabled and not c.path]
         lines = [f"'{c.name}': {c.folder} does not exist" for c in missing]
-        lines += [f"'{c.name}': {c.folder} holds no images (.bmp .jpg .jpeg .png .tif .tiff .webp .avif)" for c in empty]
+        lines += [
+            f"'{c.name}': {c.folder} holds no images (.bmp .jpg .jpeg .png .tif .tiff .webp .avif)" for c in empty
+        ]
         lines += [f"'{c.name}': no path set" for c in no_path]
         counts = {c.name: c.listing.count for c in listed.concepts}
         if lines:
@@ -477,7 +503,9 @@ class Masks(Check):
             if c.concept.is_regularisation:
                 continue  # a missing mask weights the whole image: what regularisation images want
             missing_total += len(lacking)
-            lines.append(f"'{c.name}': {len(lacking)} of {c.listing.count} images have no -masklabel.png, e.g. {lacking[0].name}")
+            lines.append(
+                f"'{c.name}': {len(lacking)} of {c.listing.count} images have no -masklabel.png, e.g. {lacking[0].name}"
+            )
         if lines:
             return CheckResult.fail(
                 f"masked training is on but {missing_total} training image(s) have no mask",
@@ -511,13 +539,17 @@ class Captions(Check):
                 lacking = c.listing.lacking_captions()
                 if lacking:
                     total += len(lacking)
-                    lines.append(f"'{c.name}': {len(lacking)} of {c.listing.count} images have no .txt caption, e.g. {lacking[0].name}")
+                    lines.append(
+                        f"'{c.name}': {len(lacking)} of {c.listing.count} images have no .txt caption, e.g. {lacking[0].name}"
+                    )
             elif source == "concept":
                 prompt = c.concept.prompt_path
                 cfg = _cfg(ctx)
                 if not prompt or not cfg.resolve(prompt).is_file():
                     total += c.listing.count
-                    lines.append(f"'{c.name}': prompt source is a single text file, but {prompt or '(none set)'} does not exist")
+                    lines.append(
+                        f"'{c.name}': prompt source is a single text file, but {prompt or '(none set)'} does not exist"
+                    )
         if lines:
             return CheckResult.warn(
                 f"{total} image(s) would train with an empty prompt",
@@ -568,8 +600,12 @@ class Disk(Check):
         saves = _occurrences(cfg.int_value("save_every"), str(cfg.get("save_every_unit")), epochs, steps_per_epoch)
         if saves is None:
             saves = 1
-            notes.append(f"saves every {cfg.get('save_every')} {str(cfg.get('save_every_unit')).lower()}(s): the count depends on speed; counted once")
-        backups = _occurrences(cfg.int_value("backup_after"), str(cfg.get("backup_after_unit")), epochs, steps_per_epoch)
+            notes.append(
+                f"saves every {cfg.get('save_every')} {str(cfg.get('save_every_unit')).lower()}(s): the count depends on speed; counted once"
+            )
+        backups = _occurrences(
+            cfg.int_value("backup_after"), str(cfg.get("backup_after_unit")), epochs, steps_per_epoch
+        )
         if backups is None:
             backups = 1
             if not cfg.flag("rolling_backup"):
@@ -585,7 +621,11 @@ class Disk(Check):
         destination = cfg.resolve(str(cfg.get("output_model_destination")))
         needs = [
             (workspace / "save", saves * save_bytes, f"{saves} save(s) x {human_bytes(save_bytes)} ({out_dtype})"),
-            (workspace / "backup", backups * backup_bytes, f"{backups} backup(s) x at least {human_bytes(backup_bytes)}"),
+            (
+                workspace / "backup",
+                backups * backup_bytes,
+                f"{backups} backup(s) x at least {human_bytes(backup_bytes)}",
+            ),
             (destination.parent, save_bytes, f"the final model {destination.name} ({human_bytes(save_bytes)})"),
         ]
         margin = int(data_table("training")["disk"]["margin_bytes"])
@@ -598,7 +638,9 @@ class Disk(Check):
                 notes.append(f"cannot measure free space at {path}")
                 continue
             key = f"{usage.device or ''}:{usage.mountpoint or usage.path}"
-            fs = per_fs.setdefault(key, {"mount": usage.mountpoint or usage.path, "free": usage.free_bytes, "need": 0, "what": []})
+            fs = per_fs.setdefault(
+                key, {"mount": usage.mountpoint or usage.path, "free": usage.free_bytes, "need": 0, "what": []}
+            )
             fs["need"] += need
             fs["what"].append(what)
         short = {k: v for k, v in per_fs.items() if v["need"] + margin > v["free"]}
@@ -622,7 +664,9 @@ class Disk(Check):
                 data=data,
             )
         total = sum(v["need"] for v in per_fs.values())
-        return CheckResult.ok(f"the run writes about {human_bytes(total)}; enough free space", details=tuple(details), data=data)
+        return CheckResult.ok(
+            f"the run writes about {human_bytes(total)}; enough free space", details=tuple(details), data=data
+        )
 
 
 class Workspace(Check):
@@ -646,7 +690,9 @@ class Workspace(Check):
             if cfg.flag("clear_cache_before_training"):
                 notes.append(f"cache {cache} holds an earlier cache; it is cleared before training")
             else:
-                notes.append(f"cache {cache} is reused (clear_cache_before_training off): use a new cache folder when data or settings changed")
+                notes.append(
+                    f"cache {cache} is reused (clear_cache_before_training off): use a new cache folder when data or settings changed"
+                )
         if notes:
             # Information, not a problem: the guide recommends it, but reuse can be intended.
             return CheckResult.ok("; ".join(notes), details=tuple(notes))
@@ -664,7 +710,9 @@ class Ema(Check):
         cfg = _cfg(ctx)
         ema = str(cfg.get("ema"))
         if ema != "OFF" and cfg.is_sdxl:
-            return CheckResult.ok(f"EMA {ema} on SDXL: the guide finds no benefit for SDXL (useful for SD 1.5); it costs memory")
+            return CheckResult.ok(
+                f"EMA {ema} on SDXL: the guide finds no benefit for SDXL (useful for SD 1.5); it costs memory"
+            )
         return CheckResult.ok(f"EMA {ema}")
 
 

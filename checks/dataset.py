@@ -1,19 +1,20 @@
 """The images of every enabled concept: readable, in modes training handles, the right size, unique.
 
-All checks share one scan per run (`otdoctor.dataset.scan_facts`): header-only reads in parallel
+All checks share one scan per run (`otdoctor.dataset.scan.scan_facts`): header-only reads in parallel
 threads, cached by (device, inode, size, mtime) so a second `otdoctor check` only stats the files.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from otdoctor.check import Check, Context
-from otdoctor.dataset import ConceptData, ImageInfo, scan_facts
-from otdoctor.model import CheckResult, Fix, FixOutcome
-from otdoctor.otconfig import TrainConfig, config_facts, parse_resolution
+from otdoctor.dataset.scan import ConceptData, ImageInfo, scan_facts
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome
+from otdoctor.onetrainer.config import TrainConfig, config_facts, parse_resolution
 
 CONFIG_FILE = "config.file"
 EXAMPLES = 3
@@ -60,8 +61,10 @@ class Readable(DatasetCheck):
                 details=tuple(lines[:20]) + ((f"... and {len(lines) - 20} more",) if len(lines) > 20 else ()),
                 expected="every image in an enabled concept opens and decodes",
                 why="OneTrainer stops with an error when it reaches a broken image, often hours into caching or training",
-                fix=Fix("re-export or delete these files (a truncated download or copy)",
-                        tuple(f'rm "{c.folder / i.path}"' for c in concepts for i in c.scan.errors())[:5]),
+                fix=Fix(
+                    "re-export or delete these files (a truncated download or copy)",
+                    tuple(f'rm "{c.folder / i.path}"' for c in concepts for i in c.scan.errors())[:5],
+                ),
             )
         return CheckResult.ok(f"{n} images in {len(concepts)} concept(s) open and decode")
 
@@ -80,7 +83,9 @@ class Modes(DatasetCheck):
             if odd:
                 total += len(odd)
                 first = first or c.folder / odd[0].path
-                lines.append(f"'{c.name}': {len(odd)} image(s): " + _examples(odd, lambda i: f"{i.path} {i.unsupported_mode}"))
+                lines.append(
+                    f"'{c.name}': {len(odd)} image(s): " + _examples(odd, lambda i: f"{i.path} {i.unsupported_mode}")
+                )
         if total:
             return CheckResult.warn(
                 f"{total} image(s) in modes that change when converted to 8-bit RGB",
@@ -88,7 +93,10 @@ class Modes(DatasetCheck):
                 expected="8-bit RGB (or greyscale) images",
                 why="training converts every image to 8-bit RGB: CMYK colours shift, 16-bit detail is clipped, "
                 "transparent palette areas become a solid colour",
-                fix=Fix("convert them to 8-bit sRGB (ImageMagick)", (f'mogrify -colorspace sRGB -depth 8 -background white -flatten "{first}"',)),
+                fix=Fix(
+                    "convert them to 8-bit sRGB (ImageMagick)",
+                    (f'mogrify -colorspace sRGB -depth 8 -background white -flatten "{first}"',),
+                ),
             )
         return CheckResult.ok("every image is 8-bit RGB or greyscale")
 
@@ -107,14 +115,19 @@ class ExifRotation(DatasetCheck):
             if rotated:
                 total += len(rotated)
                 folders.append(c.folder)
-                lines.append(f"'{c.name}': " + _examples(rotated, lambda i: f"{i.path} (orientation {i.exif_orientation})"))
+                lines.append(
+                    f"'{c.name}': " + _examples(rotated, lambda i: f"{i.path} (orientation {i.exif_orientation})")
+                )
         if total:
             return CheckResult.warn(
                 f"{total} image(s) rely on an EXIF rotation tag that training ignores",
                 details=tuple(lines),
                 expected="pixels stored upright (EXIF orientation 1 or none)",
                 why="viewers rotate these photos, but training reads the raw pixels: the model learns sideways faces",
-                fix=Fix("rotate the pixels and drop the tag (ImageMagick)", tuple(f'cd "{f}" && mogrify -auto-orient *.jpg' for f in folders)),
+                fix=Fix(
+                    "rotate the pixels and drop the tag (ImageMagick)",
+                    tuple(f'cd "{f}" && mogrify -auto-orient *.jpg' for f in folders),
+                ),
             )
         return CheckResult.ok("no image depends on EXIF rotation")
 
@@ -157,12 +170,20 @@ class Resolution(DatasetCheck):
                 continue
             sides.add(side)
             if small:
-                smaller = f"fewer pixels than {side}x{side}" if cfg.flag("aspect_ratio_bucketing") else f"a side shorter than {side} px"
-                lines.append(f"'{c.name}': {len(small)} image(s) with {smaller} (upscaled): "
-                             + _examples(small, lambda i: f"{i.path} {i.width}x{i.height}"))
+                smaller = (
+                    f"fewer pixels than {side}x{side}"
+                    if cfg.flag("aspect_ratio_bucketing")
+                    else f"a side shorter than {side} px"
+                )
+                lines.append(
+                    f"'{c.name}': {len(small)} image(s) with {smaller} (upscaled): "
+                    + _examples(small, lambda i: f"{i.path} {i.width}x{i.height}")
+                )
             if cropped:
-                lines.append(f"'{c.name}': {len(cropped)} non-square image(s) cropped to square (bucketing is off): "
-                             + _examples(cropped, lambda i: f"{i.path} {i.width}x{i.height}"))
+                lines.append(
+                    f"'{c.name}': {len(cropped)} non-square image(s) cropped to square (bucketing is off): "
+                    + _examples(cropped, lambda i: f"{i.path} {i.width}x{i.height}")
+                )
             total += len(small) + len(cropped)
         res = "/".join(f"{s}" for s in sorted(sides)) or str(cfg.get("resolution"))
         if total:
@@ -170,18 +191,22 @@ class Resolution(DatasetCheck):
             return CheckResult.warn(
                 f"{total} image(s) do not fit the training resolution {res}",
                 details=tuple(lines),
-                expected=f"images at least {res} px" + ("" if cfg.flag("aspect_ratio_bucketing") else ", square (bucketing is off)"),
+                expected=f"images at least {res} px"
+                + ("" if cfg.flag("aspect_ratio_bucketing") else ", square (bucketing is off)"),
                 why="small images are upscaled (blurry results); with bucketing off non-square images lose their edges to the crop",
                 fix=Fix(
                     f"pad every image to {side}x{side} on white into a new folder (masks on black, captions kept)",
-                    (f"otdoctor fix {self.id}", f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *"),
+                    (
+                        f"otdoctor fix {self.id}",
+                        f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *",
+                    ),
                     automatic=True,
                 ),
             )
         return CheckResult.ok(f"every image fits the training resolution {res}")
 
     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
-        from otdoctor.dataset_fix import pad_folder, set_concept_path
+        from otdoctor.dataset.repair import pad_folder, set_concept_path
 
         cfg = _cfg(ctx)
         facts = config_facts(ctx)
@@ -196,12 +221,18 @@ class Resolution(DatasetCheck):
         if not plan:
             return FixOutcome(self.id, False, "every image already fits the training resolution")
         commands = tuple(
-            f"pad {len(c.scan.readable())} images of '{c.name}' to {side}x{side}: {c.folder} -> {out}" for c, side, out in plan
+            f"pad {len(c.scan.readable())} images of '{c.name}' to {side}x{side}: {c.folder} -> {out}"
+            for c, side, out in plan
         )
         if dry_run:
-            how = ("replace the originals (--in-place)" if in_place
-                   else "write padded copies into a new folder, then point the concept at it (asks first)")
-            return FixOutcome(self.id, False, f"fit each image on a white square (masks on black, captions kept): {how}", commands)
+            how = (
+                "replace the originals (--in-place)"
+                if in_place
+                else "write padded copies into a new folder, then point the concept at it (asks first)"
+            )
+            return FixOutcome(
+                self.id, False, f"fit each image on a white square (masks on black, captions kept): {how}", commands
+            )
         messages: list[str] = []
         applied = False
         for c, side, out in plan:
@@ -247,7 +278,9 @@ class Duplicates(DatasetCheck):
         for c in _scanned(ctx):
             for group in c.scan.duplicates():
                 extra += len(group) - 1
-                lines.append(f"'{c.name}': identical files: {', '.join(group[:5])}" + (" ..." if len(group) > 5 else ""))
+                lines.append(
+                    f"'{c.name}': identical files: {', '.join(group[:5])}" + (" ..." if len(group) > 5 else "")
+                )
         if extra:
             return CheckResult.warn(
                 f"{extra} image(s) are exact copies of another",
@@ -292,10 +325,16 @@ class SizesMatch(DatasetCheck):
             return CheckResult.warn(
                 "training and regularisation images have different sizes",
                 details=(f"training: {show(t)}", f"regularisation: {show(r)}"),
-                expected="the same size for both (the guide: \"Your training images should be all in the same size as your regularization images\")",
+                expected='the same size for both (the guide: "Your training images should be all in the same size as your regularization images")',
                 why="with bucketing off, differently sized sets are scaled and cropped differently, and the model learns the difference",
-                fix=Fix(f"pad both sets to {side}x{side}", ("otdoctor fix dataset.resolution",
-                        f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *"), automatic=False),
+                fix=Fix(
+                    f"pad both sets to {side}x{side}",
+                    (
+                        "otdoctor fix dataset.resolution",
+                        f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *",
+                    ),
+                    automatic=False,
+                ),
             )
         return CheckResult.ok(f"training {show(t)} and regularisation {show(r)} share their size")
 

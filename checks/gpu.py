@@ -6,17 +6,19 @@ a failure. NVML answers come from `ctx.probe.gpu()` (memoised per run as "gpu").
 
 from __future__ import annotations
 
-from otdoctor import repairs
+from collections.abc import Callable
+from typing import Any
 
-from typing import Any, Callable
-
-from otdoctor import gpu as g
-from otdoctor.check import Check, Context
-from otdoctor.model import CheckResult, Fix, FixOutcome, Status
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome, Status
+from otdoctor.gpu import reasoning as g
+from otdoctor.install import repairs
 from otdoctor.probe.nvml import GpuDevice, GpuInfo
 from otdoctor.render import human_bytes
 
-WHY_DRIVER = "OneTrainer trains on an NVIDIA GPU through CUDA; without a working driver torch runs on the CPU or not at all"
+WHY_DRIVER = (
+    "OneTrainer trains on an NVIDIA GPU through CUDA; without a working driver torch runs on the CPU or not at all"
+)
 
 
 def gpu_info(ctx: Context) -> GpuInfo:
@@ -33,7 +35,9 @@ def _no_gpu(ctx: Context, info: GpuInfo) -> CheckResult | None:
             summary,
             expected="an NVIDIA GPU with a working driver (--require-gpu)",
             why=WHY_DRIVER,
-            fix=Fix("run on a machine with an NVIDIA GPU, or give this container the GPU", ("docker run --gpus all ...",)),
+            fix=Fix(
+                "run on a machine with an NVIDIA GPU, or give this container the GPU", ("docker run --gpus all ...",)
+            ),
             data={"nvidia_gpu": False},
         )
     return CheckResult.skip(summary, data={"nvidia_gpu": False})
@@ -83,7 +87,10 @@ class GpuDriver(Check):
             )
         data.update(driver_version=info.driver_version, cuda_driver_version=info.cuda_driver_version_str)
         summary = f"driver {info.driver_version}, supports CUDA up to {info.cuda_driver_version_str or 'unknown'}"
-        details = [f"{len(info.devices)} GPU(s) via {info.source}" + (f" (replayed from {info.snapshot})" if info.snapshot else "")]
+        details = [
+            f"{len(info.devices)} GPU(s) via {info.source}"
+            + (f" (replayed from {info.snapshot})" if info.snapshot else "")
+        ]
         if info.wsl:
             details.append("WSL: the driver is the Windows one; do not install a Linux NVIDIA driver inside WSL")
         if info.source == "nvidia-smi" and p is not None:
@@ -116,8 +123,14 @@ class GpuDevices(Check):
             fails.append("the driver is loaded but reports no GPU")
         data = {
             "devices": [
-                {"index": d.index, "name": d.name, "uuid": d.uuid, "compute_capability": d.compute_capability_str,
-                 "memory_total_bytes": d.memory_total_bytes, "clock_events": list(d.clock_events)}
+                {
+                    "index": d.index,
+                    "name": d.name,
+                    "uuid": d.uuid,
+                    "compute_capability": d.compute_capability_str,
+                    "memory_total_bytes": d.memory_total_bytes,
+                    "clock_events": list(d.clock_events),
+                }
                 for d in info.devices
             ],
             "cuda_visible_devices": info.cuda_visible_devices,
@@ -129,19 +142,27 @@ class GpuDevices(Check):
             summary += f"; CUDA_VISIBLE_DEVICES={info.cuda_visible_devices}: CUDA sees {len(vis.devices)}"
         if fails:
             return CheckResult.fail(
-                fails[0], details=tuple(lines + fails[1:] + warns), data=data,
+                fails[0],
+                details=tuple(lines + fails[1:] + warns),
+                data=data,
                 expected="every GPU reachable, and CUDA_VISIBLE_DEVICES naming existing GPUs",
                 why="OneTrainer trains on the first GPU CUDA sees; a GPU CUDA cannot see is not used",
-                fix=Fix("list the GPUs and correct CUDA_VISIBLE_DEVICES (indices or GPU-UUIDs)",
-                        ("nvidia-smi -L", "export CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0")),
+                fix=Fix(
+                    "list the GPUs and correct CUDA_VISIBLE_DEVICES (indices or GPU-UUIDs)",
+                    ("nvidia-smi -L", "export CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0"),
+                ),
             )
         if warns:
             return CheckResult.warn(
-                f"{summary}; {warns[0]}", details=tuple(lines + warns[1:]), data=data,
+                f"{summary}; {warns[0]}",
+                details=tuple(lines + warns[1:]),
+                data=data,
                 expected="a full-width PCIe link, no thermal or power-brake slowdown, no uncorrected ECC errors",
                 why="a GPU that runs throttled, on a narrow link or with memory errors trains slowly or crashes",
-                fix=Fix("look at the GPU's state while it is busy", ("nvidia-smi -q -d PERFORMANCE,ECC,PCIE",
-                        "export CUDA_DEVICE_ORDER=PCI_BUS_ID")),
+                fix=Fix(
+                    "look at the GPU's state while it is busy",
+                    ("nvidia-smi -q -d PERFORMANCE,ECC,PCIE", "export CUDA_DEVICE_ORDER=PCI_BUS_ID"),
+                ),
             )
         return CheckResult.ok(summary, details=tuple(lines), data=data)
 
@@ -174,8 +195,8 @@ def _device_warnings(d: GpuDevice) -> list[str]:
 
 # gpu.cuda-build ---------------------------------------------------------------------------------
 def launcher_choice(ctx: Context, info: GpuInfo) -> Any:
-    """The requirements file `./install.sh` would pick (otdoctor.platforms)."""
-    from otdoctor import platforms
+    """The requirements file `./install.sh` would pick (otdoctor.onetrainer.platforms)."""
+    from otdoctor.onetrainer import platforms
 
     if info.snapshot is None:
         return platforms.choose_requirements(ctx.probe, ctx.ot_dir)
@@ -196,7 +217,7 @@ def launcher_choice(ctx: Context, info: GpuInfo) -> Any:
 
 
 def _arch_list(ctx: Context, tag: str | None) -> tuple[list[str] | None, str]:
-    from otdoctor import facts
+    from otdoctor.onetrainer import venv_facts as facts
 
     torch_facts = getattr(facts, "torch_facts", None)
     if torch_facts is not None:
@@ -217,7 +238,7 @@ class CudaBuild(Check):
     timeout_s = 200.0  # may import torch once (cached afterwards)
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        from otdoctor.facts import venv_facts
+        from otdoctor.onetrainer.venv_facts import venv_facts
 
         info = gpu_info(ctx)
         skip = _no_gpu(ctx, info)
@@ -228,14 +249,19 @@ class CudaBuild(Check):
         fails: list[tuple[str, Fix]] = []
         warns: list[tuple[str, Fix]] = []
         details: list[str] = []
-        data: dict[str, Any] = {"gpu": dev.name if dev else None,
-                                "compute_capability": dev.compute_capability_str if dev else None}
+        data: dict[str, Any] = {
+            "gpu": dev.name if dev else None,
+            "compute_capability": dev.compute_capability_str if dev else None,
+        }
 
         # What ./install.sh would install here, and whether that build can run on this GPU.
         choice = launcher_choice(ctx, info)
         launcher_tag = table["onetrainer_builds"].get(choice.file)
-        details.append(f"./install.sh would install {choice.file}" + (f" ({launcher_tag})" if launcher_tag else "")
-                       + f": {choice.reason}")
+        details.append(
+            f"./install.sh would install {choice.file}"
+            + (f" ({launcher_tag})" if launcher_tag else "")
+            + f": {choice.reason}"
+        )
         data["launcher_requirements"] = choice.file
         if dev is not None and dev.compute_capability and launcher_tag:
             arch = g.default_arch_list(launcher_tag) or []
@@ -247,27 +273,44 @@ class CudaBuild(Check):
         if vf is None or not vf.exists:
             details.insert(0, "no OneTrainer venv yet: only the launcher's choice is checked")
         elif not static or not static.get("version"):
-            warns.append(("torch is not installed in OneTrainer's venv",
-                          Fix("run OneTrainer's installer", (f"cd {ctx.ot_dir} && ./install.sh",))))
+            warns.append(
+                (
+                    "torch is not installed in OneTrainer's venv",
+                    Fix("run OneTrainer's installer", (f"cd {ctx.ot_dir} && ./install.sh",)),
+                )
+            )
         else:
             self._venv_build(ctx, info, dev, static, choice, launcher_tag, fails, warns, details, data)
 
         if fails:
             summary, fix = fails[0]
             more = [s for s, _ in fails[1:] + warns]
-            return CheckResult.fail(summary, fix=fix, details=tuple(details + more), data=data,
-                                    expected="a torch CUDA build the driver supports, with kernels for this GPU",
-                                    why="otherwise torch cannot use the GPU: 'no kernel image is available', "
-                                        "'The NVIDIA driver on your system is too old' or "
-                                        "'Torch not compiled with CUDA enabled'")
+            return CheckResult.fail(
+                summary,
+                fix=fix,
+                details=tuple(details + more),
+                data=data,
+                expected="a torch CUDA build the driver supports, with kernels for this GPU",
+                why="otherwise torch cannot use the GPU: 'no kernel image is available', "
+                "'The NVIDIA driver on your system is too old' or "
+                "'Torch not compiled with CUDA enabled'",
+            )
         if warns:
             summary, fix = warns[0]
-            return CheckResult.warn(summary, fix=fix, details=tuple(details + [s for s, _ in warns[1:]]), data=data,
-                                    expected="a CUDA torch in OneTrainer's venv",
-                                    why="OneTrainer cannot train on the GPU without it")
+            return CheckResult.warn(
+                summary,
+                fix=fix,
+                details=tuple(details + [s for s, _ in warns[1:]]),
+                data=data,
+                expected="a CUDA torch in OneTrainer's venv",
+                why="OneTrainer cannot train on the GPU without it",
+            )
         torch_desc = f"torch {static['version']}" if static and static.get("version") else "no venv yet"
-        return CheckResult.ok(f"{torch_desc}; fits driver {info.driver_version} and {dev.name if dev else 'the GPU'}",
-                              details=tuple(details), data=data)
+        return CheckResult.ok(
+            f"{torch_desc}; fits driver {info.driver_version} and {dev.name if dev else 'the GPU'}",
+            details=tuple(details),
+            data=data,
+        )
 
     def _launcher_wrong(self, dev: GpuDevice, file: str, tag: str, info: GpuInfo) -> tuple[str, Fix]:
         cc = dev.compute_capability_str
@@ -275,18 +318,34 @@ class CudaBuild(Check):
             return (
                 f"./install.sh would install {file} ({tag}), which has no kernels for the {dev.name} "
                 f"(compute {cc}; CUDA 13 dropped GPUs below 7.5)",
-                Fix("make the launcher install the CUDA 12.6 build instead",
-                    ("export OT_PLATFORM_REQUIREMENTS=requirements-cuda-legacy.txt", "./install.sh")),
+                Fix(
+                    "make the launcher install the CUDA 12.6 build instead",
+                    ("export OT_PLATFORM_REQUIREMENTS=requirements-cuda-legacy.txt", "./install.sh"),
+                ),
             )
         return (
             f"./install.sh would install {file} ({tag}), which has no kernels for the {dev.name} (compute {cc})",
-            Fix("update the NVIDIA driver to 580 or newer, so the launcher picks the CUDA 13 build (cu130)",
+            Fix(
+                "update the NVIDIA driver to 580 or newer, so the launcher picks the CUDA 13 build (cu130)",
                 ("sudo ubuntu-drivers install", "nvidia-smi   # the header must say CUDA Version: 13.0 or newer")
-                if not info.wsl else ("install the newest NVIDIA driver on Windows",)),
+                if not info.wsl
+                else ("install the newest NVIDIA driver on Windows",),
+            ),
         )
 
-    def _venv_build(self, ctx: Context, info: GpuInfo, dev: GpuDevice | None, static: Any, choice: Any,
-                    launcher_tag: str | None, fails: list, warns: list, details: list, data: dict) -> None:
+    def _venv_build(
+        self,
+        ctx: Context,
+        info: GpuInfo,
+        dev: GpuDevice | None,
+        static: Any,
+        choice: Any,
+        launcher_tag: str | None,
+        fails: list,
+        warns: list,
+        details: list,
+        data: dict,
+    ) -> None:
         version = str(static.get("version"))
         cuda = static.get("cuda")
         data.update(torch_version=version, torch_cuda=cuda)
@@ -294,8 +353,10 @@ class CudaBuild(Check):
         venv_pip = f"{ctx.ot_dir}/venv/bin/pip" if ctx.ot_dir else "venv/bin/pip"
         reinstall = Fix(
             f"reinstall torch from the {reinstall_tag} index (what {choice.file} names)",
-            (f"{venv_pip} install --force-reinstall torch torchvision "
-             f"--index-url https://download.pytorch.org/whl/{reinstall_tag}",),
+            (
+                f"{venv_pip} install --force-reinstall torch torchvision "
+                f"--index-url https://download.pytorch.org/whl/{reinstall_tag}",
+            ),
         )
         if static.get("hip"):
             fails.append((f"torch {version} is a ROCm (AMD) build on a machine with an NVIDIA GPU", reinstall))
@@ -319,15 +380,21 @@ class CudaBuild(Check):
                     f"minor-version compatibility; {full or 'a newer driver'} or newer is the full match"
                 )
             else:
-                fails.append((
-                    f"torch {version} ({tag}) needs an NVIDIA driver for CUDA {major}.{minor} "
-                    f"(>= {full or compat}), this driver {info.driver_version} supports CUDA "
-                    f"{info.cuda_driver_version_str}: 'The NVIDIA driver on your system is too old'",
-                    Fix("update the driver, or install the build the launcher picks for this driver",
-                        ("sudo ubuntu-drivers install",
-                         f"{venv_pip} install --force-reinstall torch torchvision --index-url "
-                         f"https://download.pytorch.org/whl/{launcher_tag or 'cu126'}")),
-                ))
+                fails.append(
+                    (
+                        f"torch {version} ({tag}) needs an NVIDIA driver for CUDA {major}.{minor} "
+                        f"(>= {full or compat}), this driver {info.driver_version} supports CUDA "
+                        f"{info.cuda_driver_version_str}: 'The NVIDIA driver on your system is too old'",
+                        Fix(
+                            "update the driver, or install the build the launcher picks for this driver",
+                            (
+                                "sudo ubuntu-drivers install",
+                                f"{venv_pip} install --force-reinstall torch torchvision --index-url "
+                                f"https://download.pytorch.org/whl/{launcher_tag or 'cu126'}",
+                            ),
+                        ),
+                    )
+                )
         if dev is None or dev.compute_capability is None:
             return
         arch, arch_source = _arch_list(ctx, tag)
@@ -336,21 +403,31 @@ class CudaBuild(Check):
         if arch and not g.arch_supports(arch, dev.compute_capability):
             cc = dev.compute_capability_str
             if dev.compute_capability >= (12, 0):
-                fix = Fix("install a CUDA 12.8+ build (Blackwell needs cu128 or newer; cu130 wants driver 580+)",
-                          (f"{venv_pip} install --force-reinstall torch torchvision "
-                           "--index-url https://download.pytorch.org/whl/cu128",))
+                fix = Fix(
+                    "install a CUDA 12.8+ build (Blackwell needs cu128 or newer; cu130 wants driver 580+)",
+                    (
+                        f"{venv_pip} install --force-reinstall torch torchvision "
+                        "--index-url https://download.pytorch.org/whl/cu128",
+                    ),
+                )
             elif dev.compute_capability < (7, 5):
-                fix = Fix("install the CUDA 12.6 build (CUDA 13 dropped GPUs below compute 7.5)",
-                          ("export OT_PLATFORM_REQUIREMENTS=requirements-cuda-legacy.txt",
-                           f"{venv_pip} install --force-reinstall torch torchvision "
-                           "--index-url https://download.pytorch.org/whl/cu126"))
+                fix = Fix(
+                    "install the CUDA 12.6 build (CUDA 13 dropped GPUs below compute 7.5)",
+                    (
+                        "export OT_PLATFORM_REQUIREMENTS=requirements-cuda-legacy.txt",
+                        f"{venv_pip} install --force-reinstall torch torchvision "
+                        "--index-url https://download.pytorch.org/whl/cu126",
+                    ),
+                )
             else:
                 fix = reinstall
-            fails.append((
-                f"torch {version} has no kernels for the {dev.name} (compute {cc}, sm_{cc.replace('.', '')}): "
-                "'no kernel image is available for execution on the device'",
-                fix,
-            ))
+            fails.append(
+                (
+                    f"torch {version} has no kernels for the {dev.name} (compute {cc}, sm_{cc.replace('.', '')}): "
+                    "'no kernel image is available for execution on the device'",
+                    fix,
+                )
+            )
 
 
 # gpu.vram --------------------------------------------------------------------------------------
@@ -358,9 +435,13 @@ def _plan(ctx: Context) -> tuple[g.Plan, str, list[str]]:
     notes: list[str] = []
     path = ctx.options.config_path
     if path is None:
-        return g.plan_for(None, None, None, "default"), "cuda", ["no --config given: planning for the guide's SDXL full fine-tune"]
+        return (
+            g.plan_for(None, None, None, "default"),
+            "cuda",
+            ["no --config given: planning for the guide's SDXL full fine-tune"],
+        )
     from otdoctor.errors import UserError
-    from otdoctor.otconfig import load_config
+    from otdoctor.onetrainer.config import load_config
 
     try:
         cfg = load_config(path, ctx.ot_dir)
@@ -400,14 +481,20 @@ class Vram(Check):
             return CheckResult.fail(
                 f"OneTrainer's train_device {train_device} matches no GPU CUDA can see",
                 details=tuple(g.visible_devices(info).notes + g.visible_devices(info).problems),
-                why="training would not start", fix=Fix("correct CUDA_VISIBLE_DEVICES or train_device", ("nvidia-smi -L",)),
+                why="training would not start",
+                fix=Fix("correct CUDA_VISIBLE_DEVICES or train_device", ("nvidia-smi -L",)),
             )
         rows = g.holders(info, ctx.probe.process, dev)
         free, total = dev.memory_free_bytes, dev.memory_total_bytes
         need = plan.need_vram_bytes
         data: dict[str, Any] = {
-            "gpu_index": dev.index, "gpu": dev.name, "free_vram_bytes": free, "total_vram_bytes": total,
-            "need_vram_bytes": need, "plan": plan.id, "plan_source": plan.source,
+            "gpu_index": dev.index,
+            "gpu": dev.name,
+            "free_vram_bytes": free,
+            "total_vram_bytes": total,
+            "need_vram_bytes": need,
+            "plan": plan.id,
+            "plan_source": plan.source,
             "processes": [r.as_dict() for r in rows],
         }
         where = f"GPU {dev.index} ({dev.name})"
@@ -421,18 +508,28 @@ class Vram(Check):
         if free is None or total is None:
             return CheckResult.warn(f"{where}: free VRAM unknown", details=tuple(details), data=data)
         if need is None:
-            return CheckResult.ok(f"{human_bytes(free)} free of {human_bytes(total)} on {where}", details=tuple(details), data=data)
+            return CheckResult.ok(
+                f"{human_bytes(free)} free of {human_bytes(total)} on {where}", details=tuple(details), data=data
+            )
         if total < need:
             return CheckResult.fail(
                 f"{where} has {human_bytes(total)} in total; {plan.title} needs ~{human_bytes(need)}",
-                expected=f"at least ~{human_bytes(need)} of VRAM", details=tuple(details), data=data,
+                expected=f"at least ~{human_bytes(need)} of VRAM",
+                details=tuple(details),
+                data=data,
                 why="training stops with 'CUDA out of memory', or spills into shared memory and runs 10-100x slower",
-                fix=Fix("train something lighter on this GPU: a LoRA, Adafactor with fused back pass, gradient "
-                        "checkpointing, a lower resolution", ("export OT_CUDA_LOWMEM_MODE=true",)),
+                fix=Fix(
+                    "train something lighter on this GPU: a LoRA, Adafactor with fused back pass, gradient "
+                    "checkpointing, a lower resolution",
+                    ("export OT_CUDA_LOWMEM_MODE=true",),
+                ),
             )
         if free >= need:
-            return CheckResult.ok(f"{human_bytes(free)} free of {human_bytes(total)} on {where}; needs ~{human_bytes(need)}",
-                                  details=tuple(details), data=data)
+            return CheckResult.ok(
+                f"{human_bytes(free)} free of {human_bytes(total)} on {where}; needs ~{human_bytes(need)}",
+                details=tuple(details),
+                data=data,
+            )
         held = sum(r.process.used_memory_bytes or 0 for r in rows)
         own = [r for r in rows if r.visible and r.details.owned_by_current_user]
         others = [r for r in rows if r.visible and not r.details.owned_by_current_user]
@@ -445,8 +542,11 @@ class Vram(Check):
             f"{len(rows)} process(es) hold {human_bytes(held) if held else 'unknown amounts'}",
             expected=f"~{human_bytes(need)} free when training starts",
             why="training stops with 'CUDA out of memory', or spills into shared memory and runs 10-100x slower",
-            fix=Fix("stop the processes that hold VRAM (yours can be stopped for you)", tuple(commands), automatic=bool(own)),
-            details=tuple(details), data=data,
+            fix=Fix(
+                "stop the processes that hold VRAM (yours can be stopped for you)", tuple(commands), automatic=bool(own)
+            ),
+            details=tuple(details),
+            data=data,
         )
 
     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
@@ -461,22 +561,30 @@ class Vram(Check):
         others = [r for r in rows if not r.details.owned_by_current_user]
         force = bool(ctx.options.extra.get("force"))
         commands = tuple(f"kill {r.process.pid}" + (f"; kill -9 {r.process.pid}" if force else "") for r in own)
-        refused = [f"PID {r.process.pid} ({r.details.name}) belongs to {r.details.user}: not touched; "
-                   f"ask {r.details.user} (or an administrator) to stop it" for r in others]
+        refused = [
+            f"PID {r.process.pid} ({r.details.name}) belongs to {r.details.user}: not touched; "
+            f"ask {r.details.user} (or an administrator) to stop it"
+            for r in others
+        ]
         if dry_run:
-            plan = [f"would stop PID {r.process.pid} ({r.details.command}, {human_bytes(r.process.used_memory_bytes)})"
-                    for r in own]
+            plan = [
+                f"would stop PID {r.process.pid} ({r.details.command}, {human_bytes(r.process.used_memory_bytes)})"
+                for r in own
+            ]
             return FixOutcome(self.id, False, "; ".join(plan + refused) or "nothing of yours holds VRAM", commands)
         lines: list[str] = []
         stopped = 0
         for r in own:
-            question = (f"Stop PID {r.process.pid} ({r.details.name}: {r.details.command}) holding "
-                        f"{human_bytes(r.process.used_memory_bytes)} on GPU {dev.index}?")
+            question = (
+                f"Stop PID {r.process.pid} ({r.details.name}: {r.details.command}) holding "
+                f"{human_bytes(r.process.used_memory_bytes)} on GPU {dev.index}?"
+            )
             if not confirm(question):
                 lines.append(f"PID {r.process.pid} left running (declined)")
                 continue
-            res = ctx.probe.stop_process(r.process.pid, timeout_s=float(ctx.options.extra.get("stop_timeout_s", 10.0)),
-                                         force=force)
+            res = ctx.probe.stop_process(
+                r.process.pid, timeout_s=float(ctx.options.extra.get("stop_timeout_s", 10.0)), force=force
+            )
             lines.append(res.message)
             stopped += res.stopped
         ctx.forget("gpu")

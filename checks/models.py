@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from shlex import quote
 
-from otdoctor import repairs
-from otdoctor.check import Check, Context
+from otdoctor.checkpoints.hashing import VerifyCache
+from otdoctor.checkpoints.inventory import Inventory, take_inventory, verify_inventory
+from otdoctor.checkpoints.verify import Verdict
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix
 from otdoctor.errors import UserError
-from otdoctor.model import CheckResult, Fix
-from otdoctor.models.hashing import VerifyCache
-from otdoctor.models.inventory import Inventory, take_inventory, verify_inventory
-from otdoctor.models.verify import Verdict
+from otdoctor.install import repairs
 
 WHY = "a truncated, wrong or mislabelled checkpoint makes OneTrainer fail when it loads the model, often after minutes of caching"
 
@@ -35,13 +35,17 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
     config_mismatch = any("the config's model_type" in p for p in v.problems)
     damaged = [p for p in v.problems if "the config's model_type" not in p]
     if damaged and v.entry is not None and v.kind != "diffusers":
-        out += [f"mv {quote(str(v.path))} {quote(str(v.path) + '.bad')}",
-                f"{v.entry.download_command} --dest {quote(str(v.path.parent))}"]
+        out += [
+            f"mv {quote(str(v.path))} {quote(str(v.path) + '.bad')}",
+            f"{v.entry.download_command} --dest {quote(str(v.path.parent))}",
+        ]
     elif damaged:
         out.append(f"# download {v.path.name} again")
     if config_mismatch:
-        out.append(f"# in the config: model_type for a {v.architecture} model, or base_model_name of a "
-                   f"{inv.expected_arch} checkpoint")
+        out.append(
+            f"# in the config: model_type for a {v.architecture} model, or base_model_name of a "
+            f"{inv.expected_arch} checkpoint"
+        )
     return out
 
 
@@ -103,22 +107,40 @@ class Checkpoints(Check):
         if base_missing:
             assert inv.base is not None
             entry = base_is_catalog
-            cmd = (entry.download_command if entry else
-                   f"hf download {inv.base.repo_id}" if inv.base.repo_id else "correct base_model_name in the config")
+            cmd = (
+                entry.download_command
+                if entry
+                else f"hf download {inv.base.repo_id}"
+                if inv.base.repo_id
+                else "correct base_model_name in the config"
+            )
             summary = f"the config's base model {inv.base.value} was not found"
             if inv.base.repo_id and not entry:
                 summary += " in the Hugging Face cache (OneTrainer would download it when training starts)"
-                return CheckResult.warn(summary, expected="the base model on disk", why=WHY,
-                                        details=(*details, searched), data=data, fix=Fix("download it now", (cmd,)))
-            return CheckResult.fail(summary, expected="base_model_name names an existing file, folder or repo",
-                                    why="OneTrainer cannot load a base model that is not there",
-                                    details=(*details, searched), data=data, fix=Fix("get the model", (cmd, *fixes)))
+                return CheckResult.warn(
+                    summary,
+                    expected="the base model on disk",
+                    why=WHY,
+                    details=(*details, searched),
+                    data=data,
+                    fix=Fix("download it now", (cmd,)),
+                )
+            return CheckResult.fail(
+                summary,
+                expected="base_model_name names an existing file, folder or repo",
+                why="OneTrainer cannot load a base model that is not there",
+                details=(*details, searched),
+                data=data,
+                fix=Fix("get the model", (cmd, *fixes)),
+            )
         if bad:
             names = ", ".join(v.path.name for v in bad)
             return CheckResult.fail(
                 f"{len(bad)} checkpoint(s) are damaged or wrong: {names}",
                 expected="complete safetensors files whose size, sha256 and architecture match the catalog and the config",
-                why=WHY, details=tuple(details), data=data,
+                why=WHY,
+                details=tuple(details),
+                data=data,
                 fix=Fix("replace them with a verified download", tuple(dict.fromkeys(fixes))),
             )
         good = [v for v in verdicts.values() if not v.problems]
@@ -127,15 +149,21 @@ class Checkpoints(Check):
                 f"{len(good)} checkpoint(s) verified; not found: {', '.join(e.title for e in missing)}",
                 expected="the guide's checkpoints on disk (RealVisXL V4.0 for SDXL, Hyper Realism V3 for SD 1.5)",
                 why="training starts from one of them; download them before you plan a run",
-                details=(*details, searched), data=data,
+                details=(*details, searched),
+                data=data,
                 fix=Fix("download them (or point otdoctor at them with --models-dir)", tuple(dict.fromkeys(fixes))),
             )
         warned = [v for v in good if v.warnings]
         if warned:
             return CheckResult.warn(
                 f"{len(good)} checkpoint(s) found; {len(warned)} with warnings",
-                why=WHY, details=tuple(details), data=data,
-                fix=Fix("prefer verified .safetensors files", tuple(dict.fromkeys(e.entry.download_command for e in warned if e.entry))),
+                why=WHY,
+                details=tuple(details),
+                data=data,
+                fix=Fix(
+                    "prefer verified .safetensors files",
+                    tuple(dict.fromkeys(e.entry.download_command for e in warned if e.entry)),
+                ),
             )
         return CheckResult.ok(f"{len(good)} checkpoint(s) verified", details=tuple(details), data=data)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from otdoctor.check import Check, Context
-from otdoctor.model import CheckResult, Fix
-from otdoctor.probe.onetrainer import LAUNCHERS, looks_like_onetrainer
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix
+from otdoctor.onetrainer.checkout import LAUNCHERS, looks_like_onetrainer
 
 
 class CheckoutFound(Check):
@@ -43,9 +43,14 @@ class CheckoutFound(Check):
                 expected="scripts/train.py and the launchers " + ", ".join(LAUNCHERS),
                 why="otdoctor reads OneTrainer's launchers and requirements from the checkout",
                 details=(f"launchers present: {', '.join(present) or 'none'}",),
-                fix=Fix("point otdoctor at the folder you cloned OneTrainer into", ("otdoctor check --ot-dir /path/to/OneTrainer",)),
+                fix=Fix(
+                    "point otdoctor at the folder you cloned OneTrainer into",
+                    ("otdoctor check --ot-dir /path/to/OneTrainer",),
+                ),
             )
-        return CheckResult.ok(f"{path} (from {opts.ot_dir_source})", data={"path": str(path), "source": opts.ot_dir_source})
+        return CheckResult.ok(
+            f"{path} (from {opts.ot_dir_source})", data={"path": str(path), "source": opts.ot_dir_source}
+        )
 
 
 class CheckoutGit(Check):

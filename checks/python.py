@@ -7,17 +7,16 @@ interpreter before any venv exists, so `otdoctor check` is useful before `./inst
 
 from __future__ import annotations
 
-from otdoctor import repairs
-
-from otdoctor.check import Check, Context
-from otdoctor.model import CheckResult, Fix, Status
-from otdoctor.pyselect import PythonChoice, judge, load_data, parse_version, python_choice, python_data
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix, Status
+from otdoctor.install import repairs
+from otdoctor.onetrainer.python_range import PythonChoice, judge, load_data, parse_version, python_choice, python_data
 
 PYENV_INIT_LINES = (
     """echo 'export PYENV_ROOT="$HOME/.pyenv"' >> ~/.bashrc""",
     """echo '[[ -d $PYENV_ROOT/bin ]] && export PATH="$PYENV_ROOT/bin:$PATH"' >> ~/.bashrc""",
     """echo 'eval "$(pyenv init - bash)"' >> ~/.bashrc""",
-    "exec \"$SHELL\"",
+    'exec "$SHELL"',
 )
 
 
@@ -133,8 +132,7 @@ class PythonVersion(Check):
                 data.update(range_data(verdict))
                 if verdict is not None and not verdict.accepted:
                     return CheckResult.fail(
-                        f"{choice.source} asks for Python {requested}, which is not installed; "
-                        f"{verdict.problem}",
+                        f"{choice.source} asks for Python {requested}, which is not installed; {verdict.problem}",
                         expected=verdict.expected,
                         why=why_range,
                         fix=Fix(f"install and pin a supported Python (the guide uses {guide})", pin_fix),
@@ -143,7 +141,9 @@ class PythonVersion(Check):
                 return CheckResult.fail(
                     f"{choice.source} asks for Python {requested}, which is not installed in pyenv",
                     expected=f"Python {requested} under {choice.pyenv.root / 'versions'}",
-                    why="`python` fails with `pyenv: version `" + requested + "' is not installed`, so ./install.sh cannot start",
+                    why="`python` fails with `pyenv: version `"
+                    + requested
+                    + "' is not installed`, so ./install.sh cannot start",
                     details=(f"installed versions: {', '.join(choice.pyenv.versions) or 'none'}",),
                     fix=Fix(f"install Python {requested} with pyenv", (*_cd(ctx), f"pyenv install {requested}")),
                     data=data,
@@ -151,7 +151,7 @@ class PythonVersion(Check):
             return CheckResult.fail(
                 f"`{choice.command}` is not on PATH ({choice.source})",
                 expected=f"a Python {guide} interpreter the launcher can run as `{choice.command}`",
-                why="./install.sh runs `python -m venv venv` and stops with `Python command \"python\" does not exist`",
+                why='./install.sh runs `python -m venv venv` and stops with `Python command "python" does not exist`',
                 fix=Fix(f"install Python {guide} with pyenv and pin it in the checkout", pin_fix),
                 data=data,
             )
@@ -163,7 +163,10 @@ class PythonVersion(Check):
                 f"{choice.executable} ({choice.source}) does not run: {error}",
                 expected="a working Python interpreter",
                 why="./install.sh builds OneTrainer's venv with this interpreter",
-                fix=Fix(f"reinstall the interpreter (the guide uses {guide})", (*_cd(ctx), f"pyenv install --force {choice.pyenv_version_name or guide}", f"pyenv local {guide}")),
+                fix=Fix(
+                    f"reinstall the interpreter (the guide uses {guide})",
+                    (*_cd(ctx), f"pyenv install --force {choice.pyenv_version_name or guide}", f"pyenv local {guide}"),
+                ),
                 data=data,
             )
 
@@ -178,19 +181,28 @@ class PythonVersion(Check):
                 fix=Fix(f"install and pin a supported Python (the guide uses {guide})", pin_fix),
                 data=data,
             )
-        details: list[str] = [f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"]
+        details: list[str] = [
+            f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"
+        ]
         if verdict.deprecated:
             details.append(verdict.deprecation_note)
         if choice.via != "pyenv" and choice.pinned_in_checkout:
             details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
-        if choice.via == "pyenv" and _checkout(ctx) is not None and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION":
+        if (
+            choice.via == "pyenv"
+            and _checkout(ctx) is not None
+            and not choice.pinned_in_checkout
+            and choice.source != "PYENV_VERSION"
+        ):
             return CheckResult.warn(
                 f"{found}; the checkout has no .python-version",
                 expected=f"a .python-version in {ctx.ot_dir} (`pyenv local {guide}`)",
                 why="without it the venv gets whatever pyenv's global version is the day ./install.sh runs; "
                 "changing the global version for another project later changes OneTrainer's next venv",
                 details=tuple(details),
-                fix=Fix("pin the Python version in the checkout, as the guide does", (*_cd(ctx), f"pyenv local {guide}")),
+                fix=Fix(
+                    "pin the Python version in the checkout, as the guide does", (*_cd(ctx), f"pyenv local {guide}")
+                ),
                 data=data,
             )
         return CheckResult.ok(found, details=tuple(details), data=data)
@@ -224,9 +236,7 @@ class PythonStdlib(Check):
         missing = info.missing_stdlib
         data = {"executable": str(choice.executable), "checked": checked, "missing": missing}
         if not missing:
-            return CheckResult.ok(
-                f"{', '.join(checked)} all import in Python {info.version_string}", data=data
-            )
+            return CheckResult.ok(f"{', '.join(checked)} all import in Python {info.version_string}", data=data)
         severe = any(table.get(m, {}).get("severity", "fail") == "fail" for m in missing)
         details = []
         for module, error in missing.items():
@@ -256,7 +266,9 @@ class PythonStdlib(Check):
                         packages.append(pkg)
             fix = Fix(
                 f"install the missing parts of {choice.executable}, or use a pyenv Python {_guide()}",
-                ("sudo apt install " + " ".join(packages),) if packages else (f"pyenv install {_guide()}", f"pyenv local {_guide()}"),
+                ("sudo apt install " + " ".join(packages),)
+                if packages
+                else (f"pyenv install {_guide()}", f"pyenv local {_guide()}"),
             )
             cause = "this interpreter was built or packaged without them"
         names = ", ".join(missing)
@@ -265,7 +277,10 @@ class PythonStdlib(Check):
             status,
             f"Python {info.version_string} ({choice.executable}) cannot import {names}",
             expected="ssl, ctypes, bz2, lzma, sqlite3, readline and tkinter all import",
-            why=cause + "; OneTrainer then fails later with `No module named '_" + next(iter(missing)) + "'` or similar",
+            why=cause
+            + "; OneTrainer then fails later with `No module named '_"
+            + next(iter(missing))
+            + "'` or similar",
             details=tuple(details),
             fix=fix,
             data=data,

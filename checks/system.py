@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from otdoctor.check import Check, Context
-from otdoctor.model import CheckResult, Fix, Status
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix, Status
 from otdoctor.probe.host import DiskUsage, MemoryInfo, PlatformInfo
 from otdoctor.render import human_bytes
 
@@ -25,7 +26,7 @@ else:  # pragma: no cover - exercised by the 3.10 pass
     import tomli as tomllib
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def thresholds() -> Mapping[str, Any]:
     text = resources.files("otdoctor.data").joinpath("system.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
@@ -122,7 +123,7 @@ def save_bytes(model_type: str, output_dtype: str, training_method: str) -> int:
 def _config(ctx: Context):
     """The run's training config (--config, else the UI's last-used state), shared with the config
     checks through `otconfig.config_facts`; (TrainConfig or None, a note when it could not be read)."""
-    from otdoctor.otconfig import config_facts
+    from otdoctor.onetrainer.config import config_facts
 
     facts = config_facts(ctx)
     if facts.error is not None:
@@ -153,14 +154,22 @@ class DiskSpace(Check):
             notes.append(f"{note}; measured as without a config")
         if config is None:
             # OneTrainer's default output is models/ inside the checkout; the guide trains SDXL.
-            needs.append(_Need("model output", ot_dir / "models", save_bytes("STABLE_DIFFUSION_XL_10_BASE", "BFLOAT_16", "FINE_TUNE")))
+            needs.append(
+                _Need(
+                    "model output",
+                    ot_dir / "models",
+                    save_bytes("STABLE_DIFFUSION_XL_10_BASE", "BFLOAT_16", "FINE_TUNE"),
+                )
+            )
             basis = f"one SDXL bf16 save ({human_bytes(needs[-1].needed_bytes)}; no training config found)"
         else:
             one_save = save_bytes(config.model_type, str(config.get("output_dtype")), config.training_method)
             out = str(config.get("output_model_destination") or "models/model.safetensors")
             needs.append(_Need("model output", config.resolve(out, ot_dir), one_save))
             backups = int(disk["workspace_backups"])
-            needs.append(_Need("workspace", config.resolve(str(config.get("workspace_dir")), ot_dir), one_save * backups))
+            needs.append(
+                _Need("workspace", config.resolve(str(config.get("workspace_dir")), ot_dir), one_save * backups)
+            )
             needs.append(_Need("cache", config.resolve(str(config.get("cache_dir")), ot_dir), int(disk["cache_bytes"])))
             basis = (
                 f"{config.model_type} {config.training_method} saves in {config.get('output_dtype')} "
@@ -224,7 +233,8 @@ class DiskSpace(Check):
             why="a training run that cannot write its save or backup fails after hours of work, "
             "and pip fails half-way through installing torch",
             fix=Fix(
-                "free space on " + ", ".join(fs.name for fs in low)
+                "free space on "
+                + ", ".join(fs.name for fs in low)
                 + ", or point workspace_dir / cache_dir / output_model_destination at a larger disk",
                 tuple(f"du -xh --max-depth=2 {fs.name} | sort -h | tail -n 15" for fs in low),
             ),
@@ -281,13 +291,17 @@ def assess_memory(info: MemoryInfo, minimum: int, recommended: int, basis: str) 
             why=why,
             fix=Fix(
                 "train on a machine with more RAM, or add swap to survive model loading (slow)",
-                ("sudo fallocate -l 16G /swapfile && sudo chmod 600 /swapfile && sudo mkswap /swapfile && sudo swapon /swapfile",),
+                (
+                    "sudo fallocate -l 16G /swapfile && sudo chmod 600 /swapfile && sudo mkswap /swapfile && sudo swapon /swapfile",
+                ),
             ),
             data=data,
         )
     if info.total_bytes < recommended:
         return CheckResult.warn(
-            found, expected=expected, why=why,
+            found,
+            expected=expected,
+            why=why,
             fix=Fix("close other programs while training; set dataloader_threads to 1-2 in the config", ()),
             data=data,
         )
@@ -332,7 +346,10 @@ def fstype_problem(fstype: str | None, block_type: str | None = None) -> tuple[S
     if fstype in table["fat_fstypes"]:
         return Status.FAIL, f"{fstype} (FAT family: no symlinks, no executable bits, FAT32 files stop at 4 GiB)"
     if fstype in table["slow_fstypes"]:
-        return Status.WARN, f"{fstype} (a Windows filesystem: slow for a venv's many small files, permissions depend on mount options)"
+        return (
+            Status.WARN,
+            f"{fstype} (a Windows filesystem: slow for a venv's many small files, permissions depend on mount options)",
+        )
     return None
 
 
@@ -426,10 +443,14 @@ def assess_platform(info: PlatformInfo) -> CheckResult:
     }
     notes: list[str] = []
     if info.wsl:
-        notes.append("WSL: the NVIDIA driver is the Windows one (nvidia-smi in /usr/lib/wsl/lib); keep OneTrainer "
-                     "in the Linux filesystem (~/Projects), not under /mnt/c")
+        notes.append(
+            "WSL: the NVIDIA driver is the Windows one (nvidia-smi in /usr/lib/wsl/lib); keep OneTrainer "
+            "in the Linux filesystem (~/Projects), not under /mnt/c"
+        )
     if info.container:
-        notes.append("container: the GPU must be passed in (docker run --gpus all) and /dev/shm sized for the dataloader")
+        notes.append(
+            "container: the GPU must be passed in (docker run --gpus all) and /dev/shm sized for the dataloader"
+        )
     if info.system == "Darwin":
         return CheckResult.warn(
             found,

@@ -1,22 +1,21 @@
 """OneTrainer's venv: it exists, its interpreter still exists and is in range, pip runs, the
 installed packages match the checkout's requirements, and torch imports.
 
-Facts come from running the venv's own interpreter (`otdoctor.facts.venv_facts`): otdoctor never
+Facts come from running the venv's own interpreter (`otdoctor.onetrainer.venv_facts.venv_facts`): otdoctor never
 imports anything from the venv into its own process.
 """
 
 from __future__ import annotations
 
-from otdoctor import repairs
-
 import shlex
 from pathlib import Path
 
-from otdoctor.check import Check, Context
-from otdoctor.facts import VenvFacts, pip_facts, torch_facts, venv_facts
-from otdoctor.model import CheckResult, Fix
-from otdoctor.platforms import GLOBAL_REQUIREMENTS, choose_requirements
-from otdoctor.pyselect import judge, parse_version, python_choice, python_data, version_matches
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix
+from otdoctor.install import repairs
+from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS, choose_requirements
+from otdoctor.onetrainer.python_range import judge, parse_version, python_choice, python_data, version_matches
+from otdoctor.onetrainer.venv_facts import VenvFacts, pip_facts, torch_facts, venv_facts
 
 
 def _facts(ctx: Context) -> VenvFacts:
@@ -55,8 +54,7 @@ def _install_command(ctx: Context, facts: VenvFacts) -> tuple[str, ...]:
     choice = platform_choice(ctx)
     return (
         f"cd {_q(str(ctx.ot_dir))}",
-        f"{_pip(ctx, facts)} install --upgrade --upgrade-strategy eager "
-        f"-r {GLOBAL_REQUIREMENTS} -r {_q(choice.file)}",
+        f"{_pip(ctx, facts)} install --upgrade --upgrade-strategy eager -r {GLOBAL_REQUIREMENTS} -r {_q(choice.file)}",
     )
 
 
@@ -81,7 +79,10 @@ class VenvExists(Check):
                 expected=f"{rel}/bin/activate (otdoctor checks venvs, not conda environments)",
                 why="the venv checks below cannot look inside a conda environment",
                 blocks_dependents=True,
-                fix=Fix("to use a venv instead, as the guide does", (f"cd {_q(str(ctx.ot_dir))}", "OT_PREFER_VENV=true ./install.sh")),
+                fix=Fix(
+                    "to use a venv instead, as the guide does",
+                    (f"cd {_q(str(ctx.ot_dir))}", "OT_PREFER_VENV=true ./install.sh"),
+                ),
                 data=data,
             )
         half = facts.path.is_dir()
@@ -151,7 +152,9 @@ class VenvInterpreter(Check):
                 data=data,
             )
         data.update(version=info.version_string, base=str(base_found))
-        return CheckResult.ok(f"{_rel(ctx, facts.path)}/bin/python is Python {info.version_string} (base {base_found})", data=data)
+        return CheckResult.ok(
+            f"{_rel(ctx, facts.path)}/bin/python is Python {info.version_string} (base {base_found})", data=data
+        )
 
 
 class VenvPythonVersion(Check):
@@ -166,8 +169,12 @@ class VenvPythonVersion(Check):
         info = facts.info
         assert info is not None and info.version is not None
         verdict = judge(info.version, ctx.ot_dir)
-        data = {"version": info.version_string, "accepted": verdict.accepted, "deprecated": verdict.deprecated,
-                "range": {"minimum": verdict.minimum, "too_high": verdict.too_high, "source": verdict.range_source}}
+        data = {
+            "version": info.version_string,
+            "accepted": verdict.accepted,
+            "deprecated": verdict.deprecated,
+            "range": {"minimum": verdict.minimum, "too_high": verdict.too_high, "source": verdict.range_source},
+        }
         if not verdict.accepted:
             return CheckResult.fail(
                 f"the venv runs {verdict.problem}",
@@ -195,8 +202,10 @@ class VenvPythonVersion(Check):
                 why="./install.sh reuses an existing venv, so a changed .python-version only takes effect after "
                 "the venv is recreated; until then OneTrainer runs on the old version",
                 details=tuple(details),
-                fix=Fix(f"recreate the venv with Python {wanted} (or pin the venv's version back)", (
-                    f"cd {_q(str(ctx.ot_dir))}", f"rm -rf {_q(_rel(ctx, facts.path))}", "./install.sh")),
+                fix=Fix(
+                    f"recreate the venv with Python {wanted} (or pin the venv's version back)",
+                    (f"cd {_q(str(ctx.ot_dir))}", f"rm -rf {_q(_rel(ctx, facts.path))}", "./install.sh"),
+                ),
                 data=data,
             )
         return CheckResult.ok(f"Python {info.version_string}", details=tuple(details), data=data)
@@ -233,7 +242,10 @@ class VenvPip(Check):
                 f"{pip.output}; but setuptools {setuptools} is installed",
                 expected=f"setuptools=={pin['launcher_pin']}, as OneTrainer's launcher installs",
                 why=f"setuptools {pin['breaks_from']} removed pkg_resources: `No module named 'pkg_resources'`",
-                fix=Fix("install the launcher's setuptools", (cd, f"{rel_python} -m pip install setuptools=={pin['launcher_pin']}")),
+                fix=Fix(
+                    "install the launcher's setuptools",
+                    (cd, f"{rel_python} -m pip install setuptools=={pin['launcher_pin']}"),
+                ),
                 data={**data, "setuptools": setuptools},
             )
         return CheckResult.ok(pip.output, data={**data, "setuptools": setuptools})
@@ -247,7 +259,7 @@ class VenvRequirements(Check):
     requires = ("venv.interpreter",)
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        from otdoctor import requirements as reqs  # packaging's parsers: only when this check runs
+        from otdoctor.onetrainer import requirements as reqs  # packaging's parsers: only when this check runs
 
         facts = _facts(ctx)
         assert ctx.ot_dir is not None and facts.info is not None
@@ -262,7 +274,9 @@ class VenvRequirements(Check):
             "files": [str(f) for f in req_set.files],
             "index_urls": req_set.index_urls + req_set.extra_index_urls,
         }
-        install = Fix("install what the checkout asks for, as ./install.sh and ./update.sh do", _install_command(ctx, facts))
+        install = Fix(
+            "install what the checkout asks for, as ./install.sh and ./update.sh do", _install_command(ctx, facts)
+        )
         if dists is None:
             return CheckResult.fail(
                 f"cannot list the venv's packages (Python {facts.info.version_string} has no importlib.metadata)",
@@ -277,17 +291,35 @@ class VenvRequirements(Check):
                 expected=f"{GLOBAL_REQUIREMENTS} and {choice.file} ({choice.reason}) readable by pip",
                 why="./install.sh stops when a requirements file is missing or unreadable",
                 details=tuple(req_set.problems),
-                fix=Fix("restore the checkout's files (or set OT_PLATFORM_REQUIREMENTS to a file that exists)",
-                        (f"git -C {_q(str(ctx.ot_dir))} status", f"git -C {_q(str(ctx.ot_dir))} checkout -- {GLOBAL_REQUIREMENTS} {choice.file}")),
+                fix=Fix(
+                    "restore the checkout's files (or set OT_PLATFORM_REQUIREMENTS to a file that exists)",
+                    (
+                        f"git -C {_q(str(ctx.ot_dir))} status",
+                        f"git -C {_q(str(ctx.ot_dir))} checkout -- {GLOBAL_REQUIREMENTS} {choice.file}",
+                    ),
+                ),
                 data=data,
             )
         installed = reqs.installed_from(dists)
         markers = facts.info.data.get("markers") or _fallback_markers(facts)
-        mismatches, checked, not_here = reqs.judge(req_set, installed, markers, commit_of=lambda s, r, h: _commit_of(ctx, s, r, h))
-        data.update(checked=checked, not_for_this_platform=not_here,
-                    mismatches=[{"name": m.line.name, "kind": m.kind, "installed": m.installed, "line": m.line.where,
-                                 "wants": m.line.text} for m in mismatches],
-                    skipped=req_set.skipped)
+        mismatches, checked, not_here = reqs.judge(
+            req_set, installed, markers, commit_of=lambda s, r, h: _commit_of(ctx, s, r, h)
+        )
+        data.update(
+            checked=checked,
+            not_for_this_platform=not_here,
+            mismatches=[
+                {
+                    "name": m.line.name,
+                    "kind": m.kind,
+                    "installed": m.installed,
+                    "line": m.line.where,
+                    "wants": m.line.text,
+                }
+                for m in mismatches
+            ],
+            skipped=req_set.skipped,
+        )
         files_text = " + ".join(f.name for f in req_set.files)
         if not mismatches:
             details = tuple(f"not judged: {s}" for s in req_set.skipped)
@@ -297,8 +329,12 @@ class VenvRequirements(Check):
         kinds: dict[str, int] = {}
         for m in mismatches:
             kinds[m.kind] = kinds.get(m.kind, 0) + 1
-        words = {"missing": "missing", "version": "at the wrong version", "not-editable": "not an editable checkout",
-                 "commit": "at the wrong commit"}
+        words = {
+            "missing": "missing",
+            "version": "at the wrong version",
+            "not-editable": "not an editable checkout",
+            "commit": "at the wrong commit",
+        }
         counted = ", ".join(f"{n} {words[k]}" for k, n in kinds.items())
         return CheckResult.fail(
             f"{len(mismatches)} of {checked} requirements not satisfied: {counted}",
@@ -317,13 +353,16 @@ def _fallback_markers(facts: VenvFacts) -> dict[str, str]:
     """Marker values from the version alone (an interpreter_script without markers)."""
     assert facts.info is not None
     v = facts.info.version or (0, 0, 0)
-    return {"python_version": f"{v[0]}.{v[1]}", "python_full_version": ".".join(map(str, v)),
-            "sys_platform": str(facts.info.data.get("platform") or "linux")}
+    return {
+        "python_version": f"{v[0]}.{v[1]}",
+        "python_full_version": ".".join(map(str, v)),
+        "sys_platform": str(facts.info.data.get("platform") or "linux"),
+    }
 
 
 def _commit_of(ctx: Context, source: Path | None, ref: str, recorded: str | None) -> tuple[str, str] | None:
     """(installed commit, wanted commit) for a git requirement, or None when it cannot be told."""
-    from otdoctor import requirements as reqs
+    from otdoctor.onetrainer import requirements as reqs
 
     have = recorded
     if have is None and source is not None and source.is_dir():
@@ -351,7 +390,9 @@ class VenvTorch(Check):
     def diagnose(self, ctx: Context) -> CheckResult:
         facts = _facts(ctx)
         static = facts.torch_static
-        install = Fix("install OneTrainer's requirements (torch comes from the platform file)", _install_command(ctx, facts))
+        install = Fix(
+            "install OneTrainer's requirements (torch comes from the platform file)", _install_command(ctx, facts)
+        )
         if not static:
             return CheckResult.fail(
                 "torch is not installed in the venv",
@@ -381,21 +422,33 @@ class VenvTorch(Check):
             "build": build,
             "cpu_only": build == "cpu",
         }
-        described = {"cpu": "CPU-only build", "cuda": f"CUDA {static.get('cuda')} build", "rocm": f"ROCm {static.get('hip')} build"}[build]
+        described = {
+            "cpu": "CPU-only build",
+            "cuda": f"CUDA {static.get('cuda')} build",
+            "rocm": f"ROCm {static.get('hip')} build",
+        }[build]
         tf = torch_facts(ctx)
         if tf is None:  # the venv interpreter stopped answering between two checks
-            return CheckResult.fail(f"torch {version} ({described}) could not be examined", why="the venv's python did not answer", fix=install, data=data)
+            return CheckResult.fail(
+                f"torch {version} ({described}) could not be examined",
+                why="the venv's python did not answer",
+                fix=install,
+                data=data,
+            )
         data.update(importable=tf.importable, facts_cached=tf.cached)
         if not tf.importable:
             return CheckResult.fail(
                 f"torch {version} ({described}) is installed but `import torch` fails: {tf.error}",
                 expected="`import torch` works in the venv",
                 why="OneTrainer cannot start; a broken or partial torch install, or a missing system library",
-                fix=Fix("reinstall torch and the other requirements", (
-                    *_install_command(ctx, facts)[:1],
-                    f"{_pip(ctx, facts)} install --force-reinstall --no-deps -r {_q(platform_choice(ctx).file)}",
-                    *_install_command(ctx, facts)[1:],
-                )),
+                fix=Fix(
+                    "reinstall torch and the other requirements",
+                    (
+                        *_install_command(ctx, facts)[:1],
+                        f"{_pip(ctx, facts)} install --force-reinstall --no-deps -r {_q(platform_choice(ctx).file)}",
+                        *_install_command(ctx, facts)[1:],
+                    ),
+                ),
                 data=data,
             )
         for key in ("arch_list", "cuda_available", "device_count", "capabilities", "cuda_error"):

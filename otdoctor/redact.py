@@ -27,8 +27,10 @@ _PATTERNS = [
     # Authorization / X-Api-Key headers, in any quoting.
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|token|basic)?\s*)[^\s\"',}]+"), r"\1" + MASK),
     # "huggingface_token": "..." and similar keys in JSON or TOML.
-    (re.compile(r"(?i)([\"']?[a-z_]*(?:token|api_key|apikey|secret|password)[\"']?\s*[:=]\s*[\"'])[^\"']+([\"'])"),
-     r"\1" + MASK + r"\2"),
+    (
+        re.compile(r"(?i)([\"']?[a-z_]*(?:token|api_key|apikey|secret|password)[\"']?\s*[:=]\s*[\"'])[^\"']+([\"'])"),
+        r"\1" + MASK + r"\2",
+    ),
     # VAR=value for the known secret variables (env dumps, shell lines).
     (re.compile(r"\b((?:%s)=)\S+" % "|".join(SECRET_ENV_VARS)), r"\1" + MASK),
     # Credentials in URLs (`https://user:password@host`, `https://TOKEN@github.com`: git remotes).

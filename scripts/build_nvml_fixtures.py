@@ -41,10 +41,23 @@ def proc(pid: int, used_bytes: int | None) -> pynvml.nvmlFriendlyObject:
 
 
 def device(
-    name: str, uuid: str, bus: str, cc: tuple[int, int], total_mib: int, reserved_mib: int, *,
-    compute: list[tuple[int, int | None]] = (), graphics: list[tuple[int, int | None]] = (), other_used_mib: int = 2,
-    util: tuple[int, int] = (0, 0), temp_c: int = 32, power_mw: int = 20000, limit_mw: int = 300000,
-    pcie: tuple[int, int, int, int] = (1, 4, 16, 16), reasons: int = 0x1, ecc: int | None = None,
+    name: str,
+    uuid: str,
+    bus: str,
+    cc: tuple[int, int],
+    total_mib: int,
+    reserved_mib: int,
+    *,
+    compute: list[tuple[int, int | None]] = (),
+    graphics: list[tuple[int, int | None]] = (),
+    other_used_mib: int = 2,
+    util: tuple[int, int] = (0, 0),
+    temp_c: int = 32,
+    power_mw: int = 20000,
+    limit_mw: int = 300000,
+    pcie: tuple[int, int, int, int] = (1, 4, 16, 16),
+    reasons: int = 0x1,
+    ecc: int | None = None,
     memory_v2: bool = True,
 ) -> dict[str, Any]:
     total = total_mib * MIB
@@ -89,8 +102,14 @@ def device(
     return d
 
 
-def snapshot(description: str, driver: str | None, cuda: int | None, devices: list[dict[str, Any]],
-             host: dict[str, Any], init_error: int | None = None) -> dict[str, Any]:
+def snapshot(
+    description: str,
+    driver: str | None,
+    cuda: int | None,
+    devices: list[dict[str, Any]],
+    host: dict[str, Any],
+    init_error: int | None = None,
+) -> dict[str, Any]:
     system: dict[str, Any] = {}
     if init_error is not None:
         system["nvmlInit"] = error(init_error)
@@ -114,71 +133,172 @@ LINUX = {"wsl": False, "container": None, "dev_nvidia0": True}
 MACHINES: dict[str, dict[str, Any]] = {
     "h100-idle": snapshot(
         "idle H100 SXM5 on a Linux server, driver 580.159.04 (CUDA 13.0)",
-        "580.159.04", 13000,
-        [device("NVIDIA H100 80GB HBM3", "GPU-5f2c1e9a-8b7d-4c3e-9a1f-2d6b8e4c7a10", "00000000:18:00.0", (9, 0),
-                81559, 554, other_used_mib=0, temp_c=31, power_mw=69123, limit_mw=700000, pcie=(5, 5, 16, 16),
-                reasons=0x1, ecc=0)],
+        "580.159.04",
+        13000,
+        [
+            device(
+                "NVIDIA H100 80GB HBM3",
+                "GPU-5f2c1e9a-8b7d-4c3e-9a1f-2d6b8e4c7a10",
+                "00000000:18:00.0",
+                (9, 0),
+                81559,
+                554,
+                other_used_mib=0,
+                temp_c=31,
+                power_mw=69123,
+                limit_mw=700000,
+                pcie=(5, 5, 16, 16),
+                reasons=0x1,
+                ecc=0,
+            )
+        ],
         {**LINUX, "nvidia_pci_devices": ["0000:18:00.0"]},
     ),
     "rtx4090-desktop": snapshot(
         "RTX 4090 desktop (Ubuntu 24.04, driver 570.133.07 / CUDA 12.8): Xorg, GNOME Shell and Firefox "
         "draw on it and a forgotten ComfyUI holds 14 GiB",
-        "570.133.07", 12080,
-        [device("NVIDIA GeForce RTX 4090", "GPU-1b7e3c55-0d2a-4f68-b9e4-7c3a91d0e2f4", "00000000:01:00.0", (8, 9),
-                24564, 404, compute=[(98345, 14540 * MIB)],
+        "570.133.07",
+        12080,
+        [
+            device(
+                "NVIDIA GeForce RTX 4090",
+                "GPU-1b7e3c55-0d2a-4f68-b9e4-7c3a91d0e2f4",
+                "00000000:01:00.0",
+                (8, 9),
+                24564,
+                404,
+                compute=[(98345, 14540 * MIB)],
                 graphics=[(41523, 1186 * MIB), (42011, 214 * MIB), (74721, 431 * MIB)],
-                other_used_mib=10, util=(4, 2), temp_c=44, power_mw=31247, limit_mw=450000, pcie=(1, 4, 16, 16),
-                reasons=0x1)],
+                other_used_mib=10,
+                util=(4, 2),
+                temp_c=44,
+                power_mw=31247,
+                limit_mw=450000,
+                pcie=(1, 4, 16, 16),
+                reasons=0x1,
+            )
+        ],
         {**LINUX, "nvidia_pci_devices": ["0000:01:00.0"]},
     ),
     "rtx5090-driver575": snapshot(
         "RTX 5090 (Blackwell, compute capability 12.0) on driver 575.64.03 (CUDA 12.9); its venv has a cu126 torch",
-        "575.64.03", 12090,
-        [device("NVIDIA GeForce RTX 5090", "GPU-9d04be12-6a3f-4e2b-8c71-e5f0a2b3c4d5", "00000000:01:00.0", (12, 0),
-                32607, 488, graphics=[(41877, 312 * MIB)], temp_c=36, power_mw=27512, limit_mw=575000,
-                pcie=(1, 5, 16, 16), reasons=0x1)],
+        "575.64.03",
+        12090,
+        [
+            device(
+                "NVIDIA GeForce RTX 5090",
+                "GPU-9d04be12-6a3f-4e2b-8c71-e5f0a2b3c4d5",
+                "00000000:01:00.0",
+                (12, 0),
+                32607,
+                488,
+                graphics=[(41877, 312 * MIB)],
+                temp_c=36,
+                power_mw=27512,
+                limit_mw=575000,
+                pcie=(1, 5, 16, 16),
+                reasons=0x1,
+            )
+        ],
         {**LINUX, "nvidia_pci_devices": ["0000:01:00.0"]},
     ),
     "gtx1080-driver580": snapshot(
         "GTX 1080 (Pascal, compute capability 6.1) on driver 580.95.05 (CUDA 13.0); its venv has a cu130 torch",
-        "580.95.05", 13000,
-        [device("NVIDIA GeForce GTX 1080", "GPU-3c8a7f10-2e4d-4b91-a6c5-0f1e2d3c4b5a", "00000000:02:00.0", (6, 1),
-                8192, 0, graphics=[(40996, 148 * MIB)], other_used_mib=6, temp_c=41, power_mw=9870, limit_mw=180000,
-                pcie=(3, 3, 8, 16), reasons=0x1)],
+        "580.95.05",
+        13000,
+        [
+            device(
+                "NVIDIA GeForce GTX 1080",
+                "GPU-3c8a7f10-2e4d-4b91-a6c5-0f1e2d3c4b5a",
+                "00000000:02:00.0",
+                (6, 1),
+                8192,
+                0,
+                graphics=[(40996, 148 * MIB)],
+                other_used_mib=6,
+                temp_c=41,
+                power_mw=9870,
+                limit_mw=180000,
+                pcie=(3, 3, 8, 16),
+                reasons=0x1,
+            )
+        ],
         {**LINUX, "nvidia_pci_devices": ["0000:02:00.0"]},
     ),
     "wsl-rtx3060": snapshot(
         "RTX 3060 12 GB under WSL2 (Windows driver 576.02, CUDA 12.9): per-process memory is not available "
         "(WDDM) and memory info v2 is not supported",
-        "576.02", 12090,
-        [device("NVIDIA GeForce RTX 3060", "GPU-7e21f0aa-4c9b-4d3e-8f12-a0b1c2d3e4f5", "00000000:01:00.0", (8, 6),
-                12288, 0, compute=[(51234, None)], other_used_mib=1650, util=(7, 5), temp_c=47, power_mw=24310,
-                limit_mw=170000, pcie=(4, 4, 16, 16), reasons=0x0, memory_v2=False)],
+        "576.02",
+        12090,
+        [
+            device(
+                "NVIDIA GeForce RTX 3060",
+                "GPU-7e21f0aa-4c9b-4d3e-8f12-a0b1c2d3e4f5",
+                "00000000:01:00.0",
+                (8, 6),
+                12288,
+                0,
+                compute=[(51234, None)],
+                other_used_mib=1650,
+                util=(7, 5),
+                temp_c=47,
+                power_mw=24310,
+                limit_mw=170000,
+                pcie=(4, 4, 16, 16),
+                reasons=0x0,
+                memory_v2=False,
+            )
+        ],
         {"wsl": True, "container": None, "dev_nvidia0": False, "nvidia_pci_devices": []},
     ),
     "container-a100": snapshot(
         "A100 80GB in a Docker container started with --gpus all but without --pid=host: NVML reports the "
         "host's PIDs, which the container cannot see",
-        "550.127.05", 12040,
-        [device("NVIDIA A100-SXM4-80GB", "GPU-b2e4c6a8-1d3f-4a5b-9c7e-8f0a1b2c3d4e", "00000000:07:00.0", (8, 0),
-                81920, 578, compute=[(1873421, 38912 * MIB), (1874090, 39424 * MIB)], other_used_mib=0,
-                util=(97, 61), temp_c=63, power_mw=312480, limit_mw=400000, pcie=(4, 4, 16, 16), reasons=0x0,
-                ecc=0)],
+        "550.127.05",
+        12040,
+        [
+            device(
+                "NVIDIA A100-SXM4-80GB",
+                "GPU-b2e4c6a8-1d3f-4a5b-9c7e-8f0a1b2c3d4e",
+                "00000000:07:00.0",
+                (8, 0),
+                81920,
+                578,
+                compute=[(1873421, 38912 * MIB), (1874090, 39424 * MIB)],
+                other_used_mib=0,
+                util=(97, 61),
+                temp_c=63,
+                power_mw=312480,
+                limit_mw=400000,
+                pcie=(4, 4, 16, 16),
+                reasons=0x0,
+                ecc=0,
+            )
+        ],
         {"wsl": False, "container": "docker", "dev_nvidia0": True, "nvidia_pci_devices": ["0000:07:00.0"]},
     ),
     "driver-mismatch": snapshot(
         "driver upgraded from 570 to 580 without a reboot: NVML's library and the kernel module differ",
-        None, None, [], {**LINUX, "nvidia_pci_devices": ["0000:01:00.0"]},
+        None,
+        None,
+        [],
+        {**LINUX, "nvidia_pci_devices": ["0000:01:00.0"]},
         init_error=pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
     ),
     "no-driver": snapshot(
         "an RTX 3090 on the PCI bus but no NVIDIA driver installed (libnvidia-ml.so.1 missing)",
-        None, None, [], {"wsl": False, "container": None, "dev_nvidia0": False, "nvidia_pci_devices": ["0000:2b:00.0"]},
+        None,
+        None,
+        [],
+        {"wsl": False, "container": None, "dev_nvidia0": False, "nvidia_pci_devices": ["0000:2b:00.0"]},
         init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND,
     ),
     "no-gpu": snapshot(
         "a laptop with Intel graphics only: no NVIDIA device and no driver",
-        None, None, [], {"wsl": False, "container": None, "dev_nvidia0": False, "nvidia_pci_devices": []},
+        None,
+        None,
+        [],
+        {"wsl": False, "container": None, "dev_nvidia0": False, "nvidia_pci_devices": []},
         init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND,
     ),
 }

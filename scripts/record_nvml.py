@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    from otdoctor.cache import atomic_write_text
+    from otdoctor.probe.files import atomic_write_text
 
     atomic_write_text(args.output, text)
     print(f"wrote {args.output}", file=sys.stderr)

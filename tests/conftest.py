@@ -36,7 +36,13 @@ def base_env(home: Path, tmp_path: Path) -> dict[str, str]:
 def run_cli(base_env: dict[str, str], tmp_path: Path):
     """Run the real `otdoctor` console script; returns CompletedProcess with text output."""
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, input: str | None = None, timeout: float = 120):
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        input: str | None = None,
+        timeout: float = 120,
+    ):
         return subprocess.run(
             [otdoctor_exe(), *args],
             env={**base_env, **(env or {})},
@@ -63,8 +69,17 @@ def torch_venv(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("torch-venv") / "venv"
     make_venv(venv, pyenv_python("3.11"))
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "torch==2.13.0", "diffusers", "tqdm"],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "torch==2.13.0",
+            "diffusers",
+            "tqdm",
+        ],
         check=True,
         capture_output=True,
     )

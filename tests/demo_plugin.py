@@ -21,8 +21,8 @@ from __future__ import annotations
 import sys
 import time
 
-from otdoctor.check import Check
-from otdoctor.model import CheckResult, Fix
+from otdoctor.engine.check import Check
+from otdoctor.engine.results import CheckResult, Fix
 
 
 class Fine(Check):
@@ -105,8 +105,19 @@ def _install(tmp_root: Path, name: str, modules: dict[str, str], entry: dict[str
         return target
     wheel = build_wheel(tmp_root / "wheels", name, "1.0", modules=modules, entry_points={"otdoctor.checks": entry})
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index", "--no-deps",
-         "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-index",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )

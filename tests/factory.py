@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
@@ -71,16 +71,27 @@ def build_wheel(
     norm = name.replace("-", "_")
     modules = dict(modules or {f"{norm}/__init__.py": f"__version__ = {version!r}\n"})
     dist_info = f"{norm}-{version}.dist-info"
-    metadata = "\n".join(
-        ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *[f"Requires-Dist: {r}" for r in requires]]
-    ) + "\n"
+    metadata = (
+        "\n".join(
+            [
+                "Metadata-Version: 2.1",
+                f"Name: {name}",
+                f"Version: {version}",
+                *[f"Requires-Dist: {r}" for r in requires],
+            ]
+        )
+        + "\n"
+    )
     files = dict(modules)
     files[f"{dist_info}/METADATA"] = metadata
-    files[f"{dist_info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: otdoctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{dist_info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: otdoctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     files[f"{dist_info}/top_level.txt"] = norm + "\n"
     if entry_points:
         files[f"{dist_info}/entry_points.txt"] = "".join(
-            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n" for group, eps in entry_points.items()
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
+            for group, eps in entry_points.items()
         )
     path = dest / f"{norm}-{version}-py3-none-any.whl"
     record = []
@@ -158,7 +169,9 @@ def make_onetrainer(
     (root / "requirements-global.txt").write_text("\n".join(global_requirements) + "\n")
     platform_requirements = dict(platform_requirements or {})
     platform_requirements.setdefault("requirements-default.txt", ["-r requirements-global.txt"])
-    platform_requirements.setdefault("requirements-cuda.txt", ["--extra-index-url https://download.pytorch.org/whl/cu130"])
+    platform_requirements.setdefault(
+        "requirements-cuda.txt", ["--extra-index-url https://download.pytorch.org/whl/cu130"]
+    )
     platform_requirements.setdefault(
         "requirements-cuda-legacy.txt", ["--extra-index-url https://download.pytorch.org/whl/cu126"]
     )

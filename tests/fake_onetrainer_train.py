@@ -55,16 +55,23 @@ def main():
         key, _, value = item.partition("=")
         set_dotted(config, key, value)
 
-    record(phase="start", pid=os.getpid(), workspace=config.get("workspace_dir"), config=config,
-           preset=bool(args.preset_path))
+    record(
+        phase="start",
+        pid=os.getpid(),
+        workspace=config.get("workspace_dir"),
+        config=config,
+        preset=bool(args.preset_path),
+    )
     time.sleep(float(os.environ.get("FAKE_OT_LOAD_S", "0.3")))
     base = config.get("base_model_name", "")
     if not os.path.exists(base):
         raise RuntimeError("could not load model: %s" % base)
     if os.environ.get("FAKE_OT_FAIL") == "oom":
-        sys.stderr.write("Traceback (most recent call last):\n  File \"modules/trainer/GenericTrainer.py\", line 700\n")
-        sys.stderr.write("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total "
-                         "capacity of 23.64 GiB of which 3.44 MiB is free.\n")
+        sys.stderr.write('Traceback (most recent call last):\n  File "modules/trainer/GenericTrainer.py", line 700\n')
+        sys.stderr.write(
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total "
+            "capacity of 23.64 GiB of which 3.44 MiB is free.\n"
+        )
         sys.exit(1)
 
     workspace = config["workspace_dir"]
@@ -79,8 +86,11 @@ def main():
     images = []
     for c in concepts:
         folder = c["path"]
-        images += sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                         if n.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) and "-masklabel" not in n)
+        images += sorted(
+            os.path.join(folder, n)
+            for n in os.listdir(folder)
+            if n.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) and "-masklabel" not in n
+        )
     batch = int(config.get("batch_size", 1))
     epochs = int(config.get("epochs", 100))
     step_s = float(os.environ.get("FAKE_OT_STEP_S", "0.05"))

@@ -36,18 +36,35 @@ def wheelhouse(dest: Path) -> Path:
     build_wheel(dest, "tinylegacy", "12.6")
     # Stand-ins for torch builds: the real builds' version.py (what otdoctor reads), no code.
     for version, cuda in (("2.12.0+cpu", None), ("2.12.0+cu130", "13.0"), ("2.12.0+cu126", "12.6")):
-        build_wheel(dest, "torch", version, modules={
-            "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
-            "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
-        })
+        build_wheel(
+            dest,
+            "torch",
+            version,
+            modules={
+                "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
+                "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
+            },
+        )
     cache = Path(os.environ.get("OTDOCTOR_TEST_WHEEL_CACHE", Path.home() / ".cache" / "otdoctor-test-wheels"))
     st = cache / "setuptools-81.0.0-py3-none-any.whl"
     if not st.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
-             "setuptools==81.0.0", "-d", str(cache)],
-            check=True, capture_output=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "setuptools==81.0.0",
+                "-d",
+                str(cache),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
     shutil.copy2(st, dest / st.name)
     return dest
@@ -66,7 +83,7 @@ def upstream(root: Path, **kw) -> Path:
     )
     repo = make_onetrainer(root, **kw)
     lib = repo / "lib.include.sh"
-    lib.write_text(lib.read_text() + 'run_pip install --upgrade --upgrade-strategy eager pip setuptools==81.0.0\n')
+    lib.write_text(lib.read_text() + "run_pip install --upgrade --upgrade-strategy eager pip setuptools==81.0.0\n")
     git(repo, "commit", "-q", "-am", "launcher pins setuptools")
     return repo
 

@@ -35,7 +35,13 @@ LORA_TENSORS = {
 }
 EMBEDDING_TENSORS = {"clip_l": (2, 768), "clip_g": (2, 1280)}
 
-KINDS = {"sdxl": SDXL_TENSORS, "sd15": SD15_TENSORS, "sd2": SD2_TENSORS, "lora": LORA_TENSORS, "embedding": EMBEDDING_TENSORS}
+KINDS = {
+    "sdxl": SDXL_TENSORS,
+    "sd15": SD15_TENSORS,
+    "sd2": SD2_TENSORS,
+    "lora": LORA_TENSORS,
+    "embedding": EMBEDDING_TENSORS,
+}
 
 
 def write_checkpoint(path: Path, kind: str = "sdxl", pad_bytes: int = 0, seed: int = 0) -> Path:
@@ -43,7 +49,9 @@ def write_checkpoint(path: Path, kind: str = "sdxl", pad_bytes: int = 0, seed: i
     rng = np.random.default_rng(seed)
     tensors = {name: rng.standard_normal(shape).astype(np.float16) for name, shape in KINDS[kind].items()}
     if pad_bytes:
-        prefix = "model.diffusion_model.out.2.weight" if kind in ("sdxl", "sd15", "sd2") else "lora_te_pad.lora_up.weight"
+        prefix = (
+            "model.diffusion_model.out.2.weight" if kind in ("sdxl", "sd15", "sd2") else "lora_te_pad.lora_up.weight"
+        )
         tensors[prefix] = rng.integers(0, 2**16, size=pad_bytes // 2, dtype=np.uint16).view(np.float16)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": "pt"})
@@ -67,7 +75,10 @@ def write_diffusers(folder: Path, kind: str = "sdxl", seed: int = 0) -> Path:
     if xl:
         comps["text_encoder_2"] = ("transformers", "CLIPTextModelWithProjection", "model.safetensors")
         comps["tokenizer_2"] = ("transformers", "CLIPTokenizer", None)
-    index = {"_class_name": "StableDiffusionXLPipeline" if xl else "StableDiffusionPipeline", "_diffusers_version": "0.27.0"}
+    index = {
+        "_class_name": "StableDiffusionXLPipeline" if xl else "StableDiffusionPipeline",
+        "_diffusers_version": "0.27.0",
+    }
     rng = np.random.default_rng(seed)
     for name, (lib, cls, weights) in comps.items():
         index[name] = [lib, cls]

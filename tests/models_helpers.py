@@ -4,8 +4,9 @@ that searches every output (and every file the run left behind) for the planted 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.factory import otdoctor_exe
 
@@ -56,15 +57,29 @@ def _toml(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def make_runner(base_env: dict[str, str], tmp_path: Path, extra_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
-    def run(*args: str, env: dict[str, str] | None = None, drop_env: tuple[str, ...] = (), timeout: float = 120,
-            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+def make_runner(
+    base_env: dict[str, str], tmp_path: Path, extra_env: dict[str, str]
+) -> Callable[..., subprocess.CompletedProcess]:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        drop_env: tuple[str, ...] = (),
+        timeout: float = 120,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> subprocess.CompletedProcess:
         full = {**base_env, **extra_env, **(env or {})}
         for k in (*drop_env, *PROXY_VARS):  # the servers are on loopback: never through a proxy
             full.pop(k, None)
         full["NO_PROXY"] = full["no_proxy"] = "127.0.0.1,localhost"
-        proc = subprocess.run([otdoctor_exe(), *args], env=full, cwd=str(tmp_path), capture_output=True, text=True,
-                              timeout=timeout, preexec_fn=preexec_fn)
+        proc = subprocess.run(
+            [otdoctor_exe(), *args],
+            env=full,
+            cwd=str(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=preexec_fn,
+        )
         assert_no_tokens(proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc

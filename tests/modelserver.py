@@ -68,7 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self) -> None:
         with self.state.lock:
-            self.state.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers.items())})
+            self.state.requests.append(
+                {"method": self.command, "path": self.path, "headers": dict(self.headers.items())}
+            )
 
     def do_HEAD(self) -> None:
         self._record()
@@ -90,11 +92,20 @@ class _Handler(BaseHTTPRequestHandler):
             data = self.state.hf_files.get((m.group(1), path))
             if data is not None:
                 sha = hashlib.sha256(data).hexdigest()
-                out.append({"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest(),
-                            "lfs": {"oid": sha, "size": len(data), "pointerSize": 134}})
+                out.append(
+                    {
+                        "type": "file",
+                        "path": path,
+                        "size": len(data),
+                        "oid": hashlib.sha1(data).hexdigest(),
+                        "lfs": {"oid": sha, "size": len(data), "pointerSize": 134},
+                    }
+                )
         self._simple(200, json.dumps(out).encode(), "application/json")
 
-    def _simple(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None, head: bool = False) -> None:
+    def _simple(
+        self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None, head: bool = False
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -118,7 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/signed/(\d+)", path)
         if m and int(m.group(1)) in self.state.civitai:
             v = self.state.civitai[int(m.group(1))]
-            return self._send_file(v.data, {"Content-Disposition": f'attachment; filename="{v.name}"'}, head, faults=True)
+            return self._send_file(
+                v.data, {"Content-Disposition": f'attachment; filename="{v.name}"'}, head, faults=True
+            )
         self._simple(404, b'{"error":"Not found"}', "application/json", head=head)
 
     # Hugging Face ---------------------------------------------------------------------------------
@@ -127,7 +140,12 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._simple(404, b"Entry not found", "text/plain", {"X-Error-Code": "EntryNotFound"}, head)
         sha = hashlib.sha256(data).hexdigest()
-        extra = {"X-Repo-Commit": COMMIT, "ETag": f'"{sha}"', "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data))}
+        extra = {
+            "X-Repo-Commit": COMMIT,
+            "ETag": f'"{sha}"',
+            "X-Linked-Etag": f'"{sha}"',
+            "X-Linked-Size": str(len(data)),
+        }
         self._send_file(data, extra, head, faults=False)
 
     # Civitai --------------------------------------------------------------------------------------
@@ -139,11 +157,17 @@ class _Handler(BaseHTTPRequestHandler):
         body = {
             "id": version_id,
             "name": "V3",
-            "files": [{
-                "id": 1, "name": v.name, "sizeKB": len(v.data) / 1024, "type": "Model", "primary": True,
-                "hashes": {"SHA256": (v.api_sha256 or v.sha256).upper()},
-                "downloadUrl": f"http://{host}:{port}/api/download/models/{version_id}",
-            }],
+            "files": [
+                {
+                    "id": 1,
+                    "name": v.name,
+                    "sizeKB": len(v.data) / 1024,
+                    "type": "Model",
+                    "primary": True,
+                    "hashes": {"SHA256": (v.api_sha256 or v.sha256).upper()},
+                    "downloadUrl": f"http://{host}:{port}/api/download/models/{version_id}",
+                }
+            ],
         }
         self._simple(200, json.dumps(body).encode(), "application/json")
 
@@ -182,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.end_headers()
                     return
                 code = 206
-        body = data[start:end + 1]
+        body = data[start : end + 1]
         self.send_response(code)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
@@ -209,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 pos = gate
                 self.state.gate.wait(30)
-            self.wfile.write(data[pos:min(stop, end + 1)])
+            self.wfile.write(data[pos : min(stop, end + 1)])
             self.wfile.flush()
             if stop <= end:  # the fault: close the connection before the announced length
                 self.close_connection = True

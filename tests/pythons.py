@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from tests.factory import PYENV_ROOT, pyenv_version
 

@@ -12,7 +12,6 @@ so the pre-flight must fail the job exactly there, and nothing after it may run.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -34,8 +33,16 @@ def runner(tmp_path: Path) -> dict:
     ws = tmp_path / "work" / "trainrepo"
     make_onetrainer(ws / "OneTrainer", python_version="3.11")  # what `actions/checkout` would leave
     (ws / "configs").mkdir(parents=True)
-    (ws / "configs" / "train.json").write_text(json.dumps(
-        {"__version": 11, "model_type": "STABLE_DIFFUSION_XL_10_BASE", "training_method": "FINE_TUNE", "concepts": []}))
+    (ws / "configs" / "train.json").write_text(
+        json.dumps(
+            {
+                "__version": 11,
+                "model_type": "STABLE_DIFFUSION_XL_10_BASE",
+                "training_method": "FINE_TUNE",
+                "concepts": [],
+            }
+        )
+    )
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "otdoctor").symlink_to(otdoctor_exe())
@@ -101,12 +108,21 @@ def run_github_steps(steps: list[dict], env: dict[str, str], contexts: dict[str,
         step_env.update({k: _expr(v, contexts) for k, v in (step.get("env") or {}).items()})
         script = cwd / f".step-{i}.sh"
         script.write_text(step["run"])
-        proc = subprocess.run(GH_BASH + [str(script)], cwd=str(cwd), env=step_env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            GH_BASH + [str(script)], cwd=str(cwd), env=step_env, capture_output=True, text=True, timeout=300
+        )
         outcome = "success" if proc.returncode == 0 else "failure"
         failed = failed or outcome == "failure"
-        results.append({"name": name, "outcome": outcome, "rc": proc.returncode, "stdout": proc.stdout,
-                        "stderr": proc.stderr, "id": step.get("id")})
+        results.append(
+            {
+                "name": name,
+                "outcome": outcome,
+                "rc": proc.returncode,
+                "stdout": proc.stdout,
+                "stderr": proc.stderr,
+                "id": step.get("id"),
+            }
+        )
     return results
 
 
@@ -116,8 +132,14 @@ def _junit_cases(path: Path) -> dict:
 
 
 def _check_ids(env: dict[str, str], cwd: Path, *args: str) -> list[str]:
-    proc = subprocess.run([otdoctor_exe(), "check", *args, "--format", "json"], env=env, cwd=str(cwd),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [otdoctor_exe(), "check", *args, "--format", "json"],
+        env=env,
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return [c["id"] for c in json.loads(proc.stdout)["checks"]]
 
 
@@ -177,8 +199,9 @@ def test_composite_action_fails_without_a_gpu_and_leaves_a_junit_report(runner):
 
 def test_composite_action_inputs_reach_the_command(runner):
     (runner["ws"] / "reports").mkdir(exist_ok=True)
-    results, _ = _action(runner, ot_dir="OneTrainer", require_gpu="false", strict="false", offline="true",
-                         junit="reports/preflight.xml")
+    results, _ = _action(
+        runner, ot_dir="OneTrainer", require_gpu="false", strict="false", offline="true", junit="reports/preflight.xml"
+    )
     cases = _junit_cases(runner["ws"] / "reports" / "preflight.xml")
     # Without require-gpu, a machine with no NVIDIA hardware skips the GPU checks instead of failing.
     assert not any(isinstance(r, Failure) for r in cases["gpu.driver"].result)
@@ -197,7 +220,9 @@ def test_gitlab_job_fails_and_its_junit_artifact_reads_as_a_test_report(runner):
         env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
     lines = job["before_script"] + job["script"]
     script = "set -eo pipefail\n" + "\n".join(lines) + "\n"
-    proc = subprocess.run(["bash", "-c", script], cwd=str(project), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=str(project), env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 1, proc.stderr
     assert re.search(r"✗ .*\(gpu\.driver\): no NVIDIA GPU", proc.stdout), proc.stdout  # the text report in the job log
     junit = project / job["artifacts"]["reports"]["junit"]
@@ -212,12 +237,30 @@ def test_preflight_passes_the_gpu_gate_on_a_recorded_gpu_machine(runner):
     wf = yaml.safe_load((CI / "github-workflow.yml").read_text())
     step = next(s for s in wf["jobs"]["train"]["steps"] if s.get("name") == "Pre-flight")
     contexts = {"github.workspace": str(runner["ws"])}
-    env = {**runner["env"], **{k: _expr(v, contexts) for k, v in wf["env"].items()},
-           "OTDOCTOR_NVML_SNAPSHOT": str(Path(__file__).parent / "data" / "nvml" / "h100-idle.json")}
+    env = {
+        **runner["env"],
+        **{k: _expr(v, contexts) for k, v in wf["env"].items()},
+        "OTDOCTOR_NVML_SNAPSHOT": str(Path(__file__).parent / "data" / "nvml" / "h100-idle.json"),
+    }
     results = run_github_steps([step], env, contexts, runner["ws"])
     assert not re.search(r"^::error title=otdoctor gpu\.driver::", results[0]["stdout"], re.M), results[0]["stdout"]
-    verdict = subprocess.run([otdoctor_exe(), "check", "--ot-dir", env["OT_DIR"], "--require-gpu", "--only", "gpu.driver",
-                              "--format", "json"], env=env, capture_output=True, text=True, timeout=120)
+    verdict = subprocess.run(
+        [
+            otdoctor_exe(),
+            "check",
+            "--ot-dir",
+            env["OT_DIR"],
+            "--require-gpu",
+            "--only",
+            "gpu.driver",
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert [(c["id"], c["status"]) for c in json.loads(verdict.stdout)["checks"]] == [("gpu.driver", "ok")]
 
 
@@ -229,8 +272,11 @@ def test_workflow_smoke_step_is_a_speed_and_memory_gate(runner, torch_venv):
     wf = yaml.safe_load((CI / "github-workflow.yml").read_text())
     step = next(s for s in wf["jobs"]["train"]["steps"] if s.get("name", "").startswith("Smoke run"))
     contexts = {"github.workspace": str(runner["ws"])}
-    env = {**runner["env"], **{k: _expr(v, contexts) for k, v in wf["env"].items()},
-           "SMOKE_ARGS": f"--tiny --steps 2 --warmup 1 --python {torch_venv / 'bin' / 'python'}"}
+    env = {
+        **runner["env"],
+        **{k: _expr(v, contexts) for k, v in wf["env"].items()},
+        "SMOKE_ARGS": f"--tiny --steps 2 --warmup 1 --python {torch_venv / 'bin' / 'python'}",
+    }
     fast = run_github_steps([step], {**env, "MIN_ITS": "0.001", "MAX_VRAM_GB": ""}, contexts, runner["ws"])[0]
     assert fast["outcome"] == "success", fast["stdout"] + fast["stderr"]
     slow = run_github_steps([step], {**env, "MIN_ITS": "100000", "MAX_VRAM_GB": ""}, contexts, runner["ws"])[0]

@@ -52,7 +52,9 @@ def test_text_is_grouped_by_area_with_symbols_details_and_a_summary(run_cli, ot,
     proc = subprocess.run(
         [otdoctor_exe(), "check", "--ot-dir", str(ot), "--only", "onetrainer.checkout", "--only", "demo"],
         env={**{k: v for k, v in base_env.items() if k != "NO_COLOR"}, **env},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout
     assert proc.returncode == 1
@@ -60,8 +62,10 @@ def test_text_is_grouped_by_area_with_symbols_details_and_a_summary(run_cli, ot,
     lines = out.splitlines()
     assert lines[0] == f"otdoctor {metadata.version('otdoctor')} · OneTrainer: {ot}"
     assert lines.count("onetrainer") == 1 and lines.count("demo") == 1
-    assert lines.index("onetrainer") < lines.index("  ✓ OneTrainer checkout (onetrainer.checkout): " + f"{ot} (from --ot-dir)")
-    demo = lines[lines.index("demo"):]
+    assert lines.index("onetrainer") < lines.index(
+        "  ✓ OneTrainer checkout (onetrainer.checkout): " + f"{ot} (from --ot-dir)"
+    )
+    demo = lines[lines.index("demo") :]
     assert "  ✓ Demo fine (demo.fine): all good" in demo
     assert "  ! Demo meh (demo.meh): a little off" in demo
     assert "  ✗ Demo broken (demo.broken): it is broken" in demo
@@ -85,7 +89,10 @@ def test_colour_only_on_a_terminal(ot, plugin_env, base_env):
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [otdoctor_exe(), "check", "--ot-dir", str(ot), "--only", "demo.fine", "--only", "demo.broken"],
-        stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env,
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
     os.close(slave)
     chunks = []
@@ -129,9 +136,17 @@ def test_json_validates_against_the_shipped_schema(run_cli, ot, plugin_env):
     assert report["schema_version"] == 1 and report["ot_dir"] == str(ot)
     checks = {c["id"]: c for c in report["checks"]}
     assert {checks[i]["status"] for i in ("demo.fine", "demo.meh", "demo.broken", "demo.crash", "demo.child")} == {
-        "ok", "warn", "fail", "error", "skip"
+        "ok",
+        "warn",
+        "fail",
+        "error",
+        "skip",
     }
-    assert checks["demo.broken"]["fix"] == {"summary": "repair it", "commands": ["demo repair --all"], "automatic": False}
+    assert checks["demo.broken"]["fix"] == {
+        "summary": "repair it",
+        "commands": ["demo repair --all"],
+        "automatic": False,
+    }
     assert "RuntimeError: demo exploded" in checks["demo.crash"]["traceback"]
     assert checks["system.disk"]["data"]["filesystems"][0]["free_bytes"] > 0
     counts = {s: sum(1 for c in report["checks"] if c["status"] == s) for s in ("ok", "warn", "fail", "error", "skip")}
@@ -166,7 +181,9 @@ def test_junit_has_one_testcase_per_check_with_failure_error_and_skipped(run_cli
     assert failure.message == "it is broken" and "demo repair --all" in failure.text
     assert cases["demo.broken"].classname == "otdoctor.demo"
 
-    strict = JUnitXml.fromstring(run_cli("check", "--only", "demo.meh", "--format", "junit", "--strict", env=plugin_env).stdout)
+    strict = JUnitXml.fromstring(
+        run_cli("check", "--only", "demo.meh", "--format", "junit", "--strict", env=plugin_env).stdout
+    )
     (meh,) = [case for suite in strict for case in suite]
     assert [type(r) for r in meh.result] == [Failure]
 
@@ -179,8 +196,14 @@ def test_github_annotations_and_step_summary_appended(run_cli, tmp_path, plugin_
     proc = run_cli(*args, env={**plugin_env, "GITHUB_STEP_SUMMARY": str(summary)})
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert "::error title=otdoctor demo.broken::it is broken%0Aexpected: it works%0Afix: repair it%0A$ demo repair --all" in lines
-    assert any(line.startswith("::error title=otdoctor demo.crash::the check crashed: RuntimeError: demo exploded") for line in lines)
+    assert (
+        "::error title=otdoctor demo.broken::it is broken%0Aexpected: it works%0Afix: repair it%0A$ demo repair --all"
+        in lines
+    )
+    assert any(
+        line.startswith("::error title=otdoctor demo.crash::the check crashed: RuntimeError: demo exploded")
+        for line in lines
+    )
     assert any(line.startswith("::warning title=otdoctor demo.meh::a little off") for line in lines)
     assert not any("demo.fine" in line or "demo.child" in line for line in lines if line.startswith("::"))
     text = summary.read_text()
@@ -266,7 +289,10 @@ def test_ctrl_c_exits_130(base_env, tmp_path, plugin_env):
     proc = subprocess.Popen(
         [otdoctor_exe(), "check", "--only", "demo.slow", "--only", "demo.fine"],
         env={**base_env, **plugin_env, "DEMO_SLOW": "1"},
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr.readline() == "demo.slow started\n"  # the check is running now
@@ -294,7 +320,7 @@ def _table(text: str) -> dict[str, dict[str, str]]:
 
 
 def test_list_shows_every_check_with_area_required_and_fix(run_cli, plugin_env):
-    from otdoctor.registry import load_checks
+    from otdoctor.engine.registry import load_checks
 
     proc = run_cli("check", "--list", env=plugin_env)
     assert proc.returncode == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otdoctor.model import Status
+from otdoctor.engine.results import Status
 from tests.trainingdata import Scenario, checkpoint, concept, guide_setup, part
 
 
@@ -56,8 +56,12 @@ def test_missing_local_base_model_fails(sc: Scenario) -> None:
 # VAE override ------------------------------------------------------------------------------------
 def test_vae_override_on_custom_model_warns(sc: Scenario) -> None:
     ckpt = checkpoint(sc.root / "models" / "xl.safetensors", "SDXL")
-    one_concept(sc, base_model_name=str(ckpt), model_type="STABLE_DIFFUSION_XL_10_BASE",
-                vae=part(model_name="madebyollin/sdxl-vae-fp16-fix"))
+    one_concept(
+        sc,
+        base_model_name=str(ckpt),
+        model_type="STABLE_DIFFUSION_XL_10_BASE",
+        vae=part(model_name="madebyollin/sdxl-vae-fp16-fix"),
+    )
     r = sc.run()["config.vae-override"]
     assert r.status is Status.WARN and "madebyollin/sdxl-vae-fp16-fix" in r.summary
 
@@ -69,8 +73,12 @@ def test_no_vae_override_is_quiet(sc: Scenario) -> None:
 
 # dtypes ------------------------------------------------------------------------------------------
 def test_float32_output_warns_with_size_per_save(sc: Scenario) -> None:
-    one_concept(sc, model_type="STABLE_DIFFUSION_XL_10_BASE", base_model_name="stabilityai/stable-diffusion-xl-base-1.0",
-                output_dtype="FLOAT_32")
+    one_concept(
+        sc,
+        model_type="STABLE_DIFFUSION_XL_10_BASE",
+        base_model_name="stabilityai/stable-diffusion-xl-base-1.0",
+        output_dtype="FLOAT_32",
+    )
     r = sc.run()["config.output-dtype"]
     assert r.status is Status.WARN
     assert "13.9 GB" in r.summary and "6.9 GB" in r.summary
@@ -139,8 +147,12 @@ def test_reg_balancing_that_gives_the_count_is_quiet(sc: Scenario) -> None:
 def test_reg_balancing_samples_strategy_is_quiet(sc: Scenario) -> None:
     sc.folder("me", 10)
     sc.folder("regularization", 77, captions=False)
-    sc.write([concept("me", "data/me"), concept("class images", "data/regularization", balancing=10.0,
-                                                 balancing_strategy="SAMPLES")])
+    sc.write(
+        [
+            concept("me", "data/me"),
+            concept("class images", "data/regularization", balancing=10.0, balancing_strategy="SAMPLES"),
+        ]
+    )
     assert sc.run()["config.reg-balancing"].status is Status.OK
 
 
@@ -149,8 +161,14 @@ def test_missing_and_empty_concept_folders_fail(sc: Scenario) -> None:
     sc.folder("me", 2)
     (sc.root / "data" / "empty").mkdir()
     (sc.root / "data" / "empty" / "notes.md").write_text("x")
-    sc.write([concept("me", "data/me"), concept("gone", "data/gone"), concept("empty", "data/empty"),
-              concept("off", "data/gone2", enabled=False)])
+    sc.write(
+        [
+            concept("me", "data/me"),
+            concept("gone", "data/gone"),
+            concept("empty", "data/empty"),
+            concept("off", "data/gone2", enabled=False),
+        ]
+    )
     r = sc.run()["config.concepts"]
     assert r.status is Status.FAIL and r.summary.startswith("2 enabled concept(s)")
     assert any("data/gone does not exist" in d for d in r.details)
@@ -194,9 +212,15 @@ def test_captions_present_are_quiet(sc: Scenario) -> None:
 
 # disk --------------------------------------------------------------------------------------------
 def test_saves_that_do_not_fit_fail_with_numbers(sc: Scenario) -> None:
-    one_concept(sc, model_type="STABLE_DIFFUSION_XL_10_BASE", base_model_name="stabilityai/stable-diffusion-xl-base-1.0",
-                output_dtype="FLOAT_32", epochs=100000,
-                save_every=1, save_every_unit="EPOCH")
+    one_concept(
+        sc,
+        model_type="STABLE_DIFFUSION_XL_10_BASE",
+        base_model_name="stabilityai/stable-diffusion-xl-base-1.0",
+        output_dtype="FLOAT_32",
+        epochs=100000,
+        save_every=1,
+        save_every_unit="EPOCH",
+    )
     r = sc.run()["config.disk"]
     assert r.status is Status.FAIL and "not enough disk" in r.summary
     assert any("100000 save(s) x 12.9 GiB (FLOAT_32)" in d for d in r.details)
@@ -241,8 +265,19 @@ def guide_root(tmp_path_factory) -> Path:
 
 
 def test_the_guides_setup_has_no_failures(guide_root: Path, run_cli, tmp_path: Path) -> None:
-    r = run_cli("check", "--config", str(guide_root / "configs" / "person.json"), "--ot-dir", str(guide_root),
-                "--only", "config", "--only", "dataset", "-f", "json")
+    r = run_cli(
+        "check",
+        "--config",
+        str(guide_root / "configs" / "person.json"),
+        "--ot-dir",
+        str(guide_root),
+        "--only",
+        "config",
+        "--only",
+        "dataset",
+        "-f",
+        "json",
+    )
     report = json.loads(r.stdout)
     status = {c["id"]: c["status"] for c in report["checks"]}
     summary = {c["id"]: c["summary"] for c in report["checks"]}
@@ -269,8 +304,9 @@ def test_reused_cache_is_reported(sc: Scenario) -> None:
 
 def test_model_type_mismatch_through_the_cli(sc: Scenario, run_cli) -> None:
     ckpt = checkpoint(sc.root / "models" / "RealVisXL_V4.0.safetensors", "SDXL")
-    cfg = one_concept(sc, base_model_name=str(ckpt), model_type="STABLE_DIFFUSION_15", train_dtype="FLOAT_16",
-                      output_dtype="FLOAT_32")
+    cfg = one_concept(
+        sc, base_model_name=str(ckpt), model_type="STABLE_DIFFUSION_15", train_dtype="FLOAT_16", output_dtype="FLOAT_32"
+    )
     r = run_cli("check", "--config", str(cfg), "--ot-dir", str(sc.root), "--only", "config")
     assert r.returncode == 1, r.stderr
     assert "✗ Model type matches the base model (config.model-type)" in r.stdout

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from otdoctor.dataset import list_concept, scan_images
-from otdoctor.dataset_fix import pad_folder
-from otdoctor.model import Status
+from otdoctor.dataset.repair import pad_folder
+from otdoctor.dataset.scan import list_concept, scan_images
+from otdoctor.engine.results import Status
 from tests.trainingdata import Scenario, concept, image
 
 
@@ -74,16 +74,22 @@ def test_unsupported_modes_warn(sc: Scenario) -> None:
 def test_16_bit_rgb_png_is_found_from_its_header(tmp_path: Path) -> None:
     import numpy as np
 
-    arr = (np.arange(64 * 64 * 3, dtype=np.uint16).reshape(64, 64, 3) * 7)
+    arr = np.arange(64 * 64 * 3, dtype=np.uint16).reshape(64, 64, 3) * 7
     # Pillow cannot write 48-bit PNGs; write one with the PNG format's own chunks.
     import struct
     import zlib
 
     raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in arr)
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 16, 2, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     (tmp_path / "rgb48.png").write_bytes(png)
     scan = scan_images(tmp_path, [tmp_path / "rgb48.png"])
     (info,) = scan.images
@@ -117,7 +123,9 @@ def test_small_images_warn(sc: Scenario) -> None:
     folder = single(sc)
     image(folder / "tiny.png", (32, 48))
     r = sc.run(only=("dataset",))["dataset.resolution"]
-    assert r.status is Status.WARN and "1 image(s) with fewer pixels than 64x64 (upscaled): tiny.png 32x48" in r.details[0]
+    assert (
+        r.status is Status.WARN and "1 image(s) with fewer pixels than 64x64 (upscaled): tiny.png 32x48" in r.details[0]
+    )
     assert r.fix.automatic and r.fix.commands[0] == "otdoctor fix dataset.resolution"
 
 
@@ -188,7 +196,9 @@ def _fix_setup(sc: Scenario) -> Path:
 def test_fix_pads_into_a_new_folder_and_repoints_the_concept(sc: Scenario, run_cli) -> None:
     folder = _fix_setup(sc)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    r = run_cli("fix", "dataset.resolution", "--config", str(sc.root / "config.json"), "--ot-dir", str(sc.root), "--yes")
+    r = run_cli(
+        "fix", "dataset.resolution", "--config", str(sc.root / "config.json"), "--ot-dir", str(sc.root), "--yes"
+    )
     assert "Traceback" not in r.stderr, r.stderr
     out = sc.root / "data" / "me-64px"
     assert {p.name for p in out.iterdir()} == {"wide.png", "wide.txt", "wide-masklabel.png", "tall.jpg", "ok.png"}
@@ -212,7 +222,9 @@ def test_fix_pads_into_a_new_folder_and_repoints_the_concept(sc: Scenario, run_c
 
 def test_fix_dry_run_changes_nothing(sc: Scenario, run_cli) -> None:
     folder = _fix_setup(sc)
-    r = run_cli("fix", "dataset.resolution", "--config", str(sc.root / "config.json"), "--ot-dir", str(sc.root), "--dry-run")
+    r = run_cli(
+        "fix", "dataset.resolution", "--config", str(sc.root / "config.json"), "--ot-dir", str(sc.root), "--dry-run"
+    )
     assert "pad 3 images of 'me' to 64x64" in r.stdout
     assert not (sc.root / "data" / "me-64px").exists()
     assert json.loads((sc.root / "training_concepts" / "concepts.json").read_text())[0]["path"] == "data/me"
@@ -221,8 +233,16 @@ def test_fix_dry_run_changes_nothing(sc: Scenario, run_cli) -> None:
 
 def test_fix_in_place_replaces_originals(sc: Scenario, run_cli) -> None:
     folder = _fix_setup(sc)
-    run_cli("fix", "dataset.resolution", "--config", str(sc.root / "config.json"), "--ot-dir", str(sc.root),
-            "--yes", "--in-place")
+    run_cli(
+        "fix",
+        "dataset.resolution",
+        "--config",
+        str(sc.root / "config.json"),
+        "--ot-dir",
+        str(sc.root),
+        "--yes",
+        "--in-place",
+    )
     with Image.open(folder / "wide.png") as img:
         assert img.size == (64, 64)
     with Image.open(folder / "wide-masklabel.png") as m:
@@ -266,5 +286,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     pad_folder(tmp_path / "src", srcs, 32, tmp_path / "out", progress=bar)
     assert "padding src" in term.getvalue() and "5/5" in term.getvalue()
     plain = io.StringIO()
-    pad_folder(tmp_path / "src", srcs, 32, tmp_path / "out2", progress=BarReporter(Console(file=plain, force_terminal=False)))
+    pad_folder(
+        tmp_path / "src", srcs, 32, tmp_path / "out2", progress=BarReporter(Console(file=plain, force_terminal=False))
+    )
     assert plain.getvalue() == ""

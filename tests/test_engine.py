@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from otdoctor.check import Check, Context
-from otdoctor.model import CheckResult, Status
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.registry import load_checks, select
+from otdoctor.engine.results import CheckResult, Status
+from otdoctor.engine.runner import run_checks
 from otdoctor.probe import Probe
-from otdoctor.registry import load_checks, select
-from otdoctor.runner import run_checks
 
 
 def make(check_id, result=None, requires=(), delay=0.0, raises=None, timeout_s=30.0, log=None):
@@ -150,8 +150,8 @@ def test_select_by_area_id_and_prefix_and_unknown():
 def test_text_report_collapses_skips_that_share_one_reason():
     import io
 
+    from otdoctor.engine.runner import build_report
     from otdoctor.render.text import console, render
-    from otdoctor.runner import build_report
 
     checks = [make("cfg.file", CheckResult.skip("no training config found"))]
     checks += [make(f"cfg.rule{i}", requires=["cfg.file"]) for i in range(4)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from otdoctor import estimate as est
+from otdoctor.estimate import arithmetic as est
 
 GUIDE_LINE = "epoch:   2%|▍                                | 3/200 [13:46<11:15:41, 205.79s/it]s=0.122]"
 
@@ -132,9 +132,17 @@ def test_guide_time_for_steps():
 def test_time_terms_add_up_with_saves_and_range():
     plan = est.plan_steps([est.ConceptPlan("me", 100)], epochs=10, batch_size=1)
     inp = est.TimeInputs(
-        plan=plan, rate=est.Rate(2.0, 1.6, 2.5, "smoke"), model_load_s=30, cache_items=100, caching_items_per_s=10,
-        sampling=est.Schedule(5, "EPOCH"), sample_s=4.0, saves=est.Schedule(2, "EPOCH"), save_bytes=int(2e9),
-        write_bytes_per_s=1e9, final_save=True,
+        plan=plan,
+        rate=est.Rate(2.0, 1.6, 2.5, "smoke"),
+        model_load_s=30,
+        cache_items=100,
+        caching_items_per_s=10,
+        sampling=est.Schedule(5, "EPOCH"),
+        sample_s=4.0,
+        saves=est.Schedule(2, "EPOCH"),
+        save_bytes=int(2e9),
+        write_bytes_per_s=1e9,
+        final_save=True,
     )
     t = est.estimate_time(inp)
     by = {term.name: term for term in t.terms}
@@ -148,7 +156,7 @@ def test_time_terms_add_up_with_saves_and_range():
 
 
 def test_from_log_guide_line():
-    from otdoctor.tqdm_parse import parse_bar
+    from otdoctor.estimate.progress_bars import parse_bar
 
     p = est.predict_from_bars(parse_bar(GUIDE_LINE), None)
     assert p.remaining_s == pytest.approx(197 * 205.79)
@@ -167,9 +175,33 @@ def test_cli_guide_example_text(run_cli):
 
 
 def test_cli_json_and_finish_time(run_cli):
-    r = run_cli("estimate", "--images", "36", "--reg", "5000", "--epochs", "200", "--its", "1.13",
-                "--sample-unit", "NEVER", "--backup-unit", "NEVER", "--write-mbps", "1000", "--save-gb", "7",
-                "--load-s", "60", "--caching-rate", "10", "--start", "2026-01-01T08:00:00+00:00", "--format", "json")
+    r = run_cli(
+        "estimate",
+        "--images",
+        "36",
+        "--reg",
+        "5000",
+        "--epochs",
+        "200",
+        "--its",
+        "1.13",
+        "--sample-unit",
+        "NEVER",
+        "--backup-unit",
+        "NEVER",
+        "--write-mbps",
+        "1000",
+        "--save-gb",
+        "7",
+        "--load-s",
+        "60",
+        "--caching-rate",
+        "10",
+        "--start",
+        "2026-01-01T08:00:00+00:00",
+        "--format",
+        "json",
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["steps"]["per_epoch"] == 72 and data["steps"]["total"] == 14400
@@ -210,20 +242,23 @@ def test_cli_bad_input_is_one_line(run_cli):
     assert r.returncode == 2 and "cannot read" in r.stderr
 
 
-@pytest.mark.parametrize("args,named", [
-    (["--images", "-3", "--epochs", "0", "--its", "0"], "--images must be 0 or more"),
-    (["--images", "0"], "--images must be at least 1"),
-    (["--reg", "-5"], "--reg must be 0 or more"),  # was an internal error
-    (["--reg", "5", "--want", "-1"], "--want must be 0 or more"),  # was an internal error
-    (["--reg", "10", "--balancing", "-1"], "--balancing must be 0 or more"),  # was "-10 samples per epoch"
-    (["--its", "nan"], "--its must be a positive"),  # was an internal error
-    (["--its", "inf"], "--its must be a positive"),  # was an internal error (division by zero)
-    (["--resolution", "abc"], "--resolution wants pixels"),  # was "invalid literal for int()"
-    (["--resolution", "0"], "--resolution wants pixels"),
-    (["--sample-unit", "FOO"], "--sample-unit is one of"),  # was silently no sampling
-    (["--load-s", "-5"], "--load-s must be 0 or more"),  # was a negative time in the table
-    (["--strategy", "bogus"], "--strategy is repeats or samples"),
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--images", "-3", "--epochs", "0", "--its", "0"], "--images must be 0 or more"),
+        (["--images", "0"], "--images must be at least 1"),
+        (["--reg", "-5"], "--reg must be 0 or more"),  # was an internal error
+        (["--reg", "5", "--want", "-1"], "--want must be 0 or more"),  # was an internal error
+        (["--reg", "10", "--balancing", "-1"], "--balancing must be 0 or more"),  # was "-10 samples per epoch"
+        (["--its", "nan"], "--its must be a positive"),  # was an internal error
+        (["--its", "inf"], "--its must be a positive"),  # was an internal error (division by zero)
+        (["--resolution", "abc"], "--resolution wants pixels"),  # was "invalid literal for int()"
+        (["--resolution", "0"], "--resolution wants pixels"),
+        (["--sample-unit", "FOO"], "--sample-unit is one of"),  # was silently no sampling
+        (["--load-s", "-5"], "--load-s must be 0 or more"),  # was a negative time in the table
+        (["--strategy", "bogus"], "--strategy is repeats or samples"),
+    ],
+)
 def test_cli_impossible_numbers_are_one_line_usage_errors(run_cli, args, named):
     base = {"--images": "10", "--epochs": "1", "--its": "1"}
     for i in range(0, len(args), 2):
@@ -239,12 +274,15 @@ def _png(path: Path, w: int, h: int) -> None:
     Image.new("RGB", (w, h), (120, 80, 40)).save(path)
 
 
-@pytest.mark.parametrize("settings,named", [
-    ({"epochs": "ten"}, "epochs is 'ten', not a number"),  # was an internal error
-    ({"concepts": [{"name": "me", "path": "me", "balancing": "x"}]}, "concept me: balancing is 'x', not a number"),
-    ({"resolution": "abc"}, "resolution wants pixels"),  # was "invalid literal for int()"
-    ({"batch_size": 0}, "batch_size must be 1 or more"),  # was "--batch-size must be ..." though none was passed
-])
+@pytest.mark.parametrize(
+    "settings,named",
+    [
+        ({"epochs": "ten"}, "epochs is 'ten', not a number"),  # was an internal error
+        ({"concepts": [{"name": "me", "path": "me", "balancing": "x"}]}, "concept me: balancing is 'x', not a number"),
+        ({"resolution": "abc"}, "resolution wants pixels"),  # was "invalid literal for int()"
+        ({"batch_size": 0}, "batch_size must be 1 or more"),  # was "--batch-size must be ..." though none was passed
+    ],
+)
 def test_cli_hand_edited_config_values_are_one_line(run_cli, tmp_path, settings, named):
     (tmp_path / "me").mkdir()
     _png(tmp_path / "me" / "a.png", 64, 64)
@@ -271,9 +309,16 @@ def test_cli_config_with_buckets(run_cli, tmp_path):
         _png(reg / f"l{i}.jpg", 1344, 768)
     _png(old / "x.png", 1024, 1024)
     config = {
-        "__version": 11, "model_type": "STABLE_DIFFUSION_XL_10_BASE", "resolution": "1024", "batch_size": 4,
-        "epochs": 10, "aspect_ratio_bucketing": True, "output_dtype": "BFLOAT_16",
-        "sample_after_unit": "NEVER", "backup_after_unit": "NEVER", "save_every_unit": "NEVER",
+        "__version": 11,
+        "model_type": "STABLE_DIFFUSION_XL_10_BASE",
+        "resolution": "1024",
+        "batch_size": 4,
+        "epochs": 10,
+        "aspect_ratio_bucketing": True,
+        "output_dtype": "BFLOAT_16",
+        "sample_after_unit": "NEVER",
+        "backup_after_unit": "NEVER",
+        "save_every_unit": "NEVER",
         "concepts": [
             {"name": "me", "path": str(me)},
             {"name": "reg", "path": str(reg), "balancing": 1.0},
@@ -289,21 +334,35 @@ def test_cli_config_with_buckets(run_cli, tmp_path):
     assert data["steps"]["per_epoch"] == 2 and data["steps"]["total"] == 20
     assert data["steps"]["dropped_per_epoch"] == 6
     assert {c["name"]: c["left_out"] for c in data["steps"]["concepts"]} == {
-        "me": None, "reg": None, "old": "disabled", "val": "validation concept"}
+        "me": None,
+        "reg": None,
+        "old": "disabled",
+        "val": "validation concept",
+    }
     r = run_cli("estimate", "--config", str(cfg), "--its", "1")
     assert "6 samples per epoch dropped" in r.stdout
 
 
 def test_cli_from_log_guide_line(run_cli):
-    r = run_cli("estimate", "--from-log", "-", "--start", "2026-01-01T08:00:00+00:00", "--format", "json",
-                input=GUIDE_LINE + "\n")
+    r = run_cli(
+        "estimate",
+        "--from-log",
+        "-",
+        "--start",
+        "2026-01-01T08:00:00+00:00",
+        "--format",
+        "json",
+        input=GUIDE_LINE + "\n",
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["epoch"] == 3 and data["epochs"] == 200
     assert data["remaining_s"] == pytest.approx(197 * 205.79)
     assert data["final_save_s"] > 0
     finish = dt.datetime.fromisoformat(data["finish"])
-    expected = dt.datetime(2026, 1, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=197 * 205.79 + data["final_save_s"])
+    expected = dt.datetime(2026, 1, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(
+        seconds=197 * 205.79 + data["final_save_s"]
+    )
     assert abs((finish - expected).total_seconds()) < 1
     r = run_cli("estimate", "--from-log", "-", input=GUIDE_LINE + "\n")
     assert "remaining 11 h 15 min 41 s" in r.stdout
@@ -334,8 +393,22 @@ def test_cli_uses_smoke_result_for_the_named_gpu(run_cli, base_env, monkeypatch)
     from otdoctor.smoke import results
 
     monkeypatch.setenv("OTDOCTOR_CACHE_DIR", base_env["OTDOCTOR_CACHE_DIR"])
-    results.save(results.SmokeResult("onetrainer", "sdxl", 1024, 1, "bf16", "NVIDIA GeForce RTX 4090", steps=20,
-                                     its=0.9, its_low=0.8, its_high=1.0, load_s=42.0, caching_images_per_s=6.0))
+    results.save(
+        results.SmokeResult(
+            "onetrainer",
+            "sdxl",
+            1024,
+            1,
+            "bf16",
+            "NVIDIA GeForce RTX 4090",
+            steps=20,
+            its=0.9,
+            its_low=0.8,
+            its_high=1.0,
+            load_s=42.0,
+            caching_images_per_s=6.0,
+        )
+    )
     results.save(results.SmokeResult("synthetic", "sd15", 512, 1, "bf16", "NVIDIA GeForce RTX 4090", steps=20, its=3.0))
     r = run_cli("estimate", "--images", "90", "--epochs", "10", "--gpu", "RTX 4090", "--format", "json")
     assert r.returncode == 0, r.stderr

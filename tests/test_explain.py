@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from otdoctor.explain import explain_text, known_problems
+from otdoctor.explain.known_problems import explain_text, known_problems
 
 LOGS = {
     "unsupported-python": """\
@@ -183,7 +183,9 @@ def test_cli_reads_a_file_and_stdin(run_cli, tmp_path):
 
 
 def test_secrets_in_a_log_stay_out_of_the_answer(run_cli):
-    text = LOGS["gated-repo"].replace("(Request ID", "(Authorization: Bearer hf_abcdefghijklmnopqrstuvwxyz0123456789; Request ID")
+    text = LOGS["gated-repo"].replace(
+        "(Request ID", "(Authorization: Bearer hf_abcdefghijklmnopqrstuvwxyz0123456789; Request ID"
+    )
     res = run_cli("explain", "-", input=text)
     assert res.returncode == 0
     assert "GatedRepoError" in res.stdout  # the evidence line is shown, masked
@@ -196,11 +198,14 @@ def test_missing_log_file_is_one_line(run_cli, tmp_path):
     assert "log file not found" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("make,named", [
-    (lambda p: p.mkdir(), "is a folder"),  # was "log file not found" for a folder that exists
-    (lambda p: p.write_bytes(b""), "is empty: nothing to explain"),  # was "No known problem recognised"
-    (lambda p: p.write_bytes(b"\x93\x00\xff" * 200), "is binary data, not a text log"),  # a model/image by mistake
-])
+@pytest.mark.parametrize(
+    "make,named",
+    [
+        (lambda p: p.mkdir(), "is a folder"),  # was "log file not found" for a folder that exists
+        (lambda p: p.write_bytes(b""), "is empty: nothing to explain"),  # was "No known problem recognised"
+        (lambda p: p.write_bytes(b"\x93\x00\xff" * 200), "is binary data, not a text log"),  # a model/image by mistake
+    ],
+)
 def test_folder_empty_or_binary_input_is_one_line(run_cli, tmp_path, make, named):
     log = tmp_path / "ot.log"
     make(log)

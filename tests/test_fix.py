@@ -31,10 +31,17 @@ def installed(tmp_path_factory):
     repo = upstream(root / "upstream")
     target = root / "OneTrainer"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OT_", "OTDOCTOR_", "PYENV_VERSION"))}
-    env.update(HOME=str(root / "home"), PYENV_ROOT=str(PYENV_ROOT), OTDOCTOR_CACHE_DIR=str(root / "cache"), **pip_env(wheels))
+    env.update(
+        HOME=str(root / "home"), PYENV_ROOT=str(PYENV_ROOT), OTDOCTOR_CACHE_DIR=str(root / "cache"), **pip_env(wheels)
+    )
     (root / "home").mkdir()
-    res = subprocess.run([otdoctor_exe(), "install", "--dir", str(target), "--repo-url", str(repo), "--yes"],
-                         env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [otdoctor_exe(), "install", "--dir", str(target), "--repo-url", str(repo), "--yes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
     return repo, target, wheels
 
@@ -118,8 +125,20 @@ def test_setuptools_82_is_pinned_back(run_cli, ot, fix_env, tmp_path):
     # A stand-in for setuptools 82 (the release without pkg_resources), kept out of the wheelhouse.
     newer = tmp_path / "newer"
     build_wheel(newer, "setuptools", "82.0.0", modules={"setuptools/__init__.py": "__version__ = '82.0.0'\n"})
-    subprocess.run([str(ot / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
-                    "--find-links", str(newer), "setuptools==82.0.0"], check=True)
+    subprocess.run(
+        [
+            str(ot / "venv" / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(newer),
+            "setuptools==82.0.0",
+        ],
+        check=True,
+    )
     assert _check(run_cli, ot, "venv.pip", fix_env)["status"] == "warn"
     res = run_cli("fix", "venv.pip", "--ot-dir", str(ot), "--yes", env=fix_env)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -216,14 +235,16 @@ def test_missing_ot_dir_or_config_is_a_usage_error(run_cli, tmp_path):
     assert res.stdout == ""
     # Was: exit 1 and "correct the file at that line" for a file that does not exist.
     res = run_cli("fix", "--config", str(tmp_path / "nope.json"), "--dry-run")
-    assert res.returncode == 2 and res.stderr.strip() == f"otdoctor: error: config file not found: {tmp_path / 'nope.json'}"
+    assert (
+        res.returncode == 2
+        and res.stderr.strip() == f"otdoctor: error: config file not found: {tmp_path / 'nope.json'}"
+    )
 
 
 def test_healthy_install_has_nothing_to_fix(run_cli, ot, fix_env):
     res = run_cli("fix", "venv.pip", "python", "--ot-dir", str(ot), "--yes", env=fix_env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Nothing to fix" in res.stdout
-
 
 
 # The GPU cannot exist here: recorded NVML snapshots stand in for it (the gpu.* checks' own fakes).
@@ -249,8 +270,20 @@ def test_cpu_torch_on_an_nvidia_machine_gets_the_cuda_build(run_cli, ot, fix_env
 
 @pytest.mark.slow
 def test_driver_too_old_for_cu130_switches_to_the_legacy_build(run_cli, ot, fix_env, installed):
-    subprocess.run([str(ot / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
-                    "--find-links", str(installed[2]), "torch==2.12.0+cu130"], check=True)
+    subprocess.run(
+        [
+            str(ot / "venv" / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(installed[2]),
+            "torch==2.12.0+cu130",
+        ],
+        check=True,
+    )
     env = {**fix_env, "OTDOCTOR_NVML_SNAPSHOT": str(NVML / "rtx4090-desktop.json")}  # driver 570: CUDA 12.8
     before = _check(run_cli, ot, "gpu.cuda-build", env)
     assert before["status"] == "fail" and "too old" in before["summary"]
@@ -307,8 +340,9 @@ def test_rebuild_killed_midway_then_fix_again_leaves_no_old_venvs(run_cli, ot, f
     shutil.rmtree(ot / "venv")
     make_venv(ot / "venv", pyenv_python("3.12"))
     argv = [otdoctor_exe(), "fix", "venv.python-version", "--ot-dir", str(ot), "--yes"]
-    proc = subprocess.Popen(argv, env={**base_env, **fix_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, env={**base_env, **fix_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while not list(ot.glob("venv.otdoctor-old-*")) or not (ot / "venv").exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()

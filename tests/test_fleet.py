@@ -33,38 +33,54 @@ def fleet(tmp_path: Path, base_env: dict[str, str], torch_venv: Path) -> dict:
     b = make_onetrainer(tmp_path / "host-b" / "OneTrainer", python_version="3.11")
     make_venv(b / "venv", pyenv_python("3.11"), with_pip=False)
     hosts = {
-        "gpu-h100": {"ot_dir": str(a),
-                     "otdoctor_env": {"OTDOCTOR_NVML_SNAPSHOT": str(NVML / "h100-idle.json"),
-                                      "OT_PYTHON_VENV": str(torch_venv)}},
-        "gpu-4090": {"ot_dir": str(b),
-                     "otdoctor_env": {"OTDOCTOR_NVML_SNAPSHOT": str(NVML / "rtx4090-desktop.json")}},
-        "gpu-broken": {"ot_dir": str(tmp_path / "host-c" / "OneTrainer"),  # never installed
-                       "otdoctor_env": {"OTDOCTOR_NVML_SNAPSHOT": str(NVML / "h100-idle.json")}},
+        "gpu-h100": {
+            "ot_dir": str(a),
+            "otdoctor_env": {"OTDOCTOR_NVML_SNAPSHOT": str(NVML / "h100-idle.json"), "OT_PYTHON_VENV": str(torch_venv)},
+        },
+        "gpu-4090": {"ot_dir": str(b), "otdoctor_env": {"OTDOCTOR_NVML_SNAPSHOT": str(NVML / "rtx4090-desktop.json")}},
+        "gpu-broken": {
+            "ot_dir": str(tmp_path / "host-c" / "OneTrainer"),  # never installed
+            "otdoctor_env": {"OTDOCTOR_NVML_SNAPSHOT": str(NVML / "h100-idle.json")},
+        },
         "gpu-no-otdoctor": {"otdoctor_bin": str(tmp_path / "nowhere" / "otdoctor")},
     }
     for h in hosts.values():
         h["ansible_connection"] = "local"
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {
-        "vars": {"otdoctor_bin": otdoctor_exe(), "ansible_python_interpreter": sys.executable},
-        "hosts": hosts,
-    }}))
-    env = {**base_env,
-           "PATH": f"{Path(sys.executable).parent}:{base_env['PATH']}",
-           "LANG": "C.UTF-8",
-           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-           "ANSIBLE_REMOTE_TMP": str(tmp_path / "ansible-remote"),
-           "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_RETRY_FILES_ENABLED": "0",
-           "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-           "OTDOCTOR_REPORTS_DIR": str(tmp_path / "fleet-reports")}
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {"otdoctor_bin": otdoctor_exe(), "ansible_python_interpreter": sys.executable},
+                    "hosts": hosts,
+                }
+            }
+        )
+    )
+    env = {
+        **base_env,
+        "PATH": f"{Path(sys.executable).parent}:{base_env['PATH']}",
+        "LANG": "C.UTF-8",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_REMOTE_TMP": str(tmp_path / "ansible-remote"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "OTDOCTOR_REPORTS_DIR": str(tmp_path / "fleet-reports"),
+    }
     return {"inventory": inventory, "env": env, "reports": tmp_path / "fleet-reports", "tmp": tmp_path}
 
 
 @pytest.mark.slow
 def test_ansible_collects_every_hosts_report_and_merge_shows_the_differences(fleet, run_cli):
-    play = subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(fleet["inventory"]), str(FLEET / "otdoctor-check.yml")],
-                          env=fleet["env"], cwd=str(fleet["tmp"]), capture_output=True, text=True, timeout=600)
+    play = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(fleet["inventory"]), str(FLEET / "otdoctor-check.yml")],
+        env=fleet["env"],
+        cwd=str(fleet["tmp"]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert play.returncode == 0, play.stdout + play.stderr
     recap = [line for line in play.stdout.splitlines() if line.startswith("gpu-")]
     assert len(recap) == 4 and all("failed=0" in line and "unreachable=0" in line for line in recap), recap
@@ -81,7 +97,8 @@ def test_ansible_collects_every_hosts_report_and_merge_shows_the_differences(fle
     nowhere = fleet["tmp"] / "nowhere" / "otdoctor"
     assert machines["gpu-no-otdoctor"]["error"] == (
         f"otdoctor did not run: Error executing command. `{nowhere} check --format json` (exit 2); "
-        "is otdoctor installed there (otdoctor_bin)?")
+        "is otdoctor installed there (otdoctor_bin)?"
+    )
     assert "onetrainer.checkout" in machines["gpu-broken"]["failing"]
     assert machines["gpu-h100"]["facts"]["driver"] == "580.159.04"
     assert machines["gpu-4090"]["facts"]["driver"] == "570.133.07"
@@ -106,20 +123,48 @@ def test_ansible_collects_every_hosts_report_and_merge_shows_the_differences(fle
 
 
 def test_merge_is_robust_to_missing_checks_and_bad_files(run_cli, tmp_path):
-    old = {"schema_version": 1, "host": {"hostname": "old-box"}, "summary": {"ok": 1, "exit_code": 0},
-           "checks": [{"id": "gpu.driver", "area": "gpu", "status": "ok", "summary": "driver 535",
-                       "data": {"driver_version": "535.54.03"}}]}
-    new = {"schema_version": 1, "host": {"hostname": "new-box"}, "summary": {"ok": 2, "exit_code": 0},
-           "checks": [{"id": "gpu.driver", "area": "gpu", "status": "ok", "summary": "driver 580",
-                       "data": {"driver_version": "580.159.04"}},
-                      {"id": "venv.torch", "area": "venv", "status": "ok", "summary": "torch",
-                       "data": {"version": "2.9.0+cu130", "cuda": "13.0", "build": "cuda"}}]}
+    old = {
+        "schema_version": 1,
+        "host": {"hostname": "old-box"},
+        "summary": {"ok": 1, "exit_code": 0},
+        "checks": [
+            {
+                "id": "gpu.driver",
+                "area": "gpu",
+                "status": "ok",
+                "summary": "driver 535",
+                "data": {"driver_version": "535.54.03"},
+            }
+        ],
+    }
+    new = {
+        "schema_version": 1,
+        "host": {"hostname": "new-box"},
+        "summary": {"ok": 2, "exit_code": 0},
+        "checks": [
+            {
+                "id": "gpu.driver",
+                "area": "gpu",
+                "status": "ok",
+                "summary": "driver 580",
+                "data": {"driver_version": "580.159.04"},
+            },
+            {
+                "id": "venv.torch",
+                "area": "venv",
+                "status": "ok",
+                "summary": "torch",
+                "data": {"version": "2.9.0+cu130", "cuda": "13.0", "build": "cuda"},
+            },
+        ],
+    }
     (tmp_path / "old.json").write_text(json.dumps(old))
     # Captured stdout sometimes carries a line before the JSON (an ssh banner, a shell's motd).
     (tmp_path / "new.json").write_text("Welcome to new-box\n" + json.dumps(new))
     (tmp_path / "list.json").write_text("[1, 2]")
-    proc = run_cli("merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), str(tmp_path / "list.json"),
-                   "--format", "json")
+    proc = run_cli(
+        "merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), str(tmp_path / "list.json"), "--format", "json"
+    )
     summary = json.loads(proc.stdout)
     machines = {m["name"]: m for m in summary["machines"]}
     assert proc.returncode == 1  # the unreadable one
@@ -130,7 +175,10 @@ def test_merge_is_robust_to_missing_checks_and_bad_files(run_cli, tmp_path):
     assert summary["differences"]["facts"]["driver"] == {"old-box": "535.54.03", "new-box": "580.159.04"}
 
     missing = run_cli("merge", str(tmp_path / "nope.json"))
-    assert missing.returncode == 2 and missing.stderr.strip() == f"otdoctor: error: report not found: {tmp_path / 'nope.json'}"
+    assert (
+        missing.returncode == 2
+        and missing.stderr.strip() == f"otdoctor: error: report not found: {tmp_path / 'nope.json'}"
+    )
 
 
 def test_merge_reads_report_zips(run_cli, tmp_path, home):
@@ -202,12 +250,26 @@ def slurm(tmp_path: Path):
     key.chmod(0o600)
     d.chmod(0o700)
     conf = d / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(host=socket.gethostname(), d=d, ctld_port=_free_port(), d_port=_free_port(),
-                                      cpus=os.cpu_count() or 1))
+    conf.write_text(
+        SLURM_CONF.format(
+            host=socket.gethostname(), d=d, ctld_port=_free_port(), d_port=_free_port(), cpus=os.cpu_count() or 1
+        )
+    )
     env = {**os.environ, "SLURM_CONF": str(conf)}
     started = []
-    subprocess.run(["munged", "-f", f"--key-file={key}", f"--socket={d}/munge.sock", f"--log-file={d}/munged.log",
-                    f"--pid-file={d}/munged.pid", f"--seed-file={d}/munged.seed"], check=True, env=env)
+    subprocess.run(
+        [
+            "munged",
+            "-f",
+            f"--key-file={key}",
+            f"--socket={d}/munge.sock",
+            f"--log-file={d}/munged.log",
+            f"--pid-file={d}/munged.pid",
+            f"--seed-file={d}/munged.seed",
+        ],
+        check=True,
+        env=env,
+    )
     started.append(d / "munged.pid")
     subprocess.run(["slurmctld", "-f", str(conf)], check=True, env=env)
     started.append(d / "slurmctld.pid")
@@ -235,11 +297,23 @@ def slurm(tmp_path: Path):
 def test_slurm_runs_otdoctor_on_each_node_and_merges(slurm, tmp_path, base_env, home):
     ot = make_onetrainer(home / "OneTrainer")
     reports = tmp_path / "fleet-reports"
-    env = {**base_env, "SLURM_CONF": slurm["SLURM_CONF"], "OT_DIR": str(ot), "OTDOCTOR": otdoctor_exe(),
-           "OTDOCTOR_REPORTS_DIR": str(reports), "COLUMNS": "160"}
+    env = {
+        **base_env,
+        "SLURM_CONF": slurm["SLURM_CONF"],
+        "OT_DIR": str(ot),
+        "OTDOCTOR": otdoctor_exe(),
+        "OTDOCTOR_REPORTS_DIR": str(reports),
+        "COLUMNS": "160",
+    }
     # `salloc -N 1 bash scripts/fleet/slurm-otdoctor.sh`, as the README says for an allocation.
-    proc = subprocess.run(["salloc", "-N", "1", "bash", str(FLEET / "slurm-otdoctor.sh")], env=env, cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["salloc", "-N", "1", "bash", str(FLEET / "slurm-otdoctor.sh")],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     import socket
 
     node = socket.gethostname()

@@ -19,7 +19,7 @@ from typing import Any
 import pynvml
 import pytest
 
-from otdoctor.check import Context, Options
+from otdoctor.engine.check import Context, Options
 from otdoctor.probe import Probe
 from otdoctor.probe.nvml import read_gpu, read_nvml
 from otdoctor.probe.nvml_snapshot import FakeNvml, RecordingNvml
@@ -45,7 +45,13 @@ def put_processes(snap: dict[str, Any], kind: str, procs: list[tuple[int, int | 
     key = f"nvmlDeviceGet{'Compute' if kind == 'compute' else 'Graphics'}RunningProcesses"
     entries = snap["devices"][device][key]["value"]
     for i, (pid, used) in enumerate(procs):
-        obj = {"pid": pid, "usedGpuMemory": used, "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF, "_local": True}
+        obj = {
+            "pid": pid,
+            "usedGpuMemory": used,
+            "gpuInstanceId": 0xFFFFFFFF,
+            "computeInstanceId": 0xFFFFFFFF,
+            "_local": True,
+        }
         if i < len(entries):
             obj["usedGpuMemory"] = entries[i]["__object__"]["usedGpuMemory"] if used == "keep" else used
             entries[i] = {"__object__": obj}
@@ -87,8 +93,15 @@ def ctx_for(snapshot: Path, **extra: Any) -> Context:
 
 
 def check_json(run_cli, snapshot: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    res = run_cli("check", "--only", "gpu", "--format", "json", *args,
-                  env={"OTDOCTOR_NVML_SNAPSHOT": str(snapshot), **(env or {})})
+    res = run_cli(
+        "check",
+        "--only",
+        "gpu",
+        "--format",
+        "json",
+        *args,
+        env={"OTDOCTOR_NVML_SNAPSHOT": str(snapshot), **(env or {})},
+    )
     assert res.stdout.strip(), res.stderr
     report = json.loads(res.stdout)
     return res.returncode, {c["id"]: c for c in report["checks"]}
@@ -131,8 +144,12 @@ def test_recording_replays_to_the_same_machine():
 
 def test_record_script_on_this_machine_then_replay(tmp_path, run_cli):
     out = tmp_path / "here.json"
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "record_nvml.py"), "-o", str(out), "--note", "ci box"],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "record_nvml.py"), "-o", str(out), "--note", "ci box"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     snap = json.loads(out.read_text())
     assert snap["recorded"]["description"] == "ci box"
@@ -247,8 +264,15 @@ def test_config_picks_the_plan(tmp_path, run_cli):
     code, checks = check_json(run_cli, DATA / "gtx1080-driver580.json", "--config", str(lora))
     assert checks["gpu.vram"]["status"] == "ok" and checks["gpu.vram"]["data"]["plan"] == "sd15-lora"
     full = tmp_path / "sdxl-full.json"
-    full.write_text(json.dumps({"model_type": "STABLE_DIFFUSION_XL_10_BASE", "training_method": "FINE_TUNE",
-                                "optimizer": {"optimizer": "ADAFACTOR", "fused_back_pass": False}}))
+    full.write_text(
+        json.dumps(
+            {
+                "model_type": "STABLE_DIFFUSION_XL_10_BASE",
+                "training_method": "FINE_TUNE",
+                "optimizer": {"optimizer": "ADAFACTOR", "fused_back_pass": False},
+            }
+        )
+    )
     code, checks = check_json(run_cli, DATA / "rtx4090-desktop.json", "--config", str(full))
     vram = checks["gpu.vram"]
     assert vram["data"]["plan"] == "sdxl-full" and vram["data"]["need_vram_bytes"] == 24 * GIB
@@ -285,10 +309,15 @@ def ot_with_torch(tmp_path_factory):
             root = tmp_path_factory.mktemp("ot-" + version.replace("+", "-"))
             ot = make_onetrainer(root / "OneTrainer", git_init=False)
             wheels = root / "wheels"
-            build_wheel(wheels, "torch", version, modules={
-                "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
-                "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
-            })
+            build_wheel(
+                wheels,
+                "torch",
+                version,
+                modules={
+                    "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
+                    "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
+                },
+            )
             make_venv(ot / "venv", pyenv_python("3.11"))
             pip_install(ot / "venv", "torch", find_links=wheels)
             made[version] = ot
@@ -330,8 +359,9 @@ def test_old_driver_for_the_build_fails(run_cli, ot_with_torch):
 @pytest.mark.slow
 def test_cpu_torch_with_nvidia_gpu_fails(tmp_path, run_cli, torch_venv):
     ot = make_onetrainer(tmp_path / "OneTrainer", git_init=False)
-    code, checks = check_json(run_cli, DATA / "h100-idle.json", "--ot-dir", str(ot),
-                              env={"OT_PYTHON_VENV": str(torch_venv)})
+    code, checks = check_json(
+        run_cli, DATA / "h100-idle.json", "--ot-dir", str(ot), env={"OT_PYTHON_VENV": str(torch_venv)}
+    )
     cb = checks["gpu.cuda-build"]
     assert cb["status"] == "fail" and "CPU-only build" in cb["summary"]
     assert "download.pytorch.org/whl/cu130" in cb["fix"]["commands"][0]
@@ -363,7 +393,7 @@ def test_fix_stops_own_process_and_never_another_users(tmp_path, children):
     assert len(questions) == 1 and str(mine.pid) in questions[0] and "forgotten-comfyui" in questions[0]
     assert mine.wait(timeout=10) == -signal.SIGTERM
     assert theirs.poll() is None, "another user's process must never be touched"
-    assert f"belongs to nobody" in out.message and "ask nobody" in out.message
+    assert "belongs to nobody" in out.message and "ask nobody" in out.message
     again = check.diagnose(ctx)  # the driver gave the 14.2 GiB back
     assert again.status.value == "ok", again.summary
 
@@ -395,8 +425,10 @@ def test_fix_asks_per_process_and_declining_keeps_it(tmp_path, children):
 def test_fix_sigkill_only_with_force(tmp_path, children):
     from checks.gpu import Vram
 
-    stubborn_code = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                     "print('ready', flush=True); time.sleep(120)")
+    stubborn_code = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
     p = children([sys.executable, "-c", stubborn_code, "stubborn-trainer"], ready_line=True)
     snap = _desktop_with(tmp_path, [p.pid], [])
     out = Vram().fix(ctx_for(snap, stop_timeout_s=0.5), confirm=lambda q: True)
@@ -450,8 +482,11 @@ def test_nvidia_pci_devices_reads_sysfs(tmp_path):
     from otdoctor.probe.nvml import nvidia_pci_devices
 
     devices = tmp_path / "bus" / "pci" / "devices"
-    for name, vendor, klass in (("0000:00:02.0", "0x8086", "0x030000"), ("0000:01:00.0", "0x10de", "0x030000"),
-                                ("0000:01:00.1", "0x10de", "0x040300")):  # Intel iGPU, NVIDIA GPU, its HDMI audio
+    for name, vendor, klass in (
+        ("0000:00:02.0", "0x8086", "0x030000"),
+        ("0000:01:00.0", "0x10de", "0x030000"),
+        ("0000:01:00.1", "0x10de", "0x040300"),
+    ):  # Intel iGPU, NVIDIA GPU, its HDMI audio
         (devices / name).mkdir(parents=True)
         (devices / name / "vendor").write_text(vendor + "\n")
         (devices / name / "class").write_text(klass + "\n")

@@ -28,8 +28,17 @@ def repo(tmp_path: Path) -> Path:
 
 
 def _install(run_cli, target: Path, repo: Path | str, wheels: Path | str, *extra: str, env: dict | None = None):
-    return run_cli("install", "--dir", str(target), "--repo-url", str(repo), "--yes", *extra,
-                   env={**pip_env(wheels), **(env or {})}, timeout=300)
+    return run_cli(
+        "install",
+        "--dir",
+        str(target),
+        "--repo-url",
+        str(repo),
+        "--yes",
+        *extra,
+        env={**pip_env(wheels), **(env or {})},
+        timeout=300,
+    )
 
 
 def _venv_has(venv: Path, *modules: str) -> bool:
@@ -43,8 +52,11 @@ def _assert_installed(target: Path, repo: Path) -> None:
     assert f"versions/{PY310}/bin" in cfg, cfg
     assert (target / ".python-version").read_text().strip() == PY310
     assert _venv_has(venv, "tinyglobal", "tinyshared", "tinycpu")
-    st = subprocess.run([str(venv / "bin" / "python"), "-c", "import setuptools; print(setuptools.__version__)"],
-                        capture_output=True, text=True)
+    st = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import setuptools; print(setuptools.__version__)"],
+        capture_output=True,
+        text=True,
+    )
     assert st.stdout.strip() == "81.0.0"
     assert git(target, "rev-parse", "HEAD") == git(repo, "rev-parse", "HEAD")
     assert git(target, "status", "--porcelain", "--untracked-files=no") == ""
@@ -57,8 +69,14 @@ def test_install_end_to_end_then_rerun_is_a_no_op(run_cli, tmp_path, repo, wheel
     res = _install(run_cli, target, repo, wheels)
     assert res.returncode in (0, 1), res.stderr
     assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
-    for phase in ("OneTrainer checkout", "Python through pyenv", "Virtual environment", "pip and setuptools",
-                  "OneTrainer's requirements", "otdoctor check"):
+    for phase in (
+        "OneTrainer checkout",
+        "Python through pyenv",
+        "Virtual environment",
+        "pip and setuptools",
+        "OneTrainer's requirements",
+        "otdoctor check",
+    ):
         assert phase in res.stdout
     _assert_installed(target, repo)
     log = (target / "otdoctor-install.log").read_text()
@@ -140,8 +158,14 @@ def _wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout_s: floa
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "phase, sig",
-    [("checkout", signal.SIGKILL), ("python", signal.SIGKILL), ("venv", signal.SIGKILL), ("pip", signal.SIGKILL),
-     ("requirements", signal.SIGKILL), ("requirements", signal.SIGINT)],
+    [
+        ("checkout", signal.SIGKILL),
+        ("python", signal.SIGKILL),
+        ("venv", signal.SIGKILL),
+        ("pip", signal.SIGKILL),
+        ("requirements", signal.SIGKILL),
+        ("requirements", signal.SIGINT),
+    ],
 )
 def test_killed_at_each_phase_then_rerun_completes(phase, sig, base_env, tmp_path, repo, wheels):
     served = tmp_path / "served"
@@ -202,8 +226,16 @@ def test_install_uses_the_index_pip_is_configured_with(run_cli, tmp_path, repo, 
     PIP_NO_INDEX for the whole process)."""
     server = serve(simple_index(wheels, tmp_path / "index"))
     target = tmp_path / "ot"
-    res = run_cli("install", "--dir", str(target), "--repo-url", str(repo), "--yes",
-                  env={"PIP_INDEX_URL": f"{server.url}/simple/", "PIP_NO_CACHE_DIR": "1"}, timeout=300)
+    res = run_cli(
+        "install",
+        "--dir",
+        str(target),
+        "--repo-url",
+        str(repo),
+        "--yes",
+        env={"PIP_INDEX_URL": f"{server.url}/simple/", "PIP_NO_CACHE_DIR": "1"},
+        timeout=300,
+    )
     server.shutdown()
     assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
     seen = []
@@ -249,7 +281,10 @@ def test_dir_below_a_file_is_a_one_line_error(run_cli, tmp_path, repo, wheels):
     for extra in ((), ("--dry-run",)):  # was an internal error (NotADirectoryError), and a dry-run plan
         res = _install(run_cli, tmp_path / "notes.txt" / "OneTrainer", repo, wheels, *extra)
         assert res.returncode == 2, res.stdout + res.stderr
-        assert res.stderr.splitlines()[0] == f"otdoctor: error: cannot create {tmp_path / 'notes.txt' / 'OneTrainer'}: {tmp_path / 'notes.txt'} is a file, not a folder"
+        assert (
+            res.stderr.splitlines()[0]
+            == f"otdoctor: error: cannot create {tmp_path / 'notes.txt' / 'OneTrainer'}: {tmp_path / 'notes.txt'} is a file, not a folder"
+        )
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -260,7 +295,9 @@ def test_mistyped_repo_url_can_be_corrected_in_the_same_dir(run_cli, tmp_path, r
     # Was: "ot is a checkout of .../no-such-repo" forever, though nothing was ever fetched into it.
     res = _install(run_cli, target, repo, wheels, "--ref", "no-such-branch")  # stops right after the fetch
     assert "is a checkout of" not in res.stderr
-    assert res.returncode == 1 and f"--ref no-such-branch is neither a branch, a tag nor a commit of {repo}" in res.stderr
+    assert (
+        res.returncode == 1 and f"--ref no-such-branch is neither a branch, a tag nor a commit of {repo}" in res.stderr
+    )
     assert git(target, "remote", "get-url", "origin").strip() == str(repo)
     # A clone with commits keeps refusing another repository.
     other = upstream(tmp_path / "other")
@@ -351,7 +388,9 @@ def _fake_smi(bin_dir: Path, driver: str, cuda: str, name: str, cap: str) -> Non
         ("580.82.07", "13.0", "NVIDIA GeForce GTX 1080 Ti", "6.1", "requirements-cuda-legacy.txt"),
     ],
 )
-def test_platform_follows_driver_and_gpu_generation(run_cli, tmp_path, repo, wheels, base_env, driver, cuda, name, cap, expected):
+def test_platform_follows_driver_and_gpu_generation(
+    run_cli, tmp_path, repo, wheels, base_env, driver, cuda, name, cap, expected
+):
     _fake_smi(tmp_path / "bin", driver, cuda, name, cap)
     env = {"PATH": f"{tmp_path / 'bin'}:{base_env['PATH']}"}
     res = _install(run_cli, tmp_path / "ot", repo, wheels, "--dry-run", env=env)
@@ -368,7 +407,9 @@ def test_blackwell_on_an_old_driver_says_which_driver(run_cli, tmp_path, repo, w
 
 
 def test_platform_override_by_env_and_flag(run_cli, tmp_path, repo, wheels):
-    res = _install(run_cli, tmp_path / "ot", repo, wheels, "--dry-run", env={"OT_PLATFORM_REQUIREMENTS": "requirements-rocm.txt"})
+    res = _install(
+        run_cli, tmp_path / "ot", repo, wheels, "--dry-run", env={"OT_PLATFORM_REQUIREMENTS": "requirements-rocm.txt"}
+    )
     assert "-r requirements-rocm.txt" in res.stdout and "OT_PLATFORM_REQUIREMENTS" in res.stdout
     res = _install(run_cli, tmp_path / "ot", repo, wheels, "--dry-run", "--platform", "cuda-legacy")
     assert "-r requirements-cuda-legacy.txt" in res.stdout
@@ -403,8 +444,12 @@ def test_a_token_in_the_repository_url_stays_out_of_output_log_and_state(run_cli
     server.shutdown()
     assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
     assert "http://***@127.0.0.1" in res.stdout
-    for text in (res.stdout, res.stderr, (target / "otdoctor-install.log").read_text(),
-                 (target / ".otdoctor-install.json").read_text()):
+    for text in (
+        res.stdout,
+        res.stderr,
+        (target / "otdoctor-install.log").read_text(),
+        (target / ".otdoctor-install.json").read_text(),
+    ):
         assert token not in text
 
 

@@ -15,9 +15,15 @@ import pytest
 
 from tests.factory import make_onetrainer, otdoctor_exe
 from tests.modelfiles import sha256_of, write_checkpoint
+from tests.models_helpers import (
+    CIVITAI_TOKEN,
+    HF_TOKEN,
+    assert_no_tokens,
+    assert_no_tokens_in_tree,
+    catalog_toml,
+    make_runner,
+)
 from tests.modelserver import CivitaiVersion, ModelServer
-from tests.models_helpers import (CIVITAI_TOKEN, HF_TOKEN, assert_no_tokens, assert_no_tokens_in_tree, catalog_toml,
-                                  make_runner)
 
 VERSION_ID = 292213
 CIVITAI_FILE = "hyperRealism_30.safetensors"
@@ -44,16 +50,35 @@ def server(files: dict[str, Path]):
         yield srv
 
 
-def _catalog(base_env: dict[str, str], files: dict[str, Path], civitai_size: int | None = None, civitai_sha: str | None = None) -> None:
+def _catalog(
+    base_env: dict[str, str], files: dict[str, Path], civitai_size: int | None = None, civitai_sha: str | None = None
+) -> None:
     sd15, sdxl = files["sd15"], files["sdxl"]
     entries = [
-        {"name": "realvisxl-v4", "title": "RealVisXL V4.0", "architecture": "SDXL", "source": "huggingface",
-         "repo": HF_REPO, "filename": HF_FILE,
-         "files": [{"name": HF_FILE, "size_bytes": sdxl.stat().st_size, "sha256": sha256_of(sdxl)}]},
-        {"name": "hyper-realism-v3", "title": "Hyper Realism V3", "architecture": "SD 1.5", "source": "civitai",
-         "civitai_version_id": VERSION_ID, "filename": CIVITAI_FILE,
-         "files": [{"name": CIVITAI_FILE, "size_bytes": civitai_size or sd15.stat().st_size,
-                    "sha256": civitai_sha or sha256_of(sd15)}]},
+        {
+            "name": "realvisxl-v4",
+            "title": "RealVisXL V4.0",
+            "architecture": "SDXL",
+            "source": "huggingface",
+            "repo": HF_REPO,
+            "filename": HF_FILE,
+            "files": [{"name": HF_FILE, "size_bytes": sdxl.stat().st_size, "sha256": sha256_of(sdxl)}],
+        },
+        {
+            "name": "hyper-realism-v3",
+            "title": "Hyper Realism V3",
+            "architecture": "SD 1.5",
+            "source": "civitai",
+            "civitai_version_id": VERSION_ID,
+            "filename": CIVITAI_FILE,
+            "files": [
+                {
+                    "name": CIVITAI_FILE,
+                    "size_bytes": civitai_size or sd15.stat().st_size,
+                    "sha256": civitai_sha or sha256_of(sd15),
+                }
+            ],
+        },
     ]
     cfg = Path(base_env["OTDOCTOR_CONFIG_DIR"])
     cfg.mkdir(parents=True, exist_ok=True)
@@ -129,7 +154,10 @@ def test_binary_token_file_is_one_line_error(run_cli, tmp_path):
     binary.write_bytes(b"\xbc\xff\x00garbage")
     proc = run_cli("models", "download", "hyper-realism-v3", "--dest", str(tmp_path), "--token-file", str(binary))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"otdoctor: error: the token file {binary} is not text; it should hold only your Civitai API key"
+    assert (
+        proc.stderr.strip()
+        == f"otdoctor: error: the token file {binary} is not text; it should hold only your Civitai API key"
+    )
     assert binary.read_bytes() == b"\xbc\xff\x00garbage"
 
 
@@ -211,10 +239,21 @@ def test_ctrl_c_leaves_resumable_part(run, server, tmp_path, base_env, files):
     server.state.gate_after = 1_200_000
     dest = tmp_path / "models"
     part = dest / (CIVITAI_FILE + ".part")
-    env = {**base_env, "HF_ENDPOINT": server.url, "OTDOCTOR_CIVITAI_URL": server.url, "CIVITAI_TOKEN": CIVITAI_TOKEN,
-           "HF_TOKEN": HF_TOKEN, "NO_PROXY": "127.0.0.1,localhost"}
-    proc = subprocess.Popen([otdoctor_exe(), "models", "download", "hyper-realism-v3", "--dest", str(dest)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **base_env,
+        "HF_ENDPOINT": server.url,
+        "OTDOCTOR_CIVITAI_URL": server.url,
+        "CIVITAI_TOKEN": CIVITAI_TOKEN,
+        "HF_TOKEN": HF_TOKEN,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    proc = subprocess.Popen(
+        [otdoctor_exe(), "models", "download", "hyper-realism-v3", "--dest", str(dest)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (part.exists() and part.stat().st_size > 0):
         time.sleep(0.02)
@@ -262,8 +301,20 @@ def test_hf_download_to_dest_with_wrong_content_fails(run, server, tmp_path, fil
 
 def test_hf_not_enough_free_disk(run, server, base_env, files, tmp_path):
     cfg = Path(base_env["OTDOCTOR_CONFIG_DIR"]) / "models.toml"
-    cfg.write_text(catalog_toml([{"name": "realvisxl-v4", "architecture": "SDXL", "source": "huggingface", "repo": HF_REPO,
-                                  "filename": HF_FILE, "files": [{"name": HF_FILE, "size_bytes": 10**17}]}]))
+    cfg.write_text(
+        catalog_toml(
+            [
+                {
+                    "name": "realvisxl-v4",
+                    "architecture": "SDXL",
+                    "source": "huggingface",
+                    "repo": HF_REPO,
+                    "filename": HF_FILE,
+                    "files": [{"name": HF_FILE, "size_bytes": 10**17}],
+                }
+            ]
+        )
+    )
     proc = run("models", "download", "realvisxl-v4", "--dest", str(tmp_path / "models"))
     assert proc.returncode == 1 and "not enough free disk space" in proc.stderr
     assert not server.requests_to("/SG161222/")
@@ -271,8 +322,11 @@ def test_hf_not_enough_free_disk(run, server, base_env, files, tmp_path):
 
 def test_hf_entry_without_sha_uses_paths_info(run, server, base_env, tmp_path, files):
     cfg = Path(base_env["OTDOCTOR_CONFIG_DIR"]) / "models.toml"
-    cfg.write_text(catalog_toml([{"name": "my-xl", "architecture": "SDXL", "source": "huggingface", "repo": HF_REPO,
-                                  "filename": HF_FILE}]))
+    cfg.write_text(
+        catalog_toml(
+            [{"name": "my-xl", "architecture": "SDXL", "source": "huggingface", "repo": HF_REPO, "filename": HF_FILE}]
+        )
+    )
     proc = run("models", "download", "my-xl", "--dest", str(tmp_path / "models"))
     assert proc.returncode == 0, proc.stderr
     assert "sha256 matches the Hub's paths-info file" in proc.stdout + proc.stderr
@@ -294,7 +348,9 @@ def test_fix_moves_damaged_copy_aside_and_downloads_verified_one(run, server, tm
     assert check.returncode == 1 and "truncated: 4096 bytes" in check.stdout and "OneTrainer models/" in check.stdout
     proc = run("fix", "models.checkpoints", "--yes", "--ot-dir", str(ot), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (dest / (CIVITAI_FILE + ".bad")).stat().st_size == files["sd15"].stat().st_size - 4096  # the user's file, kept
+    assert (dest / (CIVITAI_FILE + ".bad")).stat().st_size == files[
+        "sd15"
+    ].stat().st_size - 4096  # the user's file, kept
     assert sha256_of(damaged) == sha256_of(files["sd15"])
     after = run("check", "--only", "models", "--ot-dir", str(ot))
     assert after.returncode == 0 and "2 checkpoint(s) verified" in after.stdout

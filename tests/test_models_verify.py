@@ -25,13 +25,27 @@ def models(tmp_path: Path, base_env: dict[str, str]) -> dict[str, Path]:
     xl = write_checkpoint(d / "sdxl" / XL_NAME, "sdxl", pad_bytes=400_000, seed=5)
     sd = write_checkpoint(d / "sd15" / SD15_NAME, "sd15", pad_bytes=300_000, seed=6)
     entries = [
-        {"name": "realvisxl-v4", "title": "RealVisXL V4.0", "architecture": "SDXL", "source": "huggingface",
-         "repo": "SG161222/RealVisXL_V4.0", "filename": XL_NAME,
-         "files": [{"name": XL_NAME, "size_bytes": xl.stat().st_size, "sha256": sha256_of(xl)}]},
-        {"name": "hyper-realism-v3", "title": "Hyper Realism V3", "architecture": "SD 1.5", "source": "civitai",
-         "civitai_version_id": 292213, "filename": SD15_NAME,
-         "files": [{"name": SD15_NAME, "size_bytes": sd.stat().st_size, "sha256": sha256_of(sd), "label": "full"},
-                   {"name": SD15_NAME, "size_bytes_approx": 2_130_000_000, "sha256": "3c" * 32, "label": "pruned fp16"}]},
+        {
+            "name": "realvisxl-v4",
+            "title": "RealVisXL V4.0",
+            "architecture": "SDXL",
+            "source": "huggingface",
+            "repo": "SG161222/RealVisXL_V4.0",
+            "filename": XL_NAME,
+            "files": [{"name": XL_NAME, "size_bytes": xl.stat().st_size, "sha256": sha256_of(xl)}],
+        },
+        {
+            "name": "hyper-realism-v3",
+            "title": "Hyper Realism V3",
+            "architecture": "SD 1.5",
+            "source": "civitai",
+            "civitai_version_id": 292213,
+            "filename": SD15_NAME,
+            "files": [
+                {"name": SD15_NAME, "size_bytes": sd.stat().st_size, "sha256": sha256_of(sd), "label": "full"},
+                {"name": SD15_NAME, "size_bytes_approx": 2_130_000_000, "sha256": "3c" * 32, "label": "pruned fp16"},
+            ],
+        },
     ]
     cfg = Path(base_env["OTDOCTOR_CONFIG_DIR"])
     cfg.mkdir(parents=True)
@@ -41,8 +55,9 @@ def models(tmp_path: Path, base_env: dict[str, str]) -> dict[str, Path]:
 
 @pytest.fixture
 def run(base_env, tmp_path):
-    runner = make_runner(base_env, tmp_path, {"CIVITAI_TOKEN": CIVITAI_TOKEN, "HF_TOKEN": HF_TOKEN,
-                                              "HF_HOME": str(tmp_path / "hf-home")})
+    runner = make_runner(
+        base_env, tmp_path, {"CIVITAI_TOKEN": CIVITAI_TOKEN, "HF_TOKEN": HF_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
+    )
     yield runner
     assert_no_tokens_in_tree(tmp_path)
 
@@ -118,7 +133,7 @@ def test_mistyped_models_dir_is_named_not_no_checkpoints(run_cli, tmp_path, comm
 def test_pickle_reported_never_unpickled(run, tmp_path, models):
     # A pickle that would create a file if anything unpickled it.
     marker = tmp_path / "unpickled"
-    payload = (b"\x80\x04\x95" + b"\x00" * 8 + b"cos\nsystem\n(V touch " + str(marker).encode() + b"\ntR.")
+    payload = b"\x80\x04\x95" + b"\x00" * 8 + b"cos\nsystem\n(V touch " + str(marker).encode() + b"\ntR."
     ckpt = models["dir"] / "old.ckpt"
     ckpt.write_bytes(payload)
     proc = run("models", "verify", str(ckpt))
@@ -128,7 +143,8 @@ def test_pickle_reported_never_unpickled(run, tmp_path, models):
 
 
 @pytest.mark.parametrize(
-    "kind, arch", [("sdxl", "SDXL"), ("sd15", "SD 1.5"), ("sd2", "SD 2.x"), ("lora", "LoRA"), ("embedding", "embedding")]
+    "kind, arch",
+    [("sdxl", "SDXL"), ("sd15", "SD 1.5"), ("sd2", "SD 2.x"), ("lora", "LoRA"), ("embedding", "embedding")],
 )
 def test_architecture_detected(run, tmp_path, kind, arch):
     f = write_checkpoint(tmp_path / "x" / f"{kind}.safetensors", kind)
@@ -216,16 +232,18 @@ def test_broken_user_catalog_is_one_line(run, base_env):
 
 @pytest.mark.parametrize(
     "key",
-    ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",  # kohya
-     "base_model.model.down_blocks.0.attentions.0.to_q.lora_A.weight",  # PEFT
-     "unet.down_blocks.0.attentions.0.processor.to_q_lora.down.weight",  # old diffusers
-     "lora_te1_text_model_encoder_layers_0_mlp_fc1.hada_w1_a"],  # LyCORIS LoHa
+    [
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",  # kohya
+        "base_model.model.down_blocks.0.attentions.0.to_q.lora_A.weight",  # PEFT
+        "unet.down_blocks.0.attentions.0.processor.to_q_lora.down.weight",  # old diffusers
+        "lora_te1_text_model_encoder_layers_0_mlp_fc1.hada_w1_a",
+    ],  # LyCORIS LoHa
 )
 def test_lora_key_styles_detected(tmp_path, key):
     import numpy as np
     from safetensors.numpy import save_file
 
-    from otdoctor.models.safetensors import LORA, detect_architecture, read_header
+    from otdoctor.checkpoints.safetensors import LORA, detect_architecture, read_header
 
     f = tmp_path / "lora.safetensors"
     save_file({key: np.zeros((4, 4), dtype=np.float16)}, str(f))

@@ -25,7 +25,7 @@ import pytest
 
 from tests.factory import make_onetrainer, make_venv, otdoctor_exe, pyenv_python
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, socket
 _log = os.environ["NET_GUARD_LOG"]
 def _refuse(what, detail):
@@ -47,7 +47,7 @@ def getaddrinfo(host, *args, **kw):
 socket.socket.connect = connect
 socket.socket.connect_ex = connect_ex
 socket.getaddrinfo = getaddrinfo
-'''
+"""
 
 # Network access is a connect (TCP, or UDP to a DNS server) or a send to an inet address. Creating a
 # socket alone is not: pip's vendored urllib3 makes an AF_INET6 socket at import and binds it to ::1
@@ -86,8 +86,14 @@ def listener():
 
 
 def _traced(argv: list[str], env: dict[str, str], cwd: Path, trace: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg,execve", "-o", str(trace), *argv],
-                          env=env, cwd=str(cwd), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg,execve", "-o", str(trace), *argv],
+        env=env,
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_witnesses_see_a_connection_when_one_is_made(tmp_path, base_env, guard, listener):
@@ -98,8 +104,9 @@ def test_the_witnesses_see_a_connection_when_one_is_made(tmp_path, base_env, gua
     assert proc.stdout.strip() == "connected", proc.stderr
     assert INET.search(trace.read_text()), trace.read_text()[-2000:]
     # The in-process guard: the attempt is written down and refused.
-    proc = subprocess.run([sys.executable, "-c", client], env={**base_env, **guard}, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", client], env={**base_env, **guard}, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0 and "network refused by the offline test" in proc.stderr
     assert "getaddrinfo '127.0.0.1'" in Path(guard["NET_GUARD_LOG"]).read_text()
 
@@ -111,24 +118,36 @@ def machine(tmp_path_factory) -> dict[str, Path]:
     ot = make_onetrainer(tmp_path / "OneTrainer", python_version="3.11")
     make_venv(ot / "venv", pyenv_python("3.11"))
     config = tmp_path / "train.json"
-    config.write_text(json.dumps({
-        "__version": 11, "model_type": "STABLE_DIFFUSION_XL_10_BASE", "training_method": "FINE_TUNE",
-        "base_model_name": "stabilityai/stable-diffusion-xl-base-1.0",  # a Hugging Face repo id
-        "concepts": [],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "__version": 11,
+                "model_type": "STABLE_DIFFUSION_XL_10_BASE",
+                "training_method": "FINE_TUNE",
+                "base_model_name": "stabilityai/stable-diffusion-xl-base-1.0",  # a Hugging Face repo id
+                "concepts": [],
+            }
+        )
+    )
     return {"ot": ot, "config": config}
 
 
-@pytest.mark.parametrize("command", [
-    ["check", "--offline", "--format", "json"],
-    ["report", "--offline", "--print"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check", "--offline", "--format", "json"],
+        ["report", "--offline", "--print"],
+    ],
+)
 def test_offline_opens_no_network_socket(command, tmp_path, base_env, guard, machine, listener):
-    env = {**base_env, **guard,
-           # Where network code would go if it ran: a live loopback server, so nothing fails fast.
-           "HF_ENDPOINT": f"http://127.0.0.1:{listener}",
-           "OTDOCTOR_CIVITAI_URL": f"http://127.0.0.1:{listener}",
-           "CIVITAI_TOKEN": "0123456789abcdef0123456789abcdef"}
+    env = {
+        **base_env,
+        **guard,
+        # Where network code would go if it ran: a live loopback server, so nothing fails fast.
+        "HF_ENDPOINT": f"http://127.0.0.1:{listener}",
+        "OTDOCTOR_CIVITAI_URL": f"http://127.0.0.1:{listener}",
+        "CIVITAI_TOKEN": "0123456789abcdef0123456789abcdef",
+    }
     trace = tmp_path / "otdoctor.strace"
     argv = [otdoctor_exe(), *command, "--ot-dir", str(machine["ot"]), "--config", str(machine["config"])]
     proc = _traced(argv, env, tmp_path, trace)
@@ -157,10 +176,16 @@ def test_offline_children_are_told_to_stay_offline(tmp_path, base_env, machine):
     spy_pth = site / "offline_spy.pth"
     spy_pth.write_text(
         "import os; open(os.path.join(" + repr(str(tmp_path)) + ", 'child-env.txt'), 'a').write("
-        "os.environ.get('HF_HUB_OFFLINE', '-') + chr(10))\n")
+        "os.environ.get('HF_HUB_OFFLINE', '-') + chr(10))\n"
+    )
     try:
-        subprocess.run([otdoctor_exe(), "check", "--offline", "--ot-dir", str(machine["ot"])], env=base_env,
-                       capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            [otdoctor_exe(), "check", "--offline", "--ot-dir", str(machine["ot"])],
+            env=base_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         spy_pth.unlink()
     seen = (tmp_path / "child-env.txt").read_text().split()

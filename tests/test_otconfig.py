@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from otdoctor.errors import UserError
-from otdoctor.otconfig import load_config
+from otdoctor.onetrainer.config import load_config
 from tests.trainingdata import concept, full_config, write_json
 
 # training_presets/SDXL/#sdxl 1.0.json as OneTrainer ships it (23df383): partial, no __version.
@@ -28,7 +28,9 @@ SDXL_PRESET = {
 
 def test_full_export_with_nested_versions_reads_cleanly(tmp_path: Path) -> None:
     write_json(tmp_path / "training_concepts" / "concepts.json", [concept("me", "data/me", balancing=2.0)])
-    cfg_path = write_json(tmp_path / "cfg.json", full_config(model_type="STABLE_DIFFUSION_XL_10_BASE", unet={"learning_rate": 1e-5}))
+    cfg_path = write_json(
+        tmp_path / "cfg.json", full_config(model_type="STABLE_DIFFUSION_XL_10_BASE", unet={"learning_rate": 1e-5})
+    )
     cfg = load_config(cfg_path, tmp_path)
     assert cfg.version == 11 and not cfg.is_preset
     assert cfg.warnings == ()

@@ -21,8 +21,10 @@ def ot(tmp_path: Path) -> Path:
 
 def test_plugin_wheel_declares_the_entry_point(demo_plugin):  # noqa: F811
     dist_info = next(demo_plugin.glob("otdoctor_demo_plugin-1.0.dist-info"))
-    assert (dist_info / "entry_points.txt").read_text().startswith(
-        "[otdoctor.checks]\ndemo = otdoctor_demo_plugin.checks:CHECKS\n"
+    assert (
+        (dist_info / "entry_points.txt")
+        .read_text()
+        .startswith("[otdoctor.checks]\ndemo = otdoctor_demo_plugin.checks:CHECKS\n")
     )
     wheel = next((demo_plugin.parent / "wheels").glob("otdoctor_demo_plugin-*.whl"))
     assert "otdoctor_demo_plugin-1.0.dist-info/entry_points.txt" in zipfile.ZipFile(wheel).namelist()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from otdoctor.pyselect import judge, parse_version, version_matches
-from tests.factory import PYENV_ROOT, make_onetrainer, pyenv_python, pyenv_version
+from otdoctor.onetrainer.python_range import judge, parse_version, version_matches
+from tests.factory import make_onetrainer, pyenv_python, pyenv_version
 from tests.pythons import bin_dir_with, check_json, copy_pyenv_version, pyenv_root
 
 PY310 = pyenv_version("3.10")  # "3.10.13" on this machine
@@ -218,7 +217,10 @@ def test_missing_readline_only_is_a_warning(run_cli, tmp_path):
     assert proc.returncode == 0
     stdlib = res["python.stdlib"]
     assert stdlib["status"] == "warn"
-    assert stdlib["fix"]["commands"] == ["sudo apt install libreadline-dev libncursesw5-dev", f"pyenv install --force {PY310}"]
+    assert stdlib["fix"]["commands"] == [
+        "sudo apt install libreadline-dev libncursesw5-dev",
+        f"pyenv install --force {PY310}",
+    ]
 
 
 def test_text_output_for_missing_stdlib(run_cli, tmp_path, python_without_ssl_and_tk):

@@ -102,11 +102,15 @@ def machine(tmp_path_factory, wheel_server):
     # The checkout: a remote with a token in it, a local change, the install log, secrets.json.
     git(ot, "remote", "add", "origin", f"https://{USER}:{p.github_token}@github.com/Nerogar/OneTrainer.git")
     (ot / "requirements-global.txt").write_text("diffusers==0.31.0  # pinned by " + USER + "\n")
-    (ot / "secrets.json").write_text(json.dumps({
-        "__version": 0,
-        "huggingface_token": p.hf_secrets_json,
-        "cloud": {"api_key": p.civitai_secrets_json, "extra": [p.plain_secrets_json]},
-    }))
+    (ot / "secrets.json").write_text(
+        json.dumps(
+            {
+                "__version": 0,
+                "huggingface_token": p.hf_secrets_json,
+                "cloud": {"api_key": p.civitai_secrets_json, "extra": [p.plain_secrets_json]},
+            }
+        )
+    )
     (ot / "otdoctor-install.log").write_text(
         f"[install] running on {HOST} as {USER} in {home}/OneTrainer\n"
         f"[install] curl -H 'Authorization: Bearer {p.bearer}' https://civitai.com/api/download/models/292213\n"
@@ -125,23 +129,35 @@ def machine(tmp_path_factory, wheel_server):
     data.mkdir(parents=True)
     concepts = ot / "training_concepts" / "concepts.json"
     concepts.parent.mkdir()
-    concepts.write_text(json.dumps([
-        {"name": f"{USER} on {HOST}", "path": str(data), "enabled": True,
-         "text": {"prompt_source": "concept", "prompt_path": f"{home}/captions/{p.hf_loose}.txt"}},
-        {"name": "reg", "path": "~/datasets/reg", "type": "STANDARD", "balancing": 0.2},
-    ]))
+    concepts.write_text(
+        json.dumps(
+            [
+                {
+                    "name": f"{USER} on {HOST}",
+                    "path": str(data),
+                    "enabled": True,
+                    "text": {"prompt_source": "concept", "prompt_path": f"{home}/captions/{p.hf_loose}.txt"},
+                },
+                {"name": "reg", "path": "~/datasets/reg", "type": "STANDARD", "balancing": 0.2},
+            ]
+        )
+    )
     config = home / "configs" / "me.json"
     config.parent.mkdir()
-    config.write_text(json.dumps({
-        "__version": 11,
-        "model_type": "STABLE_DIFFUSION_XL_10_BASE",
-        "training_method": "FINE_TUNE",
-        "base_model_name": f"https://civitai.com/api/download/models/292213?token={p.url_token}",
-        "output_model_destination": f"{home}/models/{USER}.safetensors",
-        "workspace_dir": f"/home/{USER}/workspace",
-        "concept_file_name": "training_concepts/concepts.json",
-        "huggingface_token": p.hf_secrets_json,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "__version": 11,
+                "model_type": "STABLE_DIFFUSION_XL_10_BASE",
+                "training_method": "FINE_TUNE",
+                "base_model_name": f"https://civitai.com/api/download/models/292213?token={p.url_token}",
+                "output_model_destination": f"{home}/models/{USER}.safetensors",
+                "workspace_dir": f"/home/{USER}/workspace",
+                "concept_file_name": "training_concepts/concepts.json",
+                "huggingface_token": p.hf_secrets_json,
+            }
+        )
+    )
     env = {
         "HOME": str(home),
         "USER": USER,
@@ -158,9 +174,13 @@ def machine(tmp_path_factory, wheel_server):
 
 
 def _forbidden(m) -> dict[str, re.Pattern]:
-    words = {"home path": re.escape(str(m["home"])), "user": re.escape(USER), "host": re.escape(HOST),
-             # the real host name, as a word (a short one such as "vm" may sit inside "nvml")
-             "real host": r"(?<![A-Za-z0-9])" + re.escape(REAL_HOST) + r"(?![A-Za-z0-9])"}
+    words = {
+        "home path": re.escape(str(m["home"])),
+        "user": re.escape(USER),
+        "host": re.escape(HOST),
+        # the real host name, as a word (a short one such as "vm" may sit inside "nvml")
+        "real host": r"(?<![A-Za-z0-9])" + re.escape(REAL_HOST) + r"(?![A-Za-z0-9])",
+    }
     words.update({name: re.escape(value) for name, value in m["planted"].values().items()})
     return {name: re.compile(pattern, re.I) for name, pattern in words.items()}
 
@@ -168,7 +188,7 @@ def _forbidden(m) -> dict[str, re.Pattern]:
 def _assert_clean(text: str, where: str, m) -> None:
     for name, pattern in _forbidden(m).items():
         hit = pattern.search(text)
-        assert hit is None, f"{name} leaked into {where}: ...{text[max(0, hit.start() - 80):hit.end() + 40]}..."
+        assert hit is None, f"{name} leaked into {where}: ...{text[max(0, hit.start() - 80) : hit.end() + 40]}..."
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +198,22 @@ def bundle(machine, tmp_path_factory):
     out = out_dir / "report.zip"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OT_", "OTDOCTOR_", "HF_", "GITHUB_"))}
     env.update(machine["env"], NO_COLOR="1", OTDOCTOR_CACHE_DIR=str(out_dir / "cache"))
-    proc = subprocess.run([otdoctor_exe(), "report", "--config", str(machine["config"]), "--output", str(out)],
-                          env=env, cwd=str(out_dir), capture_output=True, text=True, timeout=180)
-    printed = subprocess.run([otdoctor_exe(), "report", "--config", str(machine["config"]), "--print"],
-                             env=env, cwd=str(out_dir), capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [otdoctor_exe(), "report", "--config", str(machine["config"]), "--output", str(out)],
+        env=env,
+        cwd=str(out_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    printed = subprocess.run(
+        [otdoctor_exe(), "report", "--config", str(machine["config"]), "--print"],
+        env=env,
+        cwd=str(out_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     with zipfile.ZipFile(out) as zf:
         files = {name.split("/", 1)[1]: zf.read(name).decode("utf-8") for name in zf.namelist()}
     return {"proc": proc, "printed": printed, "files": files, "out": out, "out_dir": out_dir, "env": env}
@@ -200,11 +232,26 @@ def test_no_secret_or_personal_name_anywhere_in_the_bundle(bundle, machine):
 
 def test_the_bundle_holds_what_a_maintainer_needs(bundle, machine):
     files = bundle["files"]
-    assert {"summary.md", "checks.json", "facts.json", "pip-freeze.txt", "config.json", "concepts.json",
-            "install.log", "environment.txt", "git.txt", "gpu.json", "nvml-snapshot.json"} <= set(files)
+    assert {
+        "summary.md",
+        "checks.json",
+        "facts.json",
+        "pip-freeze.txt",
+        "config.json",
+        "concepts.json",
+        "install.log",
+        "environment.txt",
+        "git.txt",
+        "gpu.json",
+        "nvml-snapshot.json",
+    } <= set(files)
     # pip freeze of OneTrainer's venv, with the URLs' secrets cut but the packages kept.
     freeze = files["pip-freeze.txt"]
-    assert re.search(r"^tokenpkg @ http://127\.0\.0\.1:\d+/tokenpkg-1\.2\.3-py3-none-any\.whl\?token=\*\*\*#sha256=[0-9a-f]{64}$", freeze, re.M), freeze
+    assert re.search(
+        r"^tokenpkg @ http://127\.0\.0\.1:\d+/tokenpkg-1\.2\.3-py3-none-any\.whl\?token=\*\*\*#sha256=[0-9a-f]{64}$",
+        freeze,
+        re.M,
+    ), freeze
     assert re.search(r"^authpkg @ http://", freeze, re.M) and "localpkg @ file://~/wheels/" in freeze, freeze
     # The config with its concepts, paths relative to ~.
     config = json.loads(files["config.json"])
@@ -244,7 +291,10 @@ def test_the_markdown_summary_describes_the_machine(bundle, machine):
     assert set(rows) >= {"otdoctor", "OS", "CPU", "RAM", "GPUs", "Python", "venv", "torch", "OneTrainer", "config"}
     assert rows["venv"].startswith("~/OneTrainer/venv: Python 3.11.")
     assert rows["torch"] == "not installed"
-    assert re.match(r"~/OneTrainer at `[0-9a-f]{10}` on master \(.*\), 1 locally changed file\(s\): requirements-global.txt", rows["OneTrainer"])
+    assert re.match(
+        r"~/OneTrainer at `[0-9a-f]{10}` on master \(.*\), 1 locally changed file\(s\): requirements-global.txt",
+        rows["OneTrainer"],
+    )
     assert rows["GPUs"].startswith("none found (NVML Shared Library Not Found")
     assert rows["config"] == "~/configs/me.json (--config): STABLE_DIFFUSION_XL_10_BASE FINE_TUNE, 2 concept(s)"
     checks = json.loads(bundle["files"]["checks.json"])["checks"]
@@ -318,7 +368,9 @@ def test_on_a_terminal_it_shows_the_summary_and_asks_before_writing(machine, bun
 def test_the_uis_last_used_config_is_included_and_a_broken_one_shared_as_text(run_cli, home):
     ot = make_onetrainer(home / "OneTrainer")
     (ot / "training_presets").mkdir()
-    (ot / "training_presets" / "#.json").write_text('{"__version": 11, "model_type": "STABLE_DIFFUSION_15",\n  "epochs": 10,,}')
+    (ot / "training_presets" / "#.json").write_text(
+        '{"__version": 11, "model_type": "STABLE_DIFFUSION_15",\n  "epochs": 10,,}'
+    )
     proc = run_cli("report", "--ot-dir", str(ot), "--print")
     assert proc.returncode == 0, proc.stderr
     row = re.search(r"^\| \*\*config\*\* \| (.*) \|$", proc.stdout, re.M).group(1)

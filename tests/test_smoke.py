@@ -22,8 +22,19 @@ FAKE_TRAIN = Path(__file__).with_name("fake_onetrainer_train.py")
 # Synthetic mode: real torch, real diffusers, real optimizer steps ------------------------------
 @pytest.mark.slow
 def test_synthetic_tiny_really_trains(run_cli, torch_venv, tmp_path):
-    r = run_cli("smoke", "--tiny", "--python", str(torch_venv / "bin" / "python"), "--steps", "4", "--warmup", "1",
-                "--format", "json", timeout=600)
+    r = run_cli(
+        "smoke",
+        "--tiny",
+        "--python",
+        str(torch_venv / "bin" / "python"),
+        "--steps",
+        "4",
+        "--warmup",
+        "1",
+        "--format",
+        "json",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     data = json.loads(r.stdout)
     assert data["ok"] and data["mode"] == "synthetic" and data["model"] == "tiny"
@@ -45,8 +56,19 @@ def test_synthetic_tiny_really_trains(run_cli, torch_venv, tmp_path):
     assert "smoke synthetic run on CPU" in r.stdout
 
     # CI gates: an impossible speed fails with exit 1 and says why.
-    r = run_cli("smoke", "--tiny", "--python", str(torch_venv / "bin" / "python"), "--steps", "2", "--warmup", "0",
-                "--min-its", "100000", timeout=600)
+    r = run_cli(
+        "smoke",
+        "--tiny",
+        "--python",
+        str(torch_venv / "bin" / "python"),
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--min-its",
+        "100000",
+        timeout=600,
+    )
     assert r.returncode == 1
     assert "below --min-its 100000" in r.stdout
 
@@ -57,16 +79,19 @@ def test_synthetic_without_torch_interpreter_is_one_line(run_cli, tmp_path):
     assert "no interpreter with torch and diffusers" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("args,named", [
-    (["--steps", "0"], "--steps must be >= 1"),  # used to print the "running" line first
-    (["--tiny", "--batch-size", "0"], "--batch-size must be 1 or more"),  # 0 was silently the default
-    (["--tiny", "--resolution", "0"], "--resolution must be a pixel size"),
-    (["--set", "garbage"], "--set wants KEY=VALUE"),  # was ignored in synthetic mode
-    (["--tiny", "--python", "notapython.txt"], "is not an executable Python interpreter"),  # was an internal error
-    (["--device", "gpu"], "unknown --device 'gpu'"),  # was handed to torch inside the run
-    (["--tiny", "--timeout-s", "0"], "--timeout-s must be a positive"),
-    (["--tiny", "--min-its", "-1"], "--min-its must be a positive"),  # a gate that could never fail
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--steps", "0"], "--steps must be >= 1"),  # used to print the "running" line first
+        (["--tiny", "--batch-size", "0"], "--batch-size must be 1 or more"),  # 0 was silently the default
+        (["--tiny", "--resolution", "0"], "--resolution must be a pixel size"),
+        (["--set", "garbage"], "--set wants KEY=VALUE"),  # was ignored in synthetic mode
+        (["--tiny", "--python", "notapython.txt"], "is not an executable Python interpreter"),  # was an internal error
+        (["--device", "gpu"], "unknown --device 'gpu'"),  # was handed to torch inside the run
+        (["--tiny", "--timeout-s", "0"], "--timeout-s must be a positive"),
+        (["--tiny", "--min-its", "-1"], "--min-its must be a positive"),  # a gate that could never fail
+    ],
+)
 def test_bad_options_are_one_line_before_anything_runs(run_cli, tmp_path, args, named):
     (tmp_path / "notapython.txt").write_text("")  # a relative, non-executable file: run_cli's cwd is tmp_path
     r = run_cli("smoke", *args)
@@ -109,8 +134,10 @@ def user_config(tmp_path, onetrainer) -> Path:
         "resolution": "1024",
         "train_dtype": "BFLOAT_16",
         "epochs": 200,
-        "sample_after": 10, "sample_after_unit": "MINUTE",
-        "save_every": 15, "save_every_unit": "EPOCH",
+        "sample_after": 10,
+        "sample_after_unit": "MINUTE",
+        "save_every": 15,
+        "save_every_unit": "EPOCH",
         "workspace_dir": str(tmp_path / "user-workspace"),
         "concepts": [{"name": "me", "path": str(me), "balancing": 1.0}],
     }
@@ -139,9 +166,20 @@ def _alive(pid: int) -> bool:
 
 def test_onetrainer_mode_measures_and_cleans_up(run_cli, onetrainer, user_config, tmp_path):
     record = tmp_path / "record.jsonl"
-    r = run_cli("smoke", "--ot-dir", str(onetrainer), "--config", str(user_config), "--steps", "8", "--warmup", "2",
-                "--format", "json", env={"FAKE_OT_RECORD": str(record), "FAKE_OT_STEP_S": "0.15",
-                                         "FAKE_OT_LOAD_S": "1.0"})
+    r = run_cli(
+        "smoke",
+        "--ot-dir",
+        str(onetrainer),
+        "--config",
+        str(user_config),
+        "--steps",
+        "8",
+        "--warmup",
+        "2",
+        "--format",
+        "json",
+        env={"FAKE_OT_RECORD": str(record), "FAKE_OT_STEP_S": "0.15", "FAKE_OT_LOAD_S": "1.0"},
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     data = json.loads(r.stdout)
     assert data["ok"] and data["mode"] == "onetrainer" and data["model"] == "sdxl"
@@ -160,7 +198,9 @@ def test_onetrainer_mode_measures_and_cleans_up(run_cli, onetrainer, user_config
     workspace = Path(start["workspace"])
     assert tmp_root in workspace.parents  # not the user's workspace
     assert cfg["epochs"] == "1" and cfg["sample_after_unit"] == "NEVER" and cfg["save_every_unit"] == "NEVER"
-    assert cfg["backup_after_unit"] == "NEVER" and cfg["tensorboard"] == "false" and cfg["backup_before_save"] == "false"
+    assert (
+        cfg["backup_after_unit"] == "NEVER" and cfg["tensorboard"] == "false" and cfg["backup_before_save"] == "false"
+    )
     assert cfg["base_model_name"] == "models/base.safetensors" and cfg["train_dtype"] == "BFLOAT_16"
     assert "concepts" not in cfg
     # Everything it wrote is gone; the user's workspace was never touched.
@@ -172,8 +212,21 @@ def test_onetrainer_mode_measures_and_cleans_up(run_cli, onetrainer, user_config
 
 def test_onetrainer_mode_without_config_uses_guide_preset(run_cli, onetrainer, tmp_path):
     record = tmp_path / "record.jsonl"
-    r = run_cli("smoke", "--ot-dir", str(onetrainer), "--base-model", "models/base.safetensors", "--steps", "3",
-                "--warmup", "1", "--keep", "--format", "json", env={"FAKE_OT_RECORD": str(record)})
+    r = run_cli(
+        "smoke",
+        "--ot-dir",
+        str(onetrainer),
+        "--base-model",
+        "models/base.safetensors",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--keep",
+        "--format",
+        "json",
+        env={"FAKE_OT_RECORD": str(record)},
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     start = _records(record)[0]
     assert start["preset"] is True  # the guide's settings go in as a preset, like OneTrainer's own
@@ -186,8 +239,9 @@ def test_onetrainer_mode_without_config_uses_guide_preset(run_cli, onetrainer, t
 
 
 def test_onetrainer_error_is_explained(run_cli, onetrainer, user_config, tmp_path):
-    r = run_cli("smoke", "--ot-dir", str(onetrainer), "--config", str(user_config), "--steps", "3",
-                env={"FAKE_OT_FAIL": "oom"})
+    r = run_cli(
+        "smoke", "--ot-dir", str(onetrainer), "--config", str(user_config), "--steps", "3", env={"FAKE_OT_FAIL": "oom"}
+    )
     assert r.returncode == 1
     assert "CUDA out of memory" in r.stdout
     assert list((tmp_path / "otdoctor-cache" / "smoke" / "tmp").iterdir()) == []
@@ -204,7 +258,11 @@ def _start_smoke(base_env, onetrainer, user_config, record, tmp_path):
     env = {**base_env, "FAKE_OT_RECORD": str(record), "FAKE_OT_STEP_S": "0.5"}
     proc = subprocess.Popen(
         [otdoctor_exe(), "smoke", "--ot-dir", str(onetrainer), "--config", str(user_config), "--steps", "50"],
-        env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while not any(x["phase"] == "training" for x in _records(record)):
@@ -271,8 +329,12 @@ def test_unet_tables_are_the_real_architectures(torch_venv):
     counts, and the synthetic trainer's inputs (SDXL's pooled text and time ids) fit them."""
     from otdoctor.smoke.run import unet_models
 
-    r = subprocess.run([str(torch_venv / "bin" / "python"), "-c", META_CHECK, json.dumps(unet_models())],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [str(torch_venv / "bin" / "python"), "-c", META_CHECK, json.dumps(unet_models())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["sdxl"] == {"parameters": 2_567_463_684, "shape": [1, 4, 128, 128]}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from otdoctor.checks.system import assess_memory, assess_platform, fstype_problem, memory_need, save_bytes
-from otdoctor.model import Status
+from otdoctor.engine.results import Status
 from otdoctor.probe import Probe
 from otdoctor.probe.host import PlatformInfo
 from tests.factory import make_onetrainer, otdoctor_exe
@@ -134,7 +134,9 @@ def test_missing_git_fails_with_install_command(run_cli, ot, tmp_path):
 
 # system.disk ---------------------------------------------------------------------------------------
 def test_disk_reports_real_free_bytes_of_the_checkouts_filesystem(run_cli, ot):
-    proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.disk", "--only", "onetrainer.checkout", "--format", "json")
+    proc = run_cli(
+        "check", "--ot-dir", str(ot), "--only", "system.disk", "--only", "onetrainer.checkout", "--format", "json"
+    )
     disk = report(proc)["system.disk"]
     (fs,) = disk["data"]["filesystems"]  # checkout and default model output share one filesystem
     real = shutil.disk_usage(ot)
@@ -147,7 +149,9 @@ def test_disk_reports_real_free_bytes_of_the_checkouts_filesystem(run_cli, ot):
     assert roles == ["checkout (venv)", "model output"]
     # No venv yet: room to install one, plus one SDXL bf16 save (~6.9 GB).
     assert fs["needed_bytes"] == 10_000_000_000 + 6_940_000_000
-    expected_status = "ok" if real.free >= 2 * fs["needed_bytes"] else ("warn" if real.free >= fs["needed_bytes"] else "fail")
+    expected_status = (
+        "ok" if real.free >= 2 * fs["needed_bytes"] else ("warn" if real.free >= fs["needed_bytes"] else "fail")
+    )
     assert disk["status"] == expected_status
 
 
@@ -166,8 +170,19 @@ def test_disk_with_config_lists_each_filesystem_once_and_fails_the_full_one(run_
                 }
             )
         )
-        proc = run_cli("check", "--ot-dir", str(ot), "--config", str(config), "--only", "system.disk",
-                       "--only", "onetrainer.checkout", "--format", "json")
+        proc = run_cli(
+            "check",
+            "--ot-dir",
+            str(ot),
+            "--config",
+            str(config),
+            "--only",
+            "system.disk",
+            "--only",
+            "onetrainer.checkout",
+            "--format",
+            "json",
+        )
         disk = report(proc)["system.disk"]
         fss = {fs["mountpoint"]: fs for fs in disk["data"]["filesystems"]}
         assert set(fss) == {str(small), _mountpoint(ot)}
@@ -191,10 +206,29 @@ def test_disk_config_on_dev_shm_uses_its_real_numbers(run_cli, ot, tmp_path):
     if not shm.is_dir():
         pytest.skip("no /dev/shm")
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_type": "STABLE_DIFFUSION_15", "training_method": "LORA",
-                                  "workspace_dir": "/dev/shm/otdoctor-test-ws", "cache_dir": "/dev/shm/otdoctor-test-cache"}))
-    proc = run_cli("check", "--ot-dir", str(ot), "--config", str(config), "--only", "system.disk",
-                   "--only", "onetrainer.checkout", "--format", "json")
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "STABLE_DIFFUSION_15",
+                "training_method": "LORA",
+                "workspace_dir": "/dev/shm/otdoctor-test-ws",
+                "cache_dir": "/dev/shm/otdoctor-test-cache",
+            }
+        )
+    )
+    proc = run_cli(
+        "check",
+        "--ot-dir",
+        str(ot),
+        "--config",
+        str(config),
+        "--only",
+        "system.disk",
+        "--only",
+        "onetrainer.checkout",
+        "--format",
+        "json",
+    )
     fss = {fs["mountpoint"]: fs for fs in report(proc)["system.disk"]["data"]["filesystems"]}
     fs = fss["/dev/shm"]
     assert fs["fstype"] == "tmpfs"
@@ -265,7 +299,9 @@ def test_path_with_a_space_fails_with_a_move_command(run_cli, tmp_path):
 
 
 def test_path_on_ext4_is_ok(run_cli, ot):
-    proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.path", "--only", "onetrainer.checkout", "--format", "json")
+    proc = run_cli(
+        "check", "--ot-dir", str(ot), "--only", "system.path", "--only", "onetrainer.checkout", "--format", "json"
+    )
     path = report(proc)["system.path"]
     real_type = subprocess.run(["df", "--output=fstype", str(ot)], capture_output=True, text=True).stdout.split()[-1]
     assert path["data"]["fstype"] == real_type
@@ -278,7 +314,9 @@ def test_checkout_on_a_real_fat_filesystem_fails(run_cli, tmp_path):
     with mounted_fat(tmp_path / "fat.img", tmp_path / "usb") as usb:
         ot = usb / "OneTrainer"
         copy_plain(source, ot)
-        proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.path", "--only", "onetrainer.checkout", "--format", "json")
+        proc = run_cli(
+            "check", "--ot-dir", str(ot), "--only", "system.path", "--only", "onetrainer.checkout", "--format", "json"
+        )
         path = report(proc)["system.path"]
         assert path["data"]["fstype"] == "fuse.fusefat"
         assert path["status"] == "fail" and proc.returncode == 1
@@ -290,7 +328,9 @@ def test_checkout_on_a_real_exfat_filesystem_fails_through_blkid(run_cli, tmp_pa
     with mounted_exfat(tmp_path / "ex.img", tmp_path / "stick") as stick:
         ot = stick / "OneTrainer"
         copy_plain(source, ot)
-        proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.path", "--only", "onetrainer.checkout", "--format", "json")
+        proc = run_cli(
+            "check", "--ot-dir", str(ot), "--only", "system.path", "--only", "onetrainer.checkout", "--format", "json"
+        )
         path = report(proc)["system.path"]
         assert path["data"]["fstype"] == "fuseblk" and path["data"]["block_fstype"] == "exfat"
         assert path["status"] == "fail"
@@ -329,7 +369,10 @@ def test_32_bit_personality_has_no_cuda_wheels(base_env, tmp_path):
         pytest.skip("needs setarch on x86_64")
     proc = subprocess.run(
         ["setarch", "i686", otdoctor_exe(), "check", "--only", "system.platform"],
-        capture_output=True, text=True, env=base_env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=base_env,
+        cwd=tmp_path,
     )
     if "setarch" in proc.stderr and proc.returncode != 1:
         pytest.skip(f"setarch i686 not allowed here: {proc.stderr.strip()}")
@@ -357,8 +400,12 @@ def test_aarch64_linux_fails_and_macos_warns_and_wsl_is_noted():
 def test_disk_follows_the_uis_last_used_config_and_survives_a_broken_one(run_cli, ot, tmp_path):
     presets = ot / "training_presets"
     presets.mkdir()
-    (presets / "#.json").write_text(json.dumps({"model_type": "STABLE_DIFFUSION_15", "cache_dir": "/dev/shm/otdoctor-test-cache"}))
-    proc = run_cli("check", "--ot-dir", str(ot), "--only", "system.disk", "--only", "onetrainer.checkout", "--format", "json")
+    (presets / "#.json").write_text(
+        json.dumps({"model_type": "STABLE_DIFFUSION_15", "cache_dir": "/dev/shm/otdoctor-test-cache"})
+    )
+    proc = run_cli(
+        "check", "--ot-dir", str(ot), "--only", "system.disk", "--only", "onetrainer.checkout", "--format", "json"
+    )
     disk = report(proc)["system.disk"]
     holds = {h["role"]: h["path"] for fs in disk["data"]["filesystems"] for h in fs["holds"]}
     assert holds["cache"] == "/dev/shm/otdoctor-test-cache"
@@ -366,7 +413,19 @@ def test_disk_follows_the_uis_last_used_config_and_survives_a_broken_one(run_cli
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"model_type": "STABLE_DIFFUSION_15",\n  "cache_dir": }')
-    proc = run_cli("check", "--ot-dir", str(ot), "--config", str(broken), "--only", "system", "--only", "onetrainer.checkout", "--format", "json")
+    proc = run_cli(
+        "check",
+        "--ot-dir",
+        str(ot),
+        "--config",
+        str(broken),
+        "--only",
+        "system",
+        "--only",
+        "onetrainer.checkout",
+        "--format",
+        "json",
+    )
     checks = report(proc)
     assert checks["system.disk"]["status"] in ("ok", "warn", "fail")  # measured, not crashed
     assert any("not read" in d and "line 2" in d for d in checks["system.disk"]["details"])

@@ -8,7 +8,7 @@ import time
 import pytest
 from tqdm import tqdm
 
-from otdoctor.tqdm_parse import BarStream, BarUpdate, parse_bar, parse_clock, parse_text
+from otdoctor.estimate.progress_bars import BarStream, BarUpdate, parse_bar, parse_clock, parse_text
 
 GUIDE_LINE = "epoch:   2%|▍                                | 3/200 [13:46<11:15:41, 205.79s/it]s=0.122]"
 
@@ -72,7 +72,7 @@ def test_stream_split_mid_bar_and_text_lines():
     stream = BarStream()
     events = []
     for i in range(0, len(raw), 7):  # arbitrary chunk boundaries, as a pipe delivers them
-        events += stream.feed(raw[i:i + 7], t=float(i))
+        events += stream.feed(raw[i : i + 7], t=float(i))
     events += stream.close()
     texts = [e for e in events if isinstance(e, str)]
     assert texts == ["Loading model...", "Saving /tmp/x.safetensors"]

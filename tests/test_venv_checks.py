@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from otdoctor.platforms import choose_requirements
+from otdoctor.onetrainer.platforms import choose_requirements
 from otdoctor.probe import Probe
 from tests.factory import build_wheel, git, make_onetrainer, make_venv, pip_install, pyenv_python, pyenv_version
 from tests.pythons import check_json, copy_pyenv_version
@@ -24,7 +24,7 @@ VENV_VERSION = pyenv_version(VENV_PY)
 
 # An in-tree PEP 517/660 build backend: `pip install -e git+...` really clones, builds and installs
 # it without any index (OneTrainer's diffusers and mgds lines have this shape).
-BACKEND = '''
+BACKEND = """
 import base64, hashlib, os, zipfile
 NAME, VERSION = "delta", "0.1"
 
@@ -50,14 +50,21 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
     return _wheel(wheel_directory, {"_delta_editable.pth": os.path.abspath(".") + "\\n"})
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("wheels")
-    for name, version in [("alpha", "1.0"), ("beta", "2.0"), ("beta", "2.1"), ("beta", "2.2"), ("epsilon", "1.0"),
-                          ("torchlike", "1.0+cpu"), ("setuptools", "82.0.0")]:
+    for name, version in [
+        ("alpha", "1.0"),
+        ("beta", "2.0"),
+        ("beta", "2.1"),
+        ("beta", "2.2"),
+        ("epsilon", "1.0"),
+        ("torchlike", "1.0+cpu"),
+        ("setuptools", "82.0.0"),
+    ]:
         build_wheel(d, name, version)
     return d
 
@@ -103,8 +110,11 @@ def shared_checkout(tmp_path_factory, wheels, delta_repo) -> Path:
     what global_lines() asks for installed: alpha 1.0, beta 2.1, torchlike 1.0+cpu and an editable
     clone of delta at the second commit (in venv/src, as pip puts it). Other tests point their own
     checkouts at this venv through OT_PYTHON_VENV and never change it."""
-    ot = make_onetrainer(tmp_path_factory.mktemp("shared") / "OneTrainer", global_requirements=global_lines(delta_repo),
-                         python_version=VENV_PY)
+    ot = make_onetrainer(
+        tmp_path_factory.mktemp("shared") / "OneTrainer",
+        global_requirements=global_lines(delta_repo),
+        python_version=VENV_PY,
+    )
     venv = make_venv(ot / "venv", pyenv_python(VENV_PY))
     repo, _first, second = delta_repo
     pip_install(venv, "alpha==1.0", "beta==2.1", "torchlike==1.0+cpu", find_links=wheels)
@@ -121,9 +131,21 @@ def pip_into(target: Path, pip_venv: Path, *args: str, find_links: Path) -> None
     """Install into a venv made --without-pip, with another venv's pip (`pip --python`): a real
     install that skips the seconds ensurepip takes."""
     subprocess.run(
-        [str(pip_venv / "bin" / "python"), "-m", "pip", "--python", str(target / "bin" / "python"), "install", "-q",
-         "--no-index", "--find-links", str(find_links), *args],
-        check=True, capture_output=True,
+        [
+            str(pip_venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "--python",
+            str(target / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(find_links),
+            *args,
+        ],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -232,9 +254,14 @@ def test_editable_checkout_at_another_commit(run_cli, tmp_path, shared_venv, del
 
 
 def test_editable_requirement_installed_from_a_wheel(run_cli, tmp_path, shared_venv, delta_repo):
-    ot, env = checkout(tmp_path, delta_repo, shared_venv, global_requirements=[
-        "-e git+https://example.invalid/alpha.git@main#egg=alpha",
-    ])
+    ot, env = checkout(
+        tmp_path,
+        delta_repo,
+        shared_venv,
+        global_requirements=[
+            "-e git+https://example.invalid/alpha.git@main#egg=alpha",
+        ],
+    )
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.requirements", env=env)
     req = res["venv.requirements"]
     assert req["status"] == "fail"
@@ -244,10 +271,15 @@ def test_editable_requirement_installed_from_a_wheel(run_cli, tmp_path, shared_v
 
 def test_markers_are_judged_for_the_venvs_python(run_cli, tmp_path, shared_venv, delta_repo):
     mm = ".".join(VENV_VERSION.split(".")[:2])
-    ot, env = checkout(tmp_path, delta_repo, shared_venv, global_requirements=[
-        f"alpha==0.5; python_version == '{mm}'",  # applies to the venv: wrong version
-        f"zeta==9.9; python_version != '{mm}'",  # applies to otdoctor's own Python only: ignored
-    ])
+    ot, env = checkout(
+        tmp_path,
+        delta_repo,
+        shared_venv,
+        global_requirements=[
+            f"alpha==0.5; python_version == '{mm}'",  # applies to the venv: wrong version
+            f"zeta==9.9; python_version != '{mm}'",  # applies to otdoctor's own Python only: ignored
+        ],
+    )
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.requirements", env=env)
     req = res["venv.requirements"]
     assert req["status"] == "fail"
@@ -257,14 +289,19 @@ def test_markers_are_judged_for_the_venvs_python(run_cli, tmp_path, shared_venv,
 
 def test_options_includes_and_local_versions(run_cli, tmp_path, shared_venv, delta_repo):
     repo, _first, second = delta_repo
-    ot, env = checkout(tmp_path, delta_repo, shared_venv, global_requirements=[
-        "-r requirements-extra.txt",
-        "--extra-index-url https://download.pytorch.org/whl/cu130",
-        "-i https://pypi.org/simple",
-        "--find-links /nowhere",
-        "torchlike==1.0 \\",
-        "    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000",
-    ])
+    ot, env = checkout(
+        tmp_path,
+        delta_repo,
+        shared_venv,
+        global_requirements=[
+            "-r requirements-extra.txt",
+            "--extra-index-url https://download.pytorch.org/whl/cu130",
+            "-i https://pypi.org/simple",
+            "--find-links /nowhere",
+            "torchlike==1.0 \\",
+            "    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+    )
     (ot / "requirements-extra.txt").write_text("alpha==1.0\n" + editable_line(repo, second[:8]) + "\n")
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.requirements", env=env)
     req = res["venv.requirements"]
@@ -275,15 +312,26 @@ def test_options_includes_and_local_versions(run_cli, tmp_path, shared_venv, del
     # A CUDA build asked for, a CPU build installed: local versions count.
     (ot / "requirements-global.txt").write_text("torchlike==1.0+cu130\n")
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.requirements", env=env)
-    assert res["venv.requirements"]["details"][0] == "torchlike: 1.0+cpu installed, requirements-global.txt:1 asks for ==1.0+cu130"
+    assert (
+        res["venv.requirements"]["details"][0]
+        == "torchlike: 1.0+cpu installed, requirements-global.txt:1 asks for ==1.0+cu130"
+    )
 
 
 def test_platform_file_from_a_recorded_nvidia_machine(run_cli, tmp_path, shared_venv, delta_repo):
     """/dev/nvidia0 and nvidia-smi (printing a real header) make the launcher pick requirements-cuda.txt."""
-    ot, env = checkout(tmp_path, delta_repo, shared_venv, platform_requirements={
-        "requirements-cuda.txt": ["--extra-index-url https://download.pytorch.org/whl/cu130", "torchlike==1.0+cu130"],
-        "requirements-default.txt": ["torchlike==1.0"],
-    })
+    ot, env = checkout(
+        tmp_path,
+        delta_repo,
+        shared_venv,
+        platform_requirements={
+            "requirements-cuda.txt": [
+                "--extra-index-url https://download.pytorch.org/whl/cu130",
+                "torchlike==1.0+cu130",
+            ],
+            "requirements-default.txt": ["torchlike==1.0"],
+        },
+    )
     sysroot, bin_dir = fake_nvidia(tmp_path, cuda="13.0")
     env.update(OTDOCTOR_SYSROOT=str(sysroot), PATH=f"{bin_dir}:{os.environ['PATH']}")
     proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.requirements", env=env)
@@ -316,8 +364,9 @@ Tue Aug 12 10:14:03 2026
 """
 
 
-def fake_nvidia(tmp_path: Path, cuda: str = "13.0", driver: str = "580.65.06", dev: bool = True,
-                on_path: bool = True) -> tuple[Path, Path]:
+def fake_nvidia(
+    tmp_path: Path, cuda: str = "13.0", driver: str = "580.65.06", dev: bool = True, on_path: bool = True
+) -> tuple[Path, Path]:
     """(sysroot, bin dir): a /dev/nvidia0 under the sysroot and an `nvidia-smi` printing a real header."""
     sysroot = tmp_path / "sysroot"
     (sysroot / "dev").mkdir(parents=True, exist_ok=True)
@@ -362,7 +411,9 @@ def test_platform_wsl_nvidia_smi_and_unreadable_header(tmp_path):
     sysroot = tmp_path / "sysroot"
     wsl = sysroot / "usr" / "lib" / "wsl" / "lib"
     wsl.mkdir(parents=True)
-    (wsl / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' >&2\nexit 9\n")
+    (wsl / "nvidia-smi").write_text(
+        "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' >&2\nexit 9\n"
+    )
     (wsl / "nvidia-smi").chmod(0o755)
     choice = choose_requirements(probe_for(tmp_path, sysroot), None)
     assert choice.file == "requirements-cuda.txt" and choice.path is None
@@ -462,8 +513,6 @@ def test_venv_without_pip_then_setuptools_82(run_cli, tmp_path, wheels, delta_re
     assert pip["fix"]["commands"][-1] == "venv/bin/python -m pip install setuptools==81.0.0"
 
 
-
-
 # venv.torch -------------------------------------------------------------------------------------
 def test_torch_missing(run_cli, tmp_path, shared_venv, delta_repo):
     ot, env = checkout(tmp_path, delta_repo, shared_venv)
@@ -477,10 +526,15 @@ def test_torch_that_does_not_import(run_cli, tmp_path, wheels, delta_repo, share
     """A torch whose import fails the way a half-installed CUDA build does (a missing .so)."""
     ot, env = checkout(tmp_path, delta_repo)
     venv = make_venv(ot / "venv", pyenv_python(VENV_PY), with_pip=False)
-    broken = build_wheel(tmp_path / "broken", "torch", "2.12.0+cu130", modules={
-        "torch/__init__.py": "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')\n",
-        "torch/version.py": "__version__ = '2.12.0+cu130'\ncuda = '13.0'\nhip = None\n",
-    })
+    broken = build_wheel(
+        tmp_path / "broken",
+        "torch",
+        "2.12.0+cu130",
+        modules={
+            "torch/__init__.py": "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')\n",
+            "torch/version.py": "__version__ = '2.12.0+cu130'\ncuda = '13.0'\nhip = None\n",
+        },
+    )
     pip_into(venv, shared_venv, str(broken), find_links=wheels)
     for attempt in range(2):  # a failed import is not cached: the second run imports again
         proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.torch", env=env)
@@ -497,8 +551,7 @@ def test_torch_that_does_not_import(run_cli, tmp_path, wheels, delta_repo, share
 
 @pytest.mark.slow
 def test_real_cpu_torch_is_reported_and_cached(run_cli, tmp_path, torch_venv, delta_repo):
-    ot, env = checkout(tmp_path, delta_repo, torch_venv, python_version="3.11",
-                       global_requirements=["torch==2.13.0"])
+    ot, env = checkout(tmp_path, delta_repo, torch_venv, python_version="3.11", global_requirements=["torch==2.13.0"])
     proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv", env=env)
     assert proc.returncode == 0, proc.stdout
     torch = res["venv.torch"]
@@ -506,7 +559,12 @@ def test_real_cpu_torch_is_reported_and_cached(run_cli, tmp_path, torch_venv, de
     assert torch["summary"] == "torch 2.13.0+cpu (CPU-only build) imports"
     data = torch["data"]
     assert (data["version"], data["local_version"], data["cuda"], data["build"], data["cpu_only"]) == (
-        "2.13.0+cpu", "cpu", None, "cpu", True)
+        "2.13.0+cpu",
+        "cpu",
+        None,
+        "cpu",
+        True,
+    )
     assert data["importable"] is True and data["cuda_available"] is False
     assert data["facts_cached"] is False
     assert res["venv.requirements"]["status"] == "ok"  # torch==2.13.0 accepts the +cpu build
@@ -527,8 +585,10 @@ def test_real_cpu_torch_is_reported_and_cached(run_cli, tmp_path, torch_venv, de
 
 @pytest.mark.slow
 def test_cuda_requirement_against_cpu_torch(run_cli, tmp_path, torch_venv, delta_repo):
-    ot, env = checkout(tmp_path, delta_repo, torch_venv, python_version="3.11",
-                       global_requirements=["torch==2.12.0+cu130"])
+    ot, env = checkout(
+        tmp_path, delta_repo, torch_venv, python_version="3.11", global_requirements=["torch==2.12.0+cu130"]
+    )
     _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.requirements", env=env)
     assert res["venv.requirements"]["details"][0] == (
-        "torch: 2.13.0+cpu installed, requirements-global.txt:1 asks for ==2.12.0+cu130")
+        "torch: 2.13.0+cpu installed, requirements-global.txt:1 asks for ==2.12.0+cu130"
+    )

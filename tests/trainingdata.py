@@ -11,34 +11,84 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-PARTS = ("unet", "prior", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "text_encoder_4",
-         "vae", "effnet_encoder", "decoder", "decoder_text_encoder", "decoder_vqgan")
+PARTS = (
+    "unet",
+    "prior",
+    "transformer",
+    "text_encoder",
+    "text_encoder_2",
+    "text_encoder_3",
+    "text_encoder_4",
+    "vae",
+    "effnet_encoder",
+    "decoder",
+    "decoder_text_encoder",
+    "decoder_vqgan",
+)
 
 
 def part(**kw: Any) -> dict[str, Any]:
-    base = {"__version": 0, "model_name": "", "include": True, "train": True, "stop_training_after": None,
-            "stop_training_after_unit": "NEVER", "learning_rate": None, "weight_dtype": "FLOAT_32",
-            "dropout_probability": 0.0, "train_embedding": True, "attention_mask": False, "guidance_scale": 1.0,
-            "gradient_checkpointing": True, "offload_fraction": 0.0, "activation_offloading": False}
+    base = {
+        "__version": 0,
+        "model_name": "",
+        "include": True,
+        "train": True,
+        "stop_training_after": None,
+        "stop_training_after_unit": "NEVER",
+        "learning_rate": None,
+        "weight_dtype": "FLOAT_32",
+        "dropout_probability": 0.0,
+        "train_embedding": True,
+        "attention_mask": False,
+        "guidance_scale": 1.0,
+        "gradient_checkpointing": True,
+        "offload_fraction": 0.0,
+        "activation_offloading": False,
+    }
     base.update(kw)
     return base
 
 
 def concept(name: str, path: Path | str, **kw: Any) -> dict[str, Any]:
     """A concept as the UI saves it into training_concepts/concepts.json (ConceptConfig v2)."""
-    text = {"__version": 0, "prompt_source": "sample", "prompt_path": "", "enable_tag_shuffling": False,
-            "tag_delimiter": ",", "keep_tags_count": 1}
+    text = {
+        "__version": 0,
+        "prompt_source": "sample",
+        "prompt_path": "",
+        "enable_tag_shuffling": False,
+        "tag_delimiter": ",",
+        "keep_tags_count": 1,
+    }
     text.update(kw.pop("text", {}))
-    image = {"__version": 0, "enable_crop_jitter": True, "enable_random_flip": False,
-             "enable_resolution_override": False, "resolution_override": "512"}
+    image = {
+        "__version": 0,
+        "enable_crop_jitter": True,
+        "enable_random_flip": False,
+        "enable_resolution_override": False,
+        "resolution_override": "512",
+    }
     image.update(kw.pop("image", {}))
-    c = {"__version": 2, "image": image, "text": text, "name": name, "path": str(path), "seed": -19421,
-         "enabled": True, "type": "STANDARD", "include_subdirectories": False, "image_variations": 1,
-         "text_variations": 1, "balancing": 1.0, "balancing_strategy": "REPEATS", "loss_weight": 1.0,
-         "concept_stats": {}}
+    c = {
+        "__version": 2,
+        "image": image,
+        "text": text,
+        "name": name,
+        "path": str(path),
+        "seed": -19421,
+        "enabled": True,
+        "type": "STANDARD",
+        "include_subdirectories": False,
+        "image_variations": 1,
+        "text_variations": 1,
+        "balancing": 1.0,
+        "balancing_strategy": "REPEATS",
+        "loss_weight": 1.0,
+        "concept_stats": {},
+    }
     c.update(kw)
     return c
 
@@ -106,15 +156,27 @@ def write_json(path: Path, value: Any) -> Path:
 
 
 # Images ------------------------------------------------------------------------------------------
-def image(path: Path, size: tuple[int, int] = (64, 64), mode: str = "RGB", color: Any = None, fmt: str | None = None,
-          **save: Any) -> Path:
+def image(
+    path: Path,
+    size: tuple[int, int] = (64, 64),
+    mode: str = "RGB",
+    color: Any = None,
+    fmt: str | None = None,
+    **save: Any,
+) -> Path:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     h = zlib.crc32(str(path).encode())
     if color is None:
-        color = {"RGB": (h & 255, (h >> 8) & 255, (h >> 16) & 255), "L": h & 255, "CMYK": (h & 255, 0, 0, 0),
-                 "RGBA": (h & 255, 10, 20, 255), "I;16": h & 0xFFFF, "P": h & 255}.get(mode, 0)
+        color = {
+            "RGB": (h & 255, (h >> 8) & 255, (h >> 16) & 255),
+            "L": h & 255,
+            "CMYK": (h & 255, 0, 0, 0),
+            "RGBA": (h & 255, 10, 20, 255),
+            "I;16": h & 0xFFFF,
+            "P": h & 255,
+        }.get(mode, 0)
     img = Image.new(mode, size, color)
     if mode == "RGB":
         img.putpixel((0, 0), ((h >> 24) & 255, 0, 0))  # files of one colour still differ
@@ -154,14 +216,20 @@ def checkpoint(path: Path, architecture: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if architecture == "SDXL":
         tensors = {
-            "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": np.zeros((8, 2048), np.float16),
-            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight": np.zeros((4, 768), np.float16),
+            "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": np.zeros(
+                (8, 2048), np.float16
+            ),
+            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight": np.zeros(
+                (4, 768), np.float16
+            ),
             "conditioner.embedders.1.model.token_embedding.weight": np.zeros((4, 1280), np.float16),
             "first_stage_model.decoder.conv_in.weight": np.zeros((4, 4, 3, 3), np.float16),
         }
     elif architecture == "SD 1.5":
         tensors = {
-            "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": np.zeros((8, 768), np.float16),
+            "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": np.zeros(
+                (8, 768), np.float16
+            ),
             "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": np.zeros((4, 768), np.float16),
             "first_stage_model.decoder.conv_in.weight": np.zeros((4, 4, 3, 3), np.float16),
         }
@@ -193,8 +261,12 @@ def guide_setup(root: Path, reg_template_dir: Path | None = None, n_train: int =
     (root / "data" / "man.txt").write_text("man\n")
     concepts = [
         concept("ohwx man", "data/person", text={"prompt_source": "concept", "prompt_path": "data/ohwx.txt"}),
-        concept("regularization man", "data/reg-man", balancing=0.0072,
-                text={"prompt_source": "concept", "prompt_path": "data/man.txt"}),
+        concept(
+            "regularization man",
+            "data/reg-man",
+            balancing=0.0072,
+            text={"prompt_source": "concept", "prompt_path": "data/man.txt"},
+        ),
     ]
     write_json(root / "training_concepts" / "concepts.json", concepts)
     cfg = full_config(
@@ -214,12 +286,24 @@ def guide_setup(root: Path, reg_template_dir: Path | None = None, n_train: int =
         masked_training=True,
         unmasked_probability=0.1,
         unmasked_weight=0.6,
-        optimizer={"optimizer": "ADAFACTOR", "eps": 1e-30, "eps2": 0.001, "clip_threshold": 1.0, "decay_rate": -0.8,
-                   "weight_decay": 0.01, "scale_parameter": False, "relative_step": False, "warmup_init": False,
-                   "stochastic_rounding": False, "fused_back_pass": True},
+        optimizer={
+            "optimizer": "ADAFACTOR",
+            "eps": 1e-30,
+            "eps2": 0.001,
+            "clip_threshold": 1.0,
+            "decay_rate": -0.8,
+            "weight_decay": 0.01,
+            "scale_parameter": False,
+            "relative_step": False,
+            "warmup_init": False,
+            "stochastic_rounding": False,
+            "fused_back_pass": True,
+        },
         unet=part(weight_dtype="BFLOAT_16", learning_rate=1e-05, stop_training_after=10000),
         text_encoder=part(weight_dtype="BFLOAT_16", learning_rate=3e-06, stop_training_after=10000),
-        text_encoder_2=part(weight_dtype="BFLOAT_16", train=False, stop_training_after=0, stop_training_after_unit="EPOCH"),
+        text_encoder_2=part(
+            weight_dtype="BFLOAT_16", train=False, stop_training_after=0, stop_training_after_unit="EPOCH"
+        ),
         vae=part(weight_dtype="FLOAT_32"),
         backup_after=30,
         backup_after_unit="NEVER",
@@ -246,8 +330,15 @@ class Scenario:
         self.env = env
         root.mkdir(parents=True, exist_ok=True)
 
-    def folder(self, name: str, n: int, size: tuple[int, int] = (64, 64), captions: bool = True,
-               masks: bool = False, ext: str = ".png") -> Path:
+    def folder(
+        self,
+        name: str,
+        n: int,
+        size: tuple[int, int] = (64, 64),
+        captions: bool = True,
+        masks: bool = False,
+        ext: str = ".png",
+    ) -> Path:
         from PIL import Image
 
         folder = self.root / "data" / name
@@ -265,7 +356,7 @@ class Scenario:
         return write_json(self.root / "config.json", full_config(**cfg))
 
     def run(self, config: Path | None = None, only: tuple[str, ...] = ("config", "dataset")):
-        from otdoctor.doctor import make_context, run_doctor
+        from otdoctor.engine.doctor import make_context, run_doctor
         from otdoctor.probe import Probe
 
         probe = Probe(env=self.env, cwd=self.root, home=Path(self.env["HOME"]))

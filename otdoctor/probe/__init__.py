@@ -8,10 +8,11 @@ home folder, and with a GPU backend made from recorded real output.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from otdoctor.probe import host, launcher, onetrainer, python
+from otdoctor.onetrainer import checkout as onetrainer
+from otdoctor.probe import host, launcher, python
 from otdoctor.probe.commands import CommandResult, run, which
 
 

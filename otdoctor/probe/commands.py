@@ -6,9 +6,9 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,7 @@ def run(
             timeout=timeout_s,
         )
     except subprocess.TimeoutExpired as exc:
-        return CommandResult(
-            args, None, _decode(exc.stdout), _decode(exc.stderr), timed_out=True, duration_s=timeout_s
-        )
+        return CommandResult(args, None, _decode(exc.stdout), _decode(exc.stderr), timed_out=True, duration_s=timeout_s)
     except FileNotFoundError:
         return CommandResult(args, None, missing=True)
     except OSError as exc:

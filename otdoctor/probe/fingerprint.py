@@ -7,8 +7,8 @@ rewrites its files, so the fingerprint changes without otdoctor having to import
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def stat_signature(paths: Iterable[Path]) -> list[list]:

@@ -44,15 +44,23 @@ def collect(probe: Probe) -> tuple[dict[str, Any], dict[str, str]]:
     files["gpu.json"] = json.dumps(nvml.to_jsonable(info), indent=1, default=str) + "\n"
     if info.nvidia_smi and not snapshot_path:
         smi = probe.run([info.nvidia_smi, "-q"], timeout_s=20)
-        files["nvidia-smi.txt"] = _IDENTIFYING.sub(r"\1(removed)", smi.stdout) if smi.ok else smi.describe_failure() + "\n"
+        files["nvidia-smi.txt"] = (
+            _IDENTIFYING.sub(r"\1(removed)", smi.stdout) if smi.ok else smi.describe_failure() + "\n"
+        )
     summary: dict[str, Any] = {
         "source": {"nvml": "NVML snapshot" if snapshot_path else "NVML"}.get(info.source, info.source),
         "driver_version": info.driver_version,
         "cuda_driver_version": info.cuda_driver_version_str,
         "devices": [
-            {"index": d.index, "name": d.name, "total_bytes": d.memory_total_bytes, "free_bytes": d.memory_free_bytes,
-             "used_bytes": d.memory_used_bytes, "compute_capability": d.compute_capability_str,
-             "processes": len(d.processes)}
+            {
+                "index": d.index,
+                "name": d.name,
+                "total_bytes": d.memory_total_bytes,
+                "free_bytes": d.memory_free_bytes,
+                "used_bytes": d.memory_used_bytes,
+                "compute_capability": d.compute_capability_str,
+                "processes": len(d.processes),
+            }
             for d in info.devices
         ],
     }

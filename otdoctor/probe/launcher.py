@@ -47,5 +47,10 @@ def nvidia_smi_header(probe: Probe, timeout_s: float = 15.0) -> SmiHeader:
     cuda = _HEADER.search(text)
     driver = _DRIVER.search(text)
     if cuda is None:
-        return SmiHeader(exe, None, driver.group(1) if driver else None, error=res.describe_failure() if not res.ok else "no 'CUDA Version' in nvidia-smi's header")
+        return SmiHeader(
+            exe,
+            None,
+            driver.group(1) if driver else None,
+            error=res.describe_failure() if not res.ok else "no 'CUDA Version' in nvidia-smi's header",
+        )
     return SmiHeader(exe, cuda.group(1), driver.group(1) if driver else None)

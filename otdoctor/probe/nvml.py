@@ -14,9 +14,10 @@ the adapter code runs unchanged against it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from otdoctor.errors import UserError
 from otdoctor.probe.commands import CommandResult
@@ -248,7 +249,10 @@ def _processes(nvml: Any, handle: Any, index: int, uuid: str) -> tuple[tuple[Gpu
 
     found: list[GpuProcess] = []
     errors: list[str] = []
-    for kind, name in (("compute", "nvmlDeviceGetComputeRunningProcesses"), ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
+    for kind, name in (
+        ("compute", "nvmlDeviceGetComputeRunningProcesses"),
+        ("graphics", "nvmlDeviceGetGraphicsRunningProcesses"),
+    ):
         try:
             procs = getattr(nvml, name)(handle)
         except (pynvml.NVMLError, pynvml.NVMLLibraryMismatchError) as exc:
@@ -334,9 +338,24 @@ def read_nvml(nvml: Any) -> tuple[str | None, int | None, tuple[GpuDevice, ...],
 
 # nvidia-smi fallback ---------------------------------------------------------------------------
 SMI_FIELDS = (
-    "index", "name", "uuid", "pci.bus_id", "driver_version", "memory.total", "memory.used", "memory.free",
-    "compute_cap", "utilization.gpu", "utilization.memory", "temperature.gpu", "power.draw", "power.limit",
-    "pcie.link.gen.current", "pcie.link.gen.max", "pcie.link.width.current", "pcie.link.width.max",
+    "index",
+    "name",
+    "uuid",
+    "pci.bus_id",
+    "driver_version",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "compute_cap",
+    "utilization.gpu",
+    "utilization.memory",
+    "temperature.gpu",
+    "power.draw",
+    "power.limit",
+    "pcie.link.gen.current",
+    "pcie.link.gen.max",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
 )
 MIB = 1024 * 1024
 
@@ -362,7 +381,9 @@ def parse_smi_cuda_version(header: str) -> int | None:
     return int(m.group(1)) * 1000 + int(m.group(2)) * 10 if m else None
 
 
-def read_smi(smi: str, run: Callable[[Sequence[str]], CommandResult]) -> tuple[str | None, int | None, tuple[GpuDevice, ...]] | None:
+def read_smi(
+    smi: str, run: Callable[[Sequence[str]], CommandResult]
+) -> tuple[str | None, int | None, tuple[GpuDevice, ...]] | None:
     """`nvidia-smi --query-gpu=... --format=csv,noheader,nounits`; None when it fails too."""
     res = run([smi, "--query-gpu=" + ",".join(SMI_FIELDS), "--format=csv,noheader,nounits"])
     if not res.ok:
@@ -491,6 +512,17 @@ def to_jsonable(info: GpuInfo) -> dict[str, Any]:
 
 
 __all__ = [
-    "GpuDevice", "GpuInfo", "GpuProcess", "NvmlProblem", "read_gpu", "load_nvml", "read_nvml", "read_smi",
-    "problem_from_error", "nvidia_pci_devices", "to_jsonable", "SNAPSHOT_ENV", "CLOCK_EVENT_BITS",
+    "GpuDevice",
+    "GpuInfo",
+    "GpuProcess",
+    "NvmlProblem",
+    "read_gpu",
+    "load_nvml",
+    "read_nvml",
+    "read_smi",
+    "problem_from_error",
+    "nvidia_pci_devices",
+    "to_jsonable",
+    "SNAPSHOT_ENV",
+    "CLOCK_EVENT_BITS",
 ]

@@ -23,8 +23,9 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pynvml
 
@@ -67,7 +68,9 @@ def decode(value: Any) -> Any:
             setattr(struct, name, decode(raw))
         return struct
     if "__object__" in value:
-        return pynvml.nvmlFriendlyObject({k: decode(v) for k, v in value["__object__"].items() if not k.startswith("_")})
+        return pynvml.nvmlFriendlyObject(
+            {k: decode(v) for k, v in value["__object__"].items() if not k.startswith("_")}
+        )
     return value
 
 

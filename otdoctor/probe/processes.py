@@ -88,12 +88,16 @@ def stop(pid: int, timeout_s: float = 10.0, force: bool = False) -> StopResult:
             return StopResult(pid, True, "SIGTERM", f"stopped {pid} ({details.name}) with SIGTERM")
         if not force:
             return StopResult(
-                pid, False, "SIGTERM",
+                pid,
+                False,
+                "SIGTERM",
                 f"{pid} ({details.name}) still runs {timeout_s:.0f} s after SIGTERM; `--force` sends SIGKILL",
             )
         p.kill()
         if _wait_exit(p, timeout_s):
-            return StopResult(pid, True, "SIGKILL", f"killed {pid} ({details.name}) with SIGKILL after SIGTERM was ignored")
+            return StopResult(
+                pid, True, "SIGKILL", f"killed {pid} ({details.name}) with SIGKILL after SIGTERM was ignored"
+            )
         return StopResult(pid, False, "SIGKILL", f"{pid} ({details.name}) did not exit even after SIGKILL")
     except psutil.NoSuchProcess:
         return StopResult(pid, True, "SIGTERM", f"stopped {pid} ({details.name})")

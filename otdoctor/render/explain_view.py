@@ -11,7 +11,7 @@ from rich.markup import escape
 from otdoctor.redact import redact
 
 if TYPE_CHECKING:
-    from otdoctor.explain import Match
+    from otdoctor.explain.known_problems import Match
 
 
 def _e(text: str) -> str:
@@ -23,8 +23,12 @@ def render_text(matches: list[Match], out: Console, last_error: str | None = Non
         out.print("[yellow]No known problem recognised[/] in this output.")
         if last_error:
             out.print(f"  the last error line: {_e(last_error)}")
-        out.print("  otdoctor knows the 17 common OneTrainer problems (and a few more); this is not one of them (or the log is cut short).")
-        out.print("  Run `otdoctor check` to look at the environment, and `otdoctor report` to collect a report to share.")
+        out.print(
+            "  otdoctor knows the 17 common OneTrainer problems (and a few more); this is not one of them (or the log is cut short)."
+        )
+        out.print(
+            "  Run `otdoctor check` to look at the environment, and `otdoctor report` to collect a report to share."
+        )
         return
     out.print(f"[bold]Recognised {len(matches)} known problem{'s' if len(matches) != 1 else ''}[/]")
     for m in matches:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from otdoctor.model import FixOutcome, Outcome, Status
+from otdoctor.engine.results import FixOutcome, Outcome, Status
 from otdoctor.redact import redact
 from otdoctor.render.install_view import InstallView
 from otdoctor.render.text import STYLE, SYMBOL
@@ -27,7 +27,9 @@ class FixView(InstallView):
         self._stop()
         r = o.result
         self.out.print()
-        self.out.print(f"[{STYLE[r.status]}]{SYMBOL[r.status]}[/] [bold]{_e(o.title)}[/] [dim]({o.check_id})[/]: {_e(r.summary)}")
+        self.out.print(
+            f"[{STYLE[r.status]}]{SYMBOL[r.status]}[/] [bold]{_e(o.title)}[/] [dim]({o.check_id})[/]: {_e(r.summary)}"
+        )
 
     def plan(self, fix: FixOutcome) -> None:
         self.out.print(f"    [dim]fix:[/] {_e(fix.message)}")
@@ -44,12 +46,16 @@ class FixView(InstallView):
             self.out.print("    [dim]re-check:[/] the check did not run")
             return
         r = after.result
-        self.out.print(f"    [dim]re-check:[/] [{STYLE[r.status]}]{SYMBOL[r.status]} {r.status.value}[/]: {_e(r.summary)}")
+        self.out.print(
+            f"    [dim]re-check:[/] [{STYLE[r.status]}]{SYMBOL[r.status]} {r.status.value}[/]: {_e(r.summary)}"
+        )
 
     def manual(self, o: Outcome) -> None:
         r = o.result
         self.out.print()
-        self.out.print(f"[{STYLE[r.status]}]{SYMBOL[r.status]}[/] [bold]{_e(o.title)}[/] [dim]({o.check_id})[/]: {_e(r.summary)}")
+        self.out.print(
+            f"[{STYLE[r.status]}]{SYMBOL[r.status]}[/] [bold]{_e(o.title)}[/] [dim]({o.check_id})[/]: {_e(r.summary)}"
+        )
         self.out.print("    [dim]cannot be fixed automatically; do this by hand:[/]")
         if r.fix is not None:
             self.out.print(f"    {_e(r.fix.summary)}")

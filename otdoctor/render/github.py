@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otdoctor.model import Report, Status
+from otdoctor.engine.results import Report, Status
 from otdoctor.redact import redact
 
 

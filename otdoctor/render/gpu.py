@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from otdoctor.gpu import HolderRow
+from otdoctor.gpu.reasoning import HolderRow
 from otdoctor.probe.nvml import GpuInfo, to_jsonable
 from otdoctor.redact import redact
 from otdoctor.render import human_bytes
@@ -37,18 +38,37 @@ def render_text(info: GpuInfo, rows: Sequence[HolderRow], out: Console, explain_
         head += f", replayed from {info.snapshot}"
     out.print(redact(head))
     if info.cuda_visible_devices is not None:
-        out.print(redact(f"CUDA_VISIBLE_DEVICES={info.cuda_visible_devices}  CUDA_DEVICE_ORDER={info.cuda_device_order or '(unset)'}"))
+        out.print(
+            redact(
+                f"CUDA_VISIBLE_DEVICES={info.cuda_visible_devices}  CUDA_DEVICE_ORDER={info.cuda_device_order or '(unset)'}"
+            )
+        )
     gpus = Table(box=None, pad_edge=False, show_edge=False)
     for col in ("GPU", "Name", "CC", "Memory used / total", "Free", "Util", "Temp", "Power", "PCIe"):
         gpus.add_column(col, no_wrap=True)
     for d in info.devices:
         used = human_bytes(d.memory_used_bytes)
-        power = f"{d.power_mw / 1000:.0f}/{d.power_limit_mw / 1000:.0f} W" if d.power_mw is not None and d.power_limit_mw else "-"
-        pcie = (f"gen{d.pcie_gen_current}/{d.pcie_gen_max} x{d.pcie_width_current}/{d.pcie_width_max}"
-                if d.pcie_gen_current is not None else "-")
-        gpus.add_row(str(d.index), d.name, d.compute_capability_str or "-", f"{used} / {human_bytes(d.memory_total_bytes)}",
-                     human_bytes(d.memory_free_bytes), f"{d.utilization_gpu_pct}%" if d.utilization_gpu_pct is not None else "-",
-                     f"{d.temperature_c} °C" if d.temperature_c is not None else "-", power, pcie)
+        power = (
+            f"{d.power_mw / 1000:.0f}/{d.power_limit_mw / 1000:.0f} W"
+            if d.power_mw is not None and d.power_limit_mw
+            else "-"
+        )
+        pcie = (
+            f"gen{d.pcie_gen_current}/{d.pcie_gen_max} x{d.pcie_width_current}/{d.pcie_width_max}"
+            if d.pcie_gen_current is not None
+            else "-"
+        )
+        gpus.add_row(
+            str(d.index),
+            d.name,
+            d.compute_capability_str or "-",
+            f"{used} / {human_bytes(d.memory_total_bytes)}",
+            human_bytes(d.memory_free_bytes),
+            f"{d.utilization_gpu_pct}%" if d.utilization_gpu_pct is not None else "-",
+            f"{d.temperature_c} °C" if d.temperature_c is not None else "-",
+            power,
+            pcie,
+        )
     out.print(gpus)
     out.print()
     if not rows:
@@ -60,9 +80,15 @@ def render_text(info: GpuInfo, rows: Sequence[HolderRow], out: Console, explain_
     for r in rows:
         d = r.details
         user = (d.user or "?") + (" (you)" if d.owned_by_current_user else "") if d.visible else "-"
-        procs.add_row(str(r.process.gpu_index), str(r.process.pid), user, r.process.kind,
-                      human_bytes(r.process.used_memory_bytes), d.name or "-",
-                      redact(d.command) if d.visible else "(not visible here)")
+        procs.add_row(
+            str(r.process.gpu_index),
+            str(r.process.pid),
+            user,
+            r.process.kind,
+            human_bytes(r.process.used_memory_bytes),
+            d.name or "-",
+            redact(d.command) if d.visible else "(not visible here)",
+        )
     out.print(procs)
     if any(not r.visible for r in rows):
         out.print(redact(explain_invisible))

@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from otdoctor.model import Outcome, Report
+from otdoctor.data import data_file
+from otdoctor.engine.results import Outcome, Report
 from otdoctor.redact import redact
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "report.schema.json"
+SCHEMA_PATH = data_file("report.schema.json")
 
 
 def _plain(value: Any) -> Any:

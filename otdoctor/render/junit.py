@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from otdoctor.model import Outcome, Report, Status
+from otdoctor.engine.results import Outcome, Report, Status
 from otdoctor.redact import redact
 
 
@@ -39,7 +39,9 @@ def render(report: Report, strict: bool = False) -> str:
         hostname=redact(str(report.host.get("hostname", ""))),
     )
     for o in report.outcomes:
-        case = ET.SubElement(suite, "testcase", classname=f"otdoctor.{o.area}", name=o.check_id, time=f"{o.duration_s:.3f}")
+        case = ET.SubElement(
+            suite, "testcase", classname=f"otdoctor.{o.area}", name=o.check_id, time=f"{o.duration_s:.3f}"
+        )
         summary = redact(o.result.summary)
         if o.status is Status.FAIL or (strict and o.status is Status.WARN):
             el = ET.SubElement(case, "failure", message=summary, type=o.status.value)

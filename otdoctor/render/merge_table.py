@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from otdoctor.merge import FACTS, Fleet, Machine
 from otdoctor.redact import redact
 from otdoctor.render import human_bytes
+from otdoctor.report.merge import FACTS, Fleet, Machine
 
 STATUS_SYMBOL = {"ok": "✓", "warn": "!", "fail": "✗", "error": "‼", "skip": "-", None: "·"}
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "bold red", "skip": "dim", None: "dim"}
@@ -31,8 +31,7 @@ def fact_text(name: str, value: Any) -> str:
 
 def _columns(fleet: Fleet, all_checks: bool) -> tuple[list[str], list[str], set[str]]:
     diff = set(fleet.differing_facts()) | set(fleet.differing_checks())
-    checks = fleet.check_ids if all_checks else [c for c in fleet.check_ids
-                                                  if c in diff or c in fleet.not_ok_checks()]
+    checks = fleet.check_ids if all_checks else [c for c in fleet.check_ids if c in diff or c in fleet.not_ok_checks()]
     return fleet.fact_names, checks, diff
 
 
@@ -40,8 +39,11 @@ def _verdict(m: Machine) -> str:
     if m.error:
         return "unreadable"
     c = m.counts
-    bad = [f"{c.get('fail', 0)} failed" if c.get("fail") else "", f"{c.get('error', 0)} crashed" if c.get("error") else "",
-           f"{c.get('warn', 0)} warn" if c.get("warn") else ""]
+    bad = [
+        f"{c.get('fail', 0)} failed" if c.get("fail") else "",
+        f"{c.get('error', 0)} crashed" if c.get("error") else "",
+        f"{c.get('warn', 0)} warn" if c.get("warn") else "",
+    ]
     text = ", ".join(b for b in bad if b)
     return text or "healthy"
 
@@ -88,8 +90,12 @@ def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
                 cells.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
             grid.add_row(*cells)
         console.print(grid)
-        console.print("\n".join(f"  {n:>2} {escape(cid)}" + (f"  [bold yellow]{DIFF_MARK}[/]" if cid in diff else "")
-                                for n, cid in enumerate(checks, 1)))
+        console.print(
+            "\n".join(
+                f"  {n:>2} {escape(cid)}" + (f"  [bold yellow]{DIFF_MARK}[/]" if cid in diff else "")
+                for n, cid in enumerate(checks, 1)
+            )
+        )
     console.print(escape(_legend(fleet, checks, diff)))
 
 
@@ -101,7 +107,9 @@ def _legend(fleet: Fleet, checks: list[str], diff: set[str]) -> str:
         lines.append("no differences between machines in the facts and checks compared")
     hidden = len(fleet.check_ids) - len(checks)
     if hidden:
-        lines.append(f"{hidden} checks with the same passing or skipped verdict everywhere are not shown (--all shows them)")
+        lines.append(
+            f"{hidden} checks with the same passing or skipped verdict everywhere are not shown (--all shows them)"
+        )
     lines.append("✓ ok  ! warning  ✗ failed  ‼ crashed  - skipped  · not in that report")
     for m in fleet.machines:
         if m.error:
@@ -115,8 +123,12 @@ def _legend(fleet: Fleet, checks: list[str], diff: set[str]) -> str:
 def markdown(fleet: Fleet, all_checks: bool = False) -> str:
     facts, checks, diff = _columns(fleet, all_checks)
     unreadable = any(m.error for m in fleet.machines)
-    head = ["machine", "verdict"] + (["problem"] if unreadable else []) + [f"{DIFF_MARK} {n}" if n in diff else n for n in facts] + \
-           [f"{DIFF_MARK} `{c}`" if c in diff else f"`{c}`" for c in checks]
+    head = (
+        ["machine", "verdict"]
+        + (["problem"] if unreadable else [])
+        + [f"{DIFF_MARK} {n}" if n in diff else n for n in facts]
+        + [f"{DIFF_MARK} `{c}`" if c in diff else f"`{c}`" for c in checks]
+    )
     icon = {"ok": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skip": "⏭️", None: "·"}
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in fleet.machines:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from shlex import quote
-from typing import Any, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from otdoctor.models.inventory import Inventory
-from otdoctor.models.verify import Verdict
+from otdoctor.checkpoints.inventory import Inventory
+from otdoctor.checkpoints.verify import Verdict
 from otdoctor.redact import redact
 from otdoctor.render import human_bytes
 
@@ -47,13 +47,17 @@ def verdict_lines(v: Verdict, how: str | None = None) -> list[str]:
     elif v.sha256 and not v.entry:
         facts.append(f"sha256 {v.sha256[:16]}…")
     where = f" [dim]({_e(how)})[/]" if how else ""
-    lines = [f"  [{style}]{STATE_SYMBOL[v.state]}[/] {_e(name)}: {_e(str(v.path))}{where}",
-             f"      {_e(', '.join(facts))}"]
+    lines = [
+        f"  [{style}]{STATE_SYMBOL[v.state]}[/] {_e(name)}: {_e(str(v.path))}{where}",
+        f"      {_e(', '.join(facts))}",
+    ]
     lines += [f"      [red]{_e(p)}[/]" for p in v.problems]
     lines += [f"      [yellow]{_e(w)}[/]" for w in v.warnings]
     if v.problems and v.entry is not None and v.kind != "diffusers":
-        lines.append(f"      [dim]fix:[/] mv {_e(quote(str(v.path)))} {_e(quote(str(v.path) + '.bad'))} && "
-                     f"{_e(v.entry.download_command)} --dest {_e(quote(str(v.path.parent)))}")
+        lines.append(
+            f"      [dim]fix:[/] mv {_e(quote(str(v.path)))} {_e(quote(str(v.path) + '.bad'))} && "
+            f"{_e(v.entry.download_command)} --dest {_e(quote(str(v.path.parent)))}"
+        )
     return lines
 
 
@@ -73,8 +77,10 @@ def render_list(inv: Inventory, out: Console, hf_repos: list[dict[str, Any]] | N
         out.print(f"  [bold]{_e(e.name)}[/]  {_e(e.title)}, {_e(e.architecture)}, {_e(e.where)}{origin}")
         copies = inv.found.get(e.name) or []
         for part in inv.partials.get(e.name, []):
-            out.print(f"      [yellow]![/] {_e(str(part.path))}: interrupted download, {human_bytes(_size(part.path))} so far   "
-                      f"[dim]resume:[/] {_e(inv.resume_command(e.name) or '')}")
+            out.print(
+                f"      [yellow]![/] {_e(str(part.path))}: interrupted download, {human_bytes(_size(part.path))} so far   "
+                f"[dim]resume:[/] {_e(inv.resume_command(e.name) or '')}"
+            )
         if not copies and not inv.partials.get(e.name):
             out.print(f"      [dim]-[/] not found   [dim]get it:[/] {_e(e.download_command)}")
         for f in copies:
@@ -84,7 +90,9 @@ def render_list(inv: Inventory, out: Console, hf_repos: list[dict[str, Any]] | N
                 label = "complete, sha256 not checked yet (otdoctor models verify)"
             else:
                 label = {"verified": "verified", "warning": "warning", "bad": "bad", "ok": "ok"}[state]
-            out.print(f"      [{STATE_STYLE[state]}]{STATE_SYMBOL[state]}[/] {_e(str(f.path))} [dim]({_e(f.how)})[/]: {_e(label)}")
+            out.print(
+                f"      [{STATE_STYLE[state]}]{STATE_SYMBOL[state]}[/] {_e(str(f.path))} [dim]({_e(f.how)})[/]: {_e(label)}"
+            )
             if v is not None:
                 for p in v.problems:
                     out.print(f"          [red]{_e(p)}[/]")
@@ -107,7 +115,9 @@ def render_list(inv: Inventory, out: Console, hf_repos: list[dict[str, Any]] | N
             state = v.state if v else "ok"
             arch = f", {v.architecture}" if v and v.architecture else ""
             size = f", {human_bytes(v.size_bytes)}" if v and v.size_bytes is not None else ""
-            out.print(f"  [{STATE_STYLE[state]}]{STATE_SYMBOL[state]}[/] {_e(str(f.path))} [dim]({_e(f.how)})[/]{_e(arch + size)}")
+            out.print(
+                f"  [{STATE_STYLE[state]}]{STATE_SYMBOL[state]}[/] {_e(str(f.path))} [dim]({_e(f.how)})[/]{_e(arch + size)}"
+            )
             for p in v.problems if v else ():
                 out.print(f"      [red]{_e(p)}[/]")
     if hf_repos is not None:
@@ -115,7 +125,9 @@ def render_list(inv: Inventory, out: Console, hf_repos: list[dict[str, Any]] | N
         if not hf_repos:
             out.print("  [dim]no model repositories cached[/]")
         for r in hf_repos:
-            out.print(f"  {_e(r['repo_id'])}  {human_bytes(r['size_on_disk'])}, {r['nb_files']} files  [dim]{_e(r['repo_path'])}[/]")
+            out.print(
+                f"  {_e(r['repo_id'])}  {human_bytes(r['size_on_disk'])}, {r['nb_files']} files  [dim]{_e(r['repo_path'])}[/]"
+            )
     out.print("[dim]searched: " + _e(", ".join(f"{p.path} ({p.how})" for p in [*inv.places, *inv.caches])) + "[/]")
 
 
@@ -125,8 +137,15 @@ def hash_progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
     if not enabled:
         yield None, None
         return
-    progress = Progress(TextColumn("sha256"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                        console=Console(file=sys.stderr), transient=True)
+    progress = Progress(
+        TextColumn("sha256"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    )
     task: list[Any] = []
 
     def start(total: int) -> None:
@@ -145,8 +164,14 @@ def download_progress(enabled: bool, name: str) -> Iterator[tuple[Any, Any]]:
     if not enabled:
         yield None, None
         return
-    progress = Progress(TextColumn(escape(name)), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                        console=Console(file=sys.stderr))
+    progress = Progress(
+        TextColumn(escape(name)),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+    )
     task: list[Any] = []
 
     def start(total: int | None, have: int) -> None:

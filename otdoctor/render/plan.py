@@ -46,8 +46,14 @@ def render_smoke(r: Any, path: Any, out: IO[str] | None = None) -> None:
     if r.parameters:
         t.add_row("UNet parameters", f"{r.parameters:,}")
     if r.optimizer:
-        t.add_row("optimizer", _e(r.optimizer + (", fused back pass" if r.fused_back_pass else "")
-                                  + (", gradient checkpointing" if r.gradient_checkpointing else "")))
+        t.add_row(
+            "optimizer",
+            _e(
+                r.optimizer
+                + (", fused back pass" if r.fused_back_pass else "")
+                + (", gradient checkpointing" if r.gradient_checkpointing else "")
+            ),
+        )
     if r.load_s is not None:
         t.add_row("model load", human_duration(r.load_s))
     if r.caching_images_per_s:
@@ -90,18 +96,24 @@ def render_estimate(o: Any, out: IO[str] | None = None) -> None:
         if p.dropped_per_epoch:
             c.print(f"  {p.dropped_per_epoch} samples per epoch dropped (incomplete batches of {p.batch_size})")
     per = f"{p.steps_per_epoch}" + (" (first epoch; varies)" if p.varies_per_epoch else "")
-    c.print(f"  [bold]{per} steps per epoch[/] x {p.epochs} epochs = [bold]{p.total_steps:,} steps[/]"
-            f" (batch size {p.batch_size})")
+    c.print(
+        f"  [bold]{per} steps per epoch[/] x {p.epochs} epochs = [bold]{p.total_steps:,} steps[/]"
+        f" (batch size {p.batch_size})"
+    )
     for n in p.notes:
         c.print(f"  [dim]note:[/] {_e(n)}")
     b = o.balancing
     if b is not None:
         c.print("[bold]Balancing of the regularisation concept[/]")
-        c.print(f"  {b.wanted} of {b.n_images} images per epoch: REPEATS balancing [bold]{b.value_text}[/]"
-                f" (floor({b.n_images} x {b.value_text}) = {b.wanted})")
+        c.print(
+            f"  {b.wanted} of {b.n_images} images per epoch: REPEATS balancing [bold]{b.value_text}[/]"
+            f" (floor({b.n_images} x {b.value_text}) = {b.wanted})"
+        )
         if b.naive_count != b.wanted:
-            c.print(f"  [yellow]careful:[/] {b.wanted}/{b.n_images} = {b.naive_text} gives floor = {b.naive_count}, "
-                    f"not {b.wanted}: OneTrainer rounds down")
+            c.print(
+                f"  [yellow]careful:[/] {b.wanted}/{b.n_images} = {b.naive_text} gives floor = {b.naive_count}, "
+                f"not {b.wanted}: OneTrainer rounds down"
+            )
         c.print(f"  or: balancing {b.samples_value}, strategy SAMPLES (exactly {b.samples_value}, no arithmetic)")
     tm = o.time
     c.print("[bold]Time[/]")
@@ -111,7 +123,11 @@ def render_estimate(o: Any, out: IO[str] | None = None) -> None:
     sources: list[str] = []
     for term in tm.terms:
         count = "" if term.count is None else f"{term.count:,.0f}"
-        each = "" if term.each_s is None else (its_text(1 / term.each_s) if term.name == "training steps" else human_duration(term.each_s))
+        each = (
+            ""
+            if term.each_s is None
+            else (its_text(1 / term.each_s) if term.name == "training steps" else human_duration(term.each_s))
+        )
         rng = ""
         if term.low_s is not None and term.high_s is not None and abs(term.high_s - term.low_s) > 0.5:
             rng = f"{human_duration(term.low_s)} .. {human_duration(term.high_s)}"
@@ -146,7 +162,10 @@ def render_log(o: Any, out: IO[str] | None = None) -> None:
     if o.last_step_line:
         c.print(f"  last step bar:  {_e(o.last_step_line)}")
     if p.epoch is not None and p.epochs:
-        c.print(f"  epoch {p.epoch:.0f} of {p.epochs:.0f}" + (f", step {p.step:.0f} of {p.steps_in_epoch:.0f}" if p.step is not None and p.steps_in_epoch else ""))
+        c.print(
+            f"  epoch {p.epoch:.0f} of {p.epochs:.0f}"
+            + (f", step {p.step:.0f} of {p.steps_in_epoch:.0f}" if p.step is not None and p.steps_in_epoch else "")
+        )
     if p.epoch_s:
         c.print(f"  one epoch takes {human_duration(p.epoch_s)}")
     if p.step_its:

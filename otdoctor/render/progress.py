@@ -10,7 +10,8 @@ when it is there. The CLI puts one of these callables there:
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,8 +33,12 @@ class BarReporter:
             if self._progress is None or what != self._what:
                 self._finish()
                 self._progress = Progress(
-                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=self.console, transient=True,
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=True,
                 )
                 self._progress.start()
                 self._task = self._progress.add_task(escape(what), total=total)

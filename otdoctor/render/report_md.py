@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from otdoctor.render import human_bytes
 
@@ -15,7 +16,10 @@ def _cell(text: Any) -> str:
 
 def _os(f: Mapping[str, Any]) -> str:
     o = f.get("os") or {}
-    parts = [o.get("distro") or o.get("system") or "unknown", f"({o.get('system')} {o.get('release')}, {o.get('machine')})"]
+    parts = [
+        o.get("distro") or o.get("system") or "unknown",
+        f"({o.get('system')} {o.get('release')}, {o.get('machine')})",
+    ]
     if o.get("wsl"):
         parts.append("under WSL")
     if o.get("container"):
@@ -29,9 +33,11 @@ def _gpus(g: Mapping[str, Any]) -> str:
         return f"none found ({g.get('error') or 'no NVIDIA GPU'})"
     out = []
     for d in devices:
-        out.append(f"#{d.get('index')} {d.get('name')}, {human_bytes(d.get('total_bytes'))} "
-                   f"({human_bytes(d.get('free_bytes'))} free)"
-                   + (f", compute {d['compute_capability']}" if d.get("compute_capability") else ""))
+        out.append(
+            f"#{d.get('index')} {d.get('name')}, {human_bytes(d.get('total_bytes'))} "
+            f"({human_bytes(d.get('free_bytes'))} free)"
+            + (f", compute {d['compute_capability']}" if d.get("compute_capability") else "")
+        )
     driver = f"driver {g.get('driver_version') or 'unknown'}"
     if g.get("cuda_driver_version"):
         driver += f" (CUDA {g['cuda_driver_version']})"
@@ -45,7 +51,9 @@ def _python(f: Mapping[str, Any]) -> str:
         req = pyenv.get("request") or {}
         py += f"; pyenv at {pyenv['root']} ({len(pyenv.get('versions') or [])} versions"
         if req.get("version"):
-            py += f", {req['version']} selected by {req['source']}" + ("" if req.get("installed") else " (not installed)")
+            py += f", {req['version']} selected by {req['source']}" + (
+                "" if req.get("installed") else " (not installed)"
+            )
         py += ")"
     else:
         py += "; no pyenv"
@@ -70,7 +78,9 @@ def _torch(f: Mapping[str, Any]) -> str:
         return "not installed" if f.get("venv", {}).get("exists") else "no venv"
     if t.get("error"):
         return f"unreadable: {t['error']}"
-    build = f"CUDA {t['cuda']} build" if t.get("cuda") else f"ROCm {t['hip']} build" if t.get("hip") else "CPU-only build"
+    build = (
+        f"CUDA {t['cuda']} build" if t.get("cuda") else f"ROCm {t['hip']} build" if t.get("hip") else "CPU-only build"
+    )
     return f"{t.get('version')} ({build})"
 
 
@@ -94,12 +104,21 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
     mem = facts.get("memory") or {}
     cpu = facts.get("cpu") or {}
     rows = [
-        ("otdoctor", f"{facts.get('otdoctor_version')}, {facts.get('generated_at')}"
-         + (", offline" if facts.get("offline") else "")),
+        (
+            "otdoctor",
+            f"{facts.get('otdoctor_version')}, {facts.get('generated_at')}"
+            + (", offline" if facts.get("offline") else ""),
+        ),
         ("OS", _os(facts)),
-        ("CPU", f"{cpu.get('model') or 'unknown'} ({cpu.get('physical_cores')} cores, {cpu.get('logical_cores')} threads)"),
-        ("RAM", f"{human_bytes(mem.get('total_bytes'))} ({human_bytes(mem.get('available_bytes'))} available), "
-                f"swap {human_bytes(mem.get('swap_total_bytes'))}"),
+        (
+            "CPU",
+            f"{cpu.get('model') or 'unknown'} ({cpu.get('physical_cores')} cores, {cpu.get('logical_cores')} threads)",
+        ),
+        (
+            "RAM",
+            f"{human_bytes(mem.get('total_bytes'))} ({human_bytes(mem.get('available_bytes'))} available), "
+            f"swap {human_bytes(mem.get('swap_total_bytes'))}",
+        ),
         ("GPUs", _gpus(facts.get("gpu") or {})),
         ("Python", _python(facts)),
         ("venv", _venv(facts)),
@@ -110,15 +129,25 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
     if cfg and cfg.get("error"):
         rows.append(("config", f"{cfg['path']} ({cfg.get('source')}): does not load: {cfg['error']}"))
     elif cfg:
-        rows.append(("config", f"{cfg['path']} ({cfg.get('source')}): {cfg.get('model_type')} "
-                               f"{cfg.get('training_method')}, {cfg.get('concepts')} concept(s)"))
+        rows.append(
+            (
+                "config",
+                f"{cfg['path']} ({cfg.get('source')}): {cfg.get('model_type')} "
+                f"{cfg.get('training_method')}, {cfg.get('concepts')} concept(s)",
+            )
+        )
     out = ["## otdoctor report", "", "| | |", "|---|---|"]
     out += [f"| **{k}** | {_cell(v)} |" for k, v in rows]
 
     summary = checks.get("summary") or {}
-    out += ["", f"### Checks: {summary.get('ok', 0)} ok, {summary.get('warn', 0)} warnings, "
-                f"{summary.get('fail', 0)} failed, {summary.get('error', 0)} crashed, {summary.get('skip', 0)} skipped",
-            "", "| | check | result |", "|---|---|---|"]
+    out += [
+        "",
+        f"### Checks: {summary.get('ok', 0)} ok, {summary.get('warn', 0)} warnings, "
+        f"{summary.get('fail', 0)} failed, {summary.get('error', 0)} crashed, {summary.get('skip', 0)} skipped",
+        "",
+        "| | check | result |",
+        "|---|---|---|",
+    ]
     problems = []
     skipped = []
     for c in checks.get("checks") or []:
@@ -130,8 +159,16 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
         if c["status"] in ("warn", "fail", "error"):
             problems.append(c)
     if skipped:
-        out += ["", f"<details><summary>{len(skipped)} skipped checks</summary>", "",
-                "| | check | why skipped |", "|---|---|---|", *skipped, "", "</details>"]
+        out += [
+            "",
+            f"<details><summary>{len(skipped)} skipped checks</summary>",
+            "",
+            "| | check | why skipped |",
+            "|---|---|---|",
+            *skipped,
+            "",
+            "</details>",
+        ]
     if problems:
         out += ["", "<details><summary>Warnings and failures: what was expected, how to fix</summary>", ""]
         for c in problems:
@@ -146,6 +183,8 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
         out += [f"- `{name}` ({human_bytes(size)})" for name, size in files.items()]
         out += ["", "</details>"]
     out.append("")
-    out.append("Personal names and secrets were removed by `otdoctor report` (home folder → `~`, "
-               "user → `<user>`, host → `<host>`, tokens → `***`).")
+    out.append(
+        "Personal names and secrets were removed by `otdoctor report` (home folder → `~`, "
+        "user → `<user>`, host → `<host>`, tokens → `***`)."
+    )
     return "\n".join(out) + "\n"

@@ -7,8 +7,8 @@ from typing import IO
 from rich.console import Console
 from rich.markup import escape
 
-from otdoctor.check import Check
-from otdoctor.model import Outcome, Report, Status
+from otdoctor.engine.check import Check
+from otdoctor.engine.results import Outcome, Report, Status
 from otdoctor.redact import redact
 
 SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "‼", Status.SKIP: "-"}
@@ -98,7 +98,9 @@ def render(report: Report, out: Console, verbose: bool = False, strict: bool = F
                 if reason not in shown_group:
                     shown_group.add(reason)
                     ids = [x.check_id for x in items if x.check_id in collapsed and x.result.summary == reason]
-                    out.print(f"  [{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]}[/] {len(ids)} {_e(area)} checks {_e(reason)}")
+                    out.print(
+                        f"  [{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]}[/] {len(ids)} {_e(area)} checks {_e(reason)}"
+                    )
                     out.print(f"      [dim]{_e(', '.join(ids))}[/]")
                 continue
             for line in outcome_lines(o, verbose):

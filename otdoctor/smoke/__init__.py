@@ -87,7 +87,7 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
     cfg = None
     raw: dict[str, Any] | None = None
     if req.config is not None:
-        from otdoctor.otconfig import load_config
+        from otdoctor.onetrainer.config import load_config
 
         cfg = load_config(req.config, ot_dir)
         raw = dict(cfg.raw)
@@ -95,7 +95,9 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
             raw["concepts"] = [dict(c.raw) for c in cfg.concepts]
 
     model = "tiny" if req.tiny else (req.model or (("sdxl" if cfg.is_sdxl else "sd15") if cfg else "sdxl"))
-    dtype = req.dtype or (DTYPE_SHORT.get(str(cfg.get("train_dtype"))) if cfg else None) or ("fp32" if req.tiny else "bf16")
+    dtype = (
+        req.dtype or (DTYPE_SHORT.get(str(cfg.get("train_dtype"))) if cfg else None) or ("fp32" if req.tiny else "bf16")
+    )
     batch = req.batch_size or (int(cfg.get("batch_size")) if cfg else 1)
     resolution = req.resolution
     if resolution is None and cfg is not None and not req.tiny:
@@ -103,13 +105,24 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
             resolution = int(str(cfg.get("resolution")).split(",")[0].split("x")[0])
         except ValueError:
             resolution = None
-    fused = req.fused_back_pass if req.fused_back_pass is not None else (
-        bool(cfg.get("optimizer.fused_back_pass", False)) if cfg else False)
+    fused = (
+        req.fused_back_pass
+        if req.fused_back_pass is not None
+        else (bool(cfg.get("optimizer.fused_back_pass", False)) if cfg else False)
+    )
     opts = smoke_run.SmokeOptions(
-        model=model, resolution=resolution, batch_size=batch, dtype=dtype, steps=req.steps, warmup=req.warmup,
+        model=model,
+        resolution=resolution,
+        batch_size=batch,
+        dtype=dtype,
+        steps=req.steps,
+        warmup=req.warmup,
         gradient_checkpointing=True if req.gradient_checkpointing is None else req.gradient_checkpointing,
-        fused_back_pass=fused, keep=req.keep, device="cpu" if req.tiny and req.device == "auto" else req.device,
-        timeout_s=req.timeout_s, overrides=list(req.overrides),
+        fused_back_pass=fused,
+        keep=req.keep,
+        device="cpu" if req.tiny and req.device == "auto" else req.device,
+        timeout_s=req.timeout_s,
+        overrides=list(req.overrides),
     )
 
     synthetic = req.synthetic or req.tiny
@@ -154,8 +167,9 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
                 p = Path(c.path).expanduser()
                 source = p if p.is_absolute() else ot_dir / p
                 break
-    result = smoke_run.run_onetrainer(ot_dir, req.python or venv_python(ot_dir), opts, raw, base_model, source,
-                                      progress or smoke_run._noop)
+    result = smoke_run.run_onetrainer(
+        ot_dir, req.python or venv_python(ot_dir), opts, raw, base_model, source, progress or smoke_run._noop
+    )
     return result, why
 
 

@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from otdoctor.tqdm_parse import BarUpdate
+from otdoctor.estimate.progress_bars import BarUpdate
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -32,7 +32,7 @@ def rate_spread(step_s: list[float], blocks: int = 5) -> tuple[float, float] | N
     if len(times) < 2 * blocks:
         return 1 / _percentile(times, 0.9), 1 / _percentile(times, 0.1)
     size = len(times) // blocks
-    rates = [size / sum(times[i * size:(i + 1) * size]) for i in range(blocks)]
+    rates = [size / sum(times[i * size : (i + 1) * size]) for i in range(blocks)]
     return min(rates), max(rates)
 
 
@@ -210,5 +210,7 @@ class VramPoller:
         if self.peak_process_bytes:
             return self.peak_process_bytes, "NVML, the training process"
         if self.peak_device_bytes is not None and self.baseline_device_bytes is not None:
-            return max(0, self.peak_device_bytes - self.baseline_device_bytes), "NVML, GPU memory used minus before the run"
+            return max(
+                0, self.peak_device_bytes - self.baseline_device_bytes
+            ), "NVML, GPU memory used minus before the run"
         return None, self.error or "unavailable"

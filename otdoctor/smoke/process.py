@@ -21,11 +21,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
-from otdoctor.cache import cache_dir
+from otdoctor.probe.files import cache_dir
 
 
 def _pdeathsig() -> None:  # runs in the child between fork and exec
@@ -39,8 +39,9 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
 class Child:
     """A started child process whose merged stdout/stderr arrives as (text, monotonic time)."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None,
-                 on_output: Callable[[str, float], None]) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, on_output: Callable[[str, float], None]
+    ) -> None:
         self.argv = [str(a) for a in argv]
         self.proc = subprocess.Popen(
             self.argv,

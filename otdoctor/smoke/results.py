@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otdoctor.cache import cache_dir, read_json, write_json
+from otdoctor.probe.files import cache_dir, read_json, write_json
 
 SCHEMA = 1
 
@@ -111,8 +111,13 @@ def latest_for(
     dtype: str | None = None,
 ) -> tuple[Path, SmokeResult, list[str]] | None:
     """The newest successful result matching what is given; the list says which settings differ."""
-    wanted = {"gpu": gpu.lower() if gpu else None, "model": model, "resolution": resolution,
-              "batch_size": batch_size, "dtype": dtype}
+    wanted = {
+        "gpu": gpu.lower() if gpu else None,
+        "model": model,
+        "resolution": resolution,
+        "batch_size": batch_size,
+        "dtype": dtype,
+    }
     best: tuple[int, Path, SmokeResult, list[str]] | None = None
     for path, r in load_all():
         if not r.ok or not r.its:
@@ -122,8 +127,11 @@ def latest_for(
             continue
         if model and r.model != model:
             continue
-        differs = [f"{k} {getattr(r, k)} (you: {v})" for k, v in wanted.items()
-                   if v is not None and k not in ("gpu", "model") and getattr(r, k) != v]
+        differs = [
+            f"{k} {getattr(r, k)} (you: {v})"
+            for k, v in wanted.items()
+            if v is not None and k not in ("gpu", "model") and getattr(r, k) != v
+        ]
         score = -len(differs)
         if best is None or score >= best[0]:  # later files win ties: sorted by date
             best = (score, path, r, differs)

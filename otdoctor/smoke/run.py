@@ -19,17 +19,19 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from otdoctor.data import FOLDER as DATA_FOLDER
 from otdoctor.errors import UserError
+from otdoctor.estimate.progress_bars import BarStream, BarUpdate
 from otdoctor.smoke.meter import Meter, VramPoller, rate_spread
 from otdoctor.smoke.process import Child, run_folder, terminate_as_interrupt
 from otdoctor.smoke.results import SmokeResult
-from otdoctor.tqdm_parse import BarStream, BarUpdate
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = DATA_FOLDER
 SCRIPT = Path(__file__).resolve().parent / "synthetic_train.py"
 IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".avif")
 DTYPES = {"bf16": "BFLOAT_16", "fp16": "FLOAT_16", "fp32": "FLOAT_32"}
@@ -87,14 +89,23 @@ def synthetic_argv(python: Path, opts: SmokeOptions, save_dir: Path | None) -> l
     model = models[opts.model]
     resolution = opts.resolution or int(model["default_resolution"])
     argv = [
-        str(python), "-u", str(SCRIPT),
-        "--model-json", json.dumps(model),
-        "--resolution", str(resolution),
-        "--batch-size", str(opts.batch_size),
-        "--dtype", opts.dtype,
-        "--steps", str(opts.steps),
-        "--warmup", str(opts.warmup),
-        "--device", opts.device,
+        str(python),
+        "-u",
+        str(SCRIPT),
+        "--model-json",
+        json.dumps(model),
+        "--resolution",
+        str(resolution),
+        "--batch-size",
+        str(opts.batch_size),
+        "--dtype",
+        opts.dtype,
+        "--steps",
+        str(opts.steps),
+        "--warmup",
+        str(opts.warmup),
+        "--device",
+        opts.device,
     ]
     if opts.model == "tiny":
         # A toy UNet gains nothing from more threads, and on a busy CPU their barriers cost 10x.
@@ -126,7 +137,7 @@ def _gpu_facts() -> tuple[str | None, str | None]:
             driver = nvml.nvmlSystemGetDriverVersion()
         finally:
             nvml.nvmlShutdown()
-        dec = (lambda v: v.decode() if isinstance(v, bytes) else str(v))
+        dec = lambda v: v.decode() if isinstance(v, bytes) else str(v)
         return dec(name), dec(driver)
     except Exception:
         return None, None
@@ -140,7 +151,9 @@ def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) 
     result_line: dict[str, Any] | None = None
     tail: list[str] = []
     stream = BarStream()
-    progress(f"starting {python} (synthetic {opts.model} UNet, {resolution} px, batch {opts.batch_size}, {opts.dtype})", None)
+    progress(
+        f"starting {python} (synthetic {opts.model} UNet, {resolution} px, batch {opts.batch_size}, {opts.dtype})", None
+    )
 
     with terminate_as_interrupt(), run_folder(keep=opts.keep) as folder:
         save_dir = folder / "saves"
@@ -156,8 +169,11 @@ def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) 
                     result_line = json.loads(ev.split(" ", 1)[1])
                 elif ev.startswith("OTDOCTOR_EVENT "):
                     data = json.loads(ev.split(" ", 1)[1])
-                    progress(f"model ready in {data.get('load_s', 0):.1f} s ({data.get('parameters')} parameters, "
-                             f"{data.get('device')})", None)
+                    progress(
+                        f"model ready in {data.get('load_s', 0):.1f} s ({data.get('parameters')} parameters, "
+                        f"{data.get('device')})",
+                        None,
+                    )
                 else:
                     tail.append(ev)
                     del tail[:-200]
@@ -183,8 +199,17 @@ def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) 
     gpu_name, driver = _gpu_facts()
     if result_line is None:
         error = _explain_failure("\n".join(tail)) or f"the synthetic trainer exited with code {rc}"
-        return SmokeResult("synthetic", opts.model, resolution, opts.batch_size, opts.dtype, gpu_name or "unknown",
-                           ok=False, error=error, notes=tail[-15:])
+        return SmokeResult(
+            "synthetic",
+            opts.model,
+            resolution,
+            opts.batch_size,
+            opts.dtype,
+            gpu_name or "unknown",
+            ok=False,
+            error=error,
+            notes=tail[-15:],
+        )
     r = result_line
     spread = rate_spread(r.get("step_s") or [])
     if spread is not None and r.get("its"):
@@ -192,32 +217,56 @@ def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) 
     device_name = r.get("device_name") or "CPU"
     if r.get("device") == "cuda" and peak_vram is None:
         peak_vram, vram_source = r.get("peak_memory_bytes"), r.get("peak_memory_kind", "torch")
-    notes = [] if opts.model == "tiny" else [
-        "UNet only with random weights: OneTrainer also trains text encoder 1 with the guide's settings, "
-        "so expect real it/s somewhat lower"]
+    notes = (
+        []
+        if opts.model == "tiny"
+        else [
+            "UNet only with random weights: OneTrainer also trains text encoder 1 with the guide's settings, "
+            "so expect real it/s somewhat lower"
+        ]
+    )
     if not r.get("loss_finite"):
         notes.append("the loss became NaN or infinite: with fp16 on SDXL use bf16")
     return SmokeResult(
-        mode="synthetic", model=opts.model, resolution=resolution, batch_size=opts.batch_size, dtype=opts.dtype,
+        mode="synthetic",
+        model=opts.model,
+        resolution=resolution,
+        batch_size=opts.batch_size,
+        dtype=opts.dtype,
         gpu=gpu_name if r.get("device") == "cuda" and gpu_name else device_name,
-        steps=r.get("steps", 0), warmup_steps=r.get("warmup_steps", 0),
-        its=r.get("its"), its_low=r.get("its_low"), its_high=r.get("its_high"),
-        load_s=r.get("load_s"), peak_vram_bytes=peak_vram if r.get("device") == "cuda" else None,
+        steps=r.get("steps", 0),
+        warmup_steps=r.get("warmup_steps", 0),
+        its=r.get("its"),
+        its_low=r.get("its_low"),
+        its_high=r.get("its_high"),
+        load_s=r.get("load_s"),
+        peak_vram_bytes=peak_vram if r.get("device") == "cuda" else None,
         peak_vram_source=vram_source if r.get("device") == "cuda" else "no GPU used",
-        peak_memory_bytes=r.get("peak_memory_bytes"), peak_memory_kind=r.get("peak_memory_kind"),
-        driver=driver, torch=r.get("torch"), diffusers=r.get("diffusers"), optimizer=r.get("optimizer_impl"),
-        gradient_checkpointing=opts.gradient_checkpointing, fused_back_pass=r.get("fused_back_pass"),
-        parameters=r.get("parameters"), loss_first=r.get("loss_first"), loss_last=r.get("loss_last"),
-        loss_finite=r.get("loss_finite"), save_bytes=r.get("save_bytes"), save_s=r.get("save_s"),
-        wall_s=r.get("wall_s"), ok=bool(r.get("loss_finite")) and bool(r.get("its")),
-        error=None if r.get("loss_finite") else "loss not finite", notes=notes,
+        peak_memory_bytes=r.get("peak_memory_bytes"),
+        peak_memory_kind=r.get("peak_memory_kind"),
+        driver=driver,
+        torch=r.get("torch"),
+        diffusers=r.get("diffusers"),
+        optimizer=r.get("optimizer_impl"),
+        gradient_checkpointing=opts.gradient_checkpointing,
+        fused_back_pass=r.get("fused_back_pass"),
+        parameters=r.get("parameters"),
+        loss_first=r.get("loss_first"),
+        loss_last=r.get("loss_last"),
+        loss_finite=r.get("loss_finite"),
+        save_bytes=r.get("save_bytes"),
+        save_s=r.get("save_s"),
+        wall_s=r.get("wall_s"),
+        ok=bool(r.get("loss_finite")) and bool(r.get("its")),
+        error=None if r.get("loss_finite") else "loss not finite",
+        notes=notes,
     )
 
 
 def _explain_failure(output: str) -> str | None:
     """One line for the user: a known problem from `otdoctor explain`, else the last error line."""
     try:
-        from otdoctor.explain import explain_text, last_error_line
+        from otdoctor.explain.known_problems import explain_text, last_error_line
     except ImportError:  # the explain engine is optional
         explain_text = None  # type: ignore[assignment]
         last_error_line = None  # type: ignore[assignment]
@@ -247,7 +296,10 @@ def base_model_present(name: str, ot_dir: Path) -> bool:
     if p.exists():
         return True
     if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1:
-        hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub")
+        hub = Path(
+            os.environ.get("HF_HUB_CACHE")
+            or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
+        )
         return (hub / ("models--" + name.replace("/", "--"))).is_dir()
     return False
 
@@ -255,8 +307,11 @@ def base_model_present(name: str, ot_dir: Path) -> bool:
 def _dataset_images(concept_path: Path, limit: int) -> list[Path]:
     if not concept_path.is_dir():
         return []
-    files = sorted(p for p in concept_path.iterdir()
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.stem.endswith(("-masklabel", "-condlabel")))
+    files = sorted(
+        p
+        for p in concept_path.iterdir()
+        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.stem.endswith(("-masklabel", "-condlabel"))
+    )
     return files[:limit]
 
 
@@ -269,8 +324,10 @@ def make_dataset(folder: Path, count: int, resolution: int, source: Path | None)
             img = picked[i % len(picked)]
             stem = f"{i:04d}-{img.stem}"
             shutil.copyfile(img, folder / f"{stem}{img.suffix}")
-            for extra, name in ((img.with_suffix(".txt"), f"{stem}.txt"),
-                                (img.with_name(img.stem + "-masklabel.png"), f"{stem}-masklabel.png")):
+            for extra, name in (
+                (img.with_suffix(".txt"), f"{stem}.txt"),
+                (img.with_name(img.stem + "-masklabel.png"), f"{stem}-masklabel.png"),
+            ):
                 if extra.is_file():
                     shutil.copyfile(extra, folder / name)
             if not (folder / f"{stem}.txt").exists():
@@ -296,8 +353,13 @@ class OneTrainerRun:
 
 
 def prepare_onetrainer(
-    ot_dir: Path, python: Path, folder: Path, opts: SmokeOptions, config_raw: dict[str, Any] | None,
-    base_model: str | None, source_concept: Path | None,
+    ot_dir: Path,
+    python: Path,
+    folder: Path,
+    opts: SmokeOptions,
+    config_raw: dict[str, Any] | None,
+    base_model: str | None,
+    source_concept: Path | None,
 ) -> OneTrainerRun:
     """Write the temporary config, preset and dataset; return the command line."""
     if config_raw is not None:
@@ -316,12 +378,22 @@ def prepare_onetrainer(
     count = (opts.warmup + opts.steps + max(5, opts.steps // 2)) * opts.batch_size
     dataset = folder / "dataset"
     dataset_note = make_dataset(dataset, count, resolution, source_concept)
-    concepts = [{
-        "__version": 2, "name": "otdoctor-smoke", "path": str(dataset), "enabled": True, "type": "STANDARD",
-        "include_subdirectories": False, "image_variations": 1, "text_variations": 1,
-        "balancing": 1.0, "balancing_strategy": "REPEATS", "loss_weight": 1.0,
-        "text": {"prompt_source": "sample"},
-    }]
+    concepts = [
+        {
+            "__version": 2,
+            "name": "otdoctor-smoke",
+            "path": str(dataset),
+            "enabled": True,
+            "type": "STANDARD",
+            "include_subdirectories": False,
+            "image_variations": 1,
+            "text_variations": 1,
+            "balancing": 1.0,
+            "balancing_strategy": "REPEATS",
+            "loss_weight": 1.0,
+            "text": {"prompt_source": "sample"},
+        }
+    ]
     (folder / "concepts.json").write_text(json.dumps(concepts, indent=1), encoding="utf-8")
     argv = [str(python), "-u", "scripts/train.py"]
     if "__version" in raw:
@@ -330,11 +402,12 @@ def prepare_onetrainer(
     else:  # a preset (partial, unversioned): OneTrainer applies it before a current-format config
         raw.pop("concept_file_name", None)
         (folder / "preset.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
-        from otdoctor.otconfig import KNOWN_CONFIG_VERSION
+        from otdoctor.onetrainer.config import KNOWN_CONFIG_VERSION
 
-        (folder / "config.json").write_text(json.dumps({"__version": KNOWN_CONFIG_VERSION,
-                                                        "concept_file_name": str(folder / "concepts.json")}),
-                                            encoding="utf-8")
+        (folder / "config.json").write_text(
+            json.dumps({"__version": KNOWN_CONFIG_VERSION, "concept_file_name": str(folder / "concepts.json")}),
+            encoding="utf-8",
+        )
         argv += ["--preset-path", str(folder / "preset.json")]
     argv += ["--config-path", str(folder / "config.json")]
     values = {
@@ -368,8 +441,13 @@ def prepare_onetrainer(
 
 
 def run_onetrainer(
-    ot_dir: Path, python: Path, opts: SmokeOptions, config_raw: dict[str, Any] | None = None,
-    base_model: str | None = None, source_concept: Path | None = None, progress: Progress = _noop,
+    ot_dir: Path,
+    python: Path,
+    opts: SmokeOptions,
+    config_raw: dict[str, Any] | None = None,
+    base_model: str | None = None,
+    source_concept: Path | None = None,
+    progress: Progress = _noop,
 ) -> SmokeResult:
     if not (ot_dir / "scripts" / "train.py").is_file():
         raise UserError(f"{ot_dir} has no scripts/train.py: not a OneTrainer checkout", exit_code=2)
@@ -428,12 +506,19 @@ def run_onetrainer(
     gpu_name, driver = _gpu_facts()
     rate = meter.step_rate(opts.warmup)
     result = SmokeResult(
-        mode="onetrainer", model=run.model, resolution=run.resolution, batch_size=opts.batch_size,
+        mode="onetrainer",
+        model=run.model,
+        resolution=run.resolution,
+        batch_size=opts.batch_size,
         dtype=_short_dtype((config_raw or {}).get("train_dtype")) or opts.dtype,
-        gpu=gpu_name or "unknown", driver=driver, load_s=meter.load_s,
+        gpu=gpu_name or "unknown",
+        driver=driver,
+        load_s=meter.load_s,
         caching_images_per_s=meter.caching_images_per_s(),
-        peak_vram_bytes=peak_vram, peak_vram_source=vram_source,
-        wall_s=time.monotonic() - t0, notes=[f"dataset: {run.dataset}"],
+        peak_vram_bytes=peak_vram,
+        peak_vram_source=vram_source,
+        wall_s=time.monotonic() - t0,
+        notes=[f"dataset: {run.dataset}"],
     )
     if rate is not None:
         result.its, result.its_low, result.its_high, result.steps = rate.its, rate.its_low, rate.its_high, rate.steps

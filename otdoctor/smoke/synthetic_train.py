@@ -48,7 +48,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-class MinimalAdafactor(object):
+class MinimalAdafactor:
     """Adafactor without relative step or parameter scaling, as OneTrainer's guide configures it."""
 
     def __init__(self, params, lr, eps=(1e-30, 1e-3), clip_threshold=1.0, decay_rate=-0.8, weight_decay=0.0):
@@ -105,8 +105,8 @@ class MinimalAdafactor(object):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.perf_counter()
-    import torch
     import diffusers
+    import torch
     from diffusers import UNet2DConditionModel
 
     if args.threads:
@@ -139,9 +139,17 @@ def main(argv=None):
             try:
                 from transformers.optimization import Adafactor
 
-                opt = Adafactor(unet.parameters(), lr=args.lr, eps=(1e-30, 1e-3), clip_threshold=1.0,
-                                decay_rate=-0.8, weight_decay=0.01, scale_parameter=False, relative_step=False,
-                                warmup_init=False)
+                opt = Adafactor(
+                    unet.parameters(),
+                    lr=args.lr,
+                    eps=(1e-30, 1e-3),
+                    clip_threshold=1.0,
+                    decay_rate=-0.8,
+                    weight_decay=0.01,
+                    scale_parameter=False,
+                    relative_step=False,
+                    warmup_init=False,
+                )
                 optimizer_impl = "transformers.optimization.Adafactor"
             except Exception:
                 opt = None
@@ -183,8 +191,11 @@ def main(argv=None):
         if model.get("text_embeds_dim"):
             added = {
                 "text_embeds": torch.randn(b, int(model["text_embeds_dim"]), device=device, dtype=dtype),
-                "time_ids": torch.tensor([[args.resolution, args.resolution, 0, 0, args.resolution, args.resolution]]
-                                         * b, device=device, dtype=dtype),
+                "time_ids": torch.tensor(
+                    [[args.resolution, args.resolution, 0, 0, args.resolution, args.resolution]] * b,
+                    device=device,
+                    dtype=dtype,
+                ),
             }
         return latents, noise, timesteps, text, added
 
@@ -251,7 +262,7 @@ def main(argv=None):
         measured_save = save(os.path.join(args.save_dir, "measure.safetensors"))
         saves.append(measured_save)
 
-    measured = step_s[args.warmup:] or step_s
+    measured = step_s[args.warmup :] or step_s
     srt = sorted(measured)
 
     def pct(q):

@@ -1,0 +1,227 @@
+"""GPU reasoning shared by the GPU checks and `otdoctor gpu`: which GPUs CUDA will see, which one
+OneTrainer trains on, whether a torch build can run on them, how much VRAM a plan needs, and who
+holds the VRAM. Pure functions over the probe's values plus the tables in `otdoctor/data/`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from otdoctor.probe.nvml import GpuDevice, GpuInfo, GpuProcess
+from otdoctor.probe.processes import ProcessDetails
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised by the 3.10 test pass
+    import tomli as tomllib
+
+GIB = 1024**3
+
+
+@cache
+def data_table(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("otdoctor.data").joinpath(name).read_text(encoding="utf-8"))
+
+
+# Which GPUs CUDA sees ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Visibility:
+    devices: tuple[GpuDevice, ...]  # in CUDA's order as far as it can be known
+    notes: tuple[str, ...] = ()  # what CUDA_VISIBLE_DEVICES did
+    problems: tuple[str, ...] = ()  # entries that hide GPUs by mistake
+    order_warning: str | None = None
+
+
+def visible_devices(info: GpuInfo) -> Visibility:
+    """Apply CUDA_VISIBLE_DEVICES as the CUDA runtime does (NVML itself ignores it).
+
+    Entries are indices or (prefixes of) GPU UUIDs; CUDA stops at the first entry that matches no
+    GPU, so everything after a typo is hidden too.
+    """
+    devices = list(info.devices)
+    raw = info.cuda_visible_devices
+    order_pci = (info.cuda_device_order or "").strip().upper() == "PCI_BUS_ID"
+    order_warning = None
+    if raw is None:
+        if len(devices) > 1 and not order_pci:
+            # Without PCI_BUS_ID, CUDA numbers the fastest GPU 0; nvidia-smi numbers by bus.
+            devices.sort(key=lambda d: (d.compute_capability or (0, 0), d.memory_total_bytes or 0), reverse=True)
+        return Visibility(tuple(devices), order_warning=None)
+    chosen: list[GpuDevice] = []
+    problems: list[str] = []
+    entries = [e.strip() for e in raw.split(",")] if raw.strip() else []
+    for entry in entries:
+        match: GpuDevice | None = None
+        if entry.lstrip("-").isdigit():
+            n = int(entry)
+            match = devices[n] if 0 <= n < len(devices) else None
+        elif entry.startswith("GPU-"):
+            hits = [d for d in devices if d.uuid.startswith(entry)]
+            match = hits[0] if len(hits) == 1 else None
+        if match is None:
+            rest = entries[entries.index(entry) :]
+            problems.append(
+                f"CUDA_VISIBLE_DEVICES entry {entry!r} matches no GPU, so CUDA hides it and everything after it "
+                f"({', '.join(rest)})"
+            )
+            break
+        if match not in chosen:
+            chosen.append(match)
+    if not entries:
+        problems.append("CUDA_VISIBLE_DEVICES is empty: CUDA sees no GPU at all")
+    numeric = any(e.isdigit() for e in entries)
+    if len(info.devices) > 1 and numeric and not order_pci:
+        order_warning = (
+            "CUDA_VISIBLE_DEVICES uses indices but CUDA_DEVICE_ORDER is not PCI_BUS_ID: CUDA numbers the "
+            "fastest GPU 0, nvidia-smi numbers by PCI bus, so the index may pick a different GPU"
+        )
+    notes = (
+        f"CUDA_VISIBLE_DEVICES={raw}: CUDA sees {', '.join(f'GPU {d.index} ({d.name})' for d in chosen) or 'no GPU'}",
+    )
+    return Visibility(tuple(chosen), notes, tuple(problems), order_warning)
+
+
+def training_device(info: GpuInfo, train_device: str = "cuda") -> GpuDevice | None:
+    """The GPU OneTrainer's `train_device` ("cuda" = "cuda:0") lands on."""
+    vis = visible_devices(info).devices
+    index = 0
+    if ":" in train_device:
+        try:
+            index = int(train_device.split(":", 1)[1])
+        except ValueError:
+            index = 0
+    return vis[index] if 0 <= index < len(vis) else None
+
+
+# CUDA builds, drivers and architectures --------------------------------------------------------
+def build_tag(torch_version: str | None, cuda: str | None) -> str | None:
+    """'2.12.0+cu130' or cuda '13.0' -> 'cu130'."""
+    if torch_version and "+cu" in torch_version:
+        return "cu" + torch_version.split("+cu", 1)[1].split(".")[0]
+    if cuda:
+        parts = cuda.split(".")
+        return f"cu{parts[0]}{parts[1] if len(parts) > 1 else '0'}"
+    return None
+
+
+def tag_cuda(tag: str) -> tuple[int, int]:
+    """'cu126' -> (12, 6); 'cu130' -> (13, 0); 'cu118' -> (11, 8)."""
+    digits = tag[2:]
+    return int(digits[:-1]), int(digits[-1])
+
+
+def default_arch_list(tag: str | None) -> list[str] | None:
+    if tag is None:
+        return None
+    return list(data_table("cuda_drivers.toml")["arch_list"].get(tag, [])) or None
+
+
+def arch_supports(arch_list: list[str], cc: tuple[int, int]) -> bool:
+    """A cubin sm_XY runs on X.Z for Z >= Y; PTX compute_XY is JIT-compiled for any newer GPU.
+
+    Architecture-specific targets (sm_90a, sm_100a) are not portable and are left out.
+    """
+    major, minor = cc
+    for arch in arch_list:
+        kind, _, num = arch.partition("_")
+        if not num.isdigit():
+            continue
+        a_major, a_minor = int(num[:-1]), int(num[-1])
+        if kind == "sm" and a_major == major and a_minor <= minor:
+            return True
+        if kind == "compute" and (a_major, a_minor) <= (major, minor):
+            return True
+    return False
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in v.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits) if digits else 0)
+    return tuple(out)
+
+
+def min_driver(tag: str, windows: bool) -> tuple[str | None, str | None]:
+    """(driver for the full toolkit, driver through minor-version compatibility)."""
+    table = data_table("cuda_drivers.toml")
+    os_key = "windows" if windows else "linux"
+    major, minor = tag_cuda(tag)
+    full = table["toolkit_min_driver"][os_key].get(f"{major}.{minor}")
+    compat = table["minor_compat_min_driver"][os_key].get(str(major))
+    return full, compat
+
+
+# VRAM plans ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    title: str
+    need_vram_bytes: int | None
+    source: str  # "default", or the config path
+
+
+def plan_for(model_type: str | None, method: str | None, fused_back_pass: bool | None, source: str) -> Plan:
+    table = data_table("vram.toml")
+    if model_type is None:
+        row = next(r for r in table["plan"] if r["id"] == table["default_plan"])
+        return Plan(row["id"], row["title"], int(row["need_vram_gib"] * GIB), "default")
+    for row in table["plan"]:
+        if not model_type.startswith(row["model"]) or (method or "FINE_TUNE") != row["method"]:
+            continue
+        if "fused_back_pass" in row and bool(fused_back_pass) != row["fused_back_pass"]:
+            continue
+        return Plan(row["id"], row["title"], int(row["need_vram_gib"] * GIB), source)
+    return Plan("unknown", f"{model_type} {method or ''}".strip(), None, source)
+
+
+# Who holds the VRAM ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HolderRow:
+    process: GpuProcess
+    details: ProcessDetails
+
+    @property
+    def visible(self) -> bool:
+        return self.details.visible
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.details
+        return {
+            "pid": self.process.pid,
+            "gpu_index": self.process.gpu_index,
+            "kind": self.process.kind,
+            "used_memory_bytes": self.process.used_memory_bytes,
+            "visible": d.visible,
+            "user": d.user,
+            "name": d.name,
+            "cmdline": list(d.cmdline),
+            "owned_by_current_user": d.owned_by_current_user,
+        }
+
+
+def holders(info: GpuInfo, describe: Any, device: GpuDevice | None = None) -> list[HolderRow]:
+    """Processes holding VRAM (on one GPU, or all), largest first; unknown sizes last."""
+    devices = [device] if device is not None else list(info.devices)
+    rows = [
+        HolderRow(p, describe(p.pid) if info.is_local_pid(p.pid) else ProcessDetails(p.pid, False))
+        for d in devices
+        for p in d.processes
+    ]
+    rows.sort(key=lambda r: (r.process.used_memory_bytes is None, -(r.process.used_memory_bytes or 0)))
+    return rows
+
+
+def invisible_explanation(info: GpuInfo) -> str:
+    if info.container:
+        return (
+            f"NVML reports PIDs of the host, and this {info.container} container has its own PID namespace: "
+            "start the container with --pid=host to see (and stop) them here, or run nvidia-smi on the host"
+        )
+    if info.snapshot:
+        return f"'not visible here': those PIDs ran on the machine recorded in {info.snapshot}, not on this one"
+    return "no such process here: it has exited since, or it lives in another PID namespace (a container)"

@@ -1,0 +1,82 @@
+"""Finding a OneTrainer checkout and reading the facts its launchers hold."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Files whose presence makes a folder a OneTrainer checkout (the Linux and Windows launchers).
+LAUNCHERS = ("install.sh", "start-ui.sh", "lib.include.sh")
+MARKERS = ("scripts/train.py", "modules")
+
+# Fallbacks when the checkout does not say (ONETRAINER.md, Aug 2026).
+DEFAULT_PYTHON_MINIMUM = "3.10"
+DEFAULT_PYTHON_TOO_HIGH = "3.14"
+
+
+@dataclass(frozen=True)
+class Located:
+    path: Path | None
+    source: str | None  # how it was found: "--ot-dir", "OT_DIR", "current folder", "~/Projects/OneTrainer"
+    tried: tuple[str, ...] = ()  # every place looked at, for the "not found" finding
+
+
+def looks_like_onetrainer(path: Path) -> bool:
+    return (
+        path.is_dir()
+        and (path / "scripts" / "train.py").is_file()
+        and any((path / name).is_file() for name in LAUNCHERS)
+    )
+
+
+def locate(explicit: Path | None, env: Mapping[str, str], cwd: Path, home: Path) -> Located:
+    """--ot-dir, then $OT_DIR, then the current folder, then the guide's places."""
+    if explicit is not None:
+        return Located(explicit.expanduser().resolve(), "--ot-dir", (str(explicit),))
+    tried: list[str] = []
+    candidates: list[tuple[Path, str]] = []
+    if env.get("OT_DIR"):
+        candidates.append((Path(env["OT_DIR"]).expanduser(), "OT_DIR"))
+    candidates.append((cwd, "current folder"))
+    candidates.append((home / "Projects" / "OneTrainer", "~/Projects/OneTrainer"))
+    candidates.append((home / "OneTrainer", "~/OneTrainer"))
+    for path, source in candidates:
+        tried.append(str(path))
+        if source == "OT_DIR":  # the user said so: take it even when it is broken, and say why later
+            return Located(path.resolve(), source, tuple(tried))
+        if looks_like_onetrainer(path):
+            return Located(path.resolve(), source, tuple(tried))
+    return Located(None, None, tuple(tried))
+
+
+_ASSIGN = re.compile(r"""^\s*(?:export\s+)?(OT_[A-Z_]+)\s*=\s*["']?([^"'\s#]*)["']?""", re.M)
+
+
+def launcher_variables(ot_dir: Path) -> dict[str, str]:
+    """Plain `OT_X="value"` and `${OT_X:-default}` assignments from lib.include.sh."""
+    lib = ot_dir / "lib.include.sh"
+    try:
+        text = lib.read_text(errors="replace")
+    except OSError:
+        return {}
+    found = {m.group(1): m.group(2) for m in _ASSIGN.finditer(text)}
+    # `export OT_X="${OT_X:-value}"` style: take the default.
+    for key, value in list(found.items()):
+        m = re.match(r"\$\{%s:-([^}]*)\}" % key, value)
+        if m:
+            found[key] = m.group(1)
+    for m in re.finditer(r'(OT_[A-Z_]+)="?\$\{\1:-([^}]*)\}', text):
+        found[m.group(1)] = m.group(2)
+    return found
+
+
+def python_range(ot_dir: Path | None) -> tuple[str, str, str]:
+    """(minimum, too_high, source): what the checkout's launcher accepts."""
+    if ot_dir is not None:
+        found = launcher_variables(ot_dir)
+        lo, hi = found.get("OT_PYTHON_VERSION_MINIMUM"), found.get("OT_PYTHON_VERSION_TOO_HIGH")
+        if lo and hi:
+            return lo, hi, str(ot_dir / "lib.include.sh")
+    return DEFAULT_PYTHON_MINIMUM, DEFAULT_PYTHON_TOO_HIGH, "otdoctor's built-in default"

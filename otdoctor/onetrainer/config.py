@@ -1,0 +1,441 @@
+"""Reading OneTrainer training configs: full exports (`"__version": 11`) and partial presets.
+
+`load_config(path, ot_dir)` returns a TrainConfig: the raw dict plus typed accessors for the keys
+otdoctor reasons about, with OneTrainer's defaults for missing keys. Concepts come from
+`concept_file_name` or inline `concepts`. Malformed JSON is a UserError naming the line and column;
+unknown keys and unknown `__version`s (top level and nested sections) become `warnings`.
+
+`config_facts(ctx)` picks the config a run looks at (`--config`, else the UI's last-session state
+`training_presets/#.json` in the checkout), loads it once per run and keeps a load error as a value,
+so checks can report it instead of aborting the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from otdoctor.errors import UserError
+
+if TYPE_CHECKING:
+    from otdoctor.engine.check import Context
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised by the 3.10 pass
+    import tomli as tomllib
+
+
+@cache
+def data_table(name: str) -> Mapping[str, Any]:
+    """A TOML table shipped in `otdoctor/data/` (`onetrainer_config`, `training`)."""
+    text = resources.files("otdoctor.data").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+KNOWN_CONFIG_VERSION = int(data_table("onetrainer_config")["config_version"])
+KNOWN_CONCEPT_VERSION = int(data_table("onetrainer_config")["concept_version"])
+LAST_USED_NAME = "#.json"  # the UI's last-session state, in training_presets/ (BaseTopBarView)
+
+# OneTrainer's defaults for the keys otdoctor reads (TrainConfig.default_values at 23df383).
+DEFAULTS: dict[str, Any] = {
+    "training_method": "FINE_TUNE",
+    "model_type": "STABLE_DIFFUSION_15",
+    "base_model_name": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "output_dtype": "FLOAT_32",
+    "train_dtype": "FLOAT_16",
+    "fallback_train_dtype": "BFLOAT_16",
+    "output_model_format": "SAFETENSORS",
+    "output_model_destination": "models/model.safetensors",
+    "resolution": "512",
+    "batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "epochs": 100,
+    "learning_rate": 3e-6,
+    "aspect_ratio_bucketing": True,
+    "latent_caching": True,
+    "clear_cache_before_training": True,
+    "continue_last_backup": False,
+    "ema": "OFF",
+    "masked_training": False,
+    "sample_after": 10,
+    "sample_after_unit": "MINUTE",
+    "backup_after": 30,
+    "backup_after_unit": "MINUTE",
+    "rolling_backup": False,
+    "rolling_backup_count": 3,
+    "backup_before_save": True,
+    "save_every": 0,
+    "save_every_unit": "NEVER",
+    "workspace_dir": "workspace/run",
+    "cache_dir": "workspace-cache/run",
+    "concept_file_name": "training_concepts/concepts.json",
+    "lora_rank": 16,
+    "optimizer.optimizer": "ADAMW",
+    "optimizer.fused_back_pass": False,
+    "vae.model_name": "",
+    "unet.train": True,
+    "text_encoder.train": True,
+    "text_encoder_2.train": True,
+    "unet.weight_dtype": "FLOAT_32",
+}
+
+
+@dataclass(frozen=True)
+class Concept:
+    raw: Mapping[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A concept key, or dotted (`text.prompt_source`, `image.enable_resolution_override`)."""
+        node: Any = self.raw
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name") or Path(str(self.raw.get("path", ""))).name or "concept")
+
+    @property
+    def path(self) -> str:
+        return str(self.raw.get("path", ""))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.raw.get("enabled", True))
+
+    @property
+    def type(self) -> str:
+        return str(self.raw.get("type", "STANDARD"))
+
+    @property
+    def balancing(self) -> float:
+        return float(self.raw.get("balancing", 1.0))
+
+    @property
+    def balancing_strategy(self) -> str:
+        return str(self.raw.get("balancing_strategy", "REPEATS"))
+
+    @property
+    def include_subdirectories(self) -> bool:
+        return bool(self.raw.get("include_subdirectories", False))
+
+    @property
+    def image_variations(self) -> int:
+        return int(self.raw.get("image_variations", 1))
+
+    @property
+    def counts_for_training(self) -> bool:
+        """Disabled and VALIDATION concepts add no training steps."""
+        return self.enabled and self.type != "VALIDATION"
+
+    @property
+    def prompt_source(self) -> str:
+        """ "sample" (a .txt beside each image, the default), "filename" or "concept" (one file)."""
+        return str(self.get("text.prompt_source", "sample") or "sample")
+
+    @property
+    def prompt_path(self) -> str:
+        return str(self.get("text.prompt_path", "") or "")
+
+    @property
+    def resolution_override(self) -> str | None:
+        if self.get("image.enable_resolution_override", False):
+            return str(self.get("image.resolution_override", "") or "") or None
+        return None
+
+    @property
+    def is_regularisation(self) -> bool:
+        """The guide's regularisation concept: named so, or sampled down below one pass per epoch.
+
+        OneTrainer has no concept type for it; the guide makes a STANDARD concept with balancing
+        `training images / regularisation images` (0.0072), so a REPEATS balancing below 1 or a
+        name/path saying "reg" marks one.
+        """
+        if not self.counts_for_training:
+            return False
+        text = f"{self.raw.get('name', '')} {Path(self.path).name}".lower()
+        if re.search(r"(^|[^a-z])reg([^a-z]|ulari[sz]ation|$)", text):
+            return True
+        return self.balancing_strategy == "REPEATS" and self.balancing < 1.0
+
+    def samples_per_epoch(self, n_images: int) -> int:
+        """OneTrainer's arithmetic: REPEATS -> floor(n * balancing), SAMPLES -> int(balancing)."""
+        if not self.counts_for_training:
+            return 0
+        if self.balancing_strategy == "SAMPLES":
+            return int(self.balancing)
+        return int(math.floor(n_images * self.balancing))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    path: Path | None
+    raw: Mapping[str, Any]
+    concepts: tuple[Concept, ...] = ()
+    concepts_source: str | None = None  # "inline", the concept file's path, or None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    ot_dir: Path | None = None
+
+    @property
+    def is_preset(self) -> bool:
+        return "__version" not in self.raw
+
+    @property
+    def version(self) -> int | None:
+        v = self.raw.get("__version")
+        return v if isinstance(v, int) else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A top-level key, or dotted (`unet.learning_rate`, `optimizer.fused_back_pass`), or the default."""
+        node: Any = self.raw
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return DEFAULTS.get(key, default) if default is None else default
+            node = node[part]
+        return node
+
+    @property
+    def model_type(self) -> str:
+        return str(self.get("model_type"))
+
+    @property
+    def training_method(self) -> str:
+        return str(self.get("training_method"))
+
+    @property
+    def is_sdxl(self) -> bool:
+        return "XL" in self.model_type
+
+    @property
+    def base_model_name(self) -> str:
+        return str(self.get("base_model_name") or "")
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Where relative paths point: OneTrainer's folder (the launchers cd there), else the config's."""
+        if self.ot_dir is not None:
+            return self.ot_dir
+        return self.path.parent if self.path is not None else None
+
+    def resolve(self, value: str, ot_dir: Path | None = None) -> Path:
+        """Paths in configs are relative to OneTrainer's folder (the launchers cd there)."""
+        p = Path(value).expanduser()
+        base = ot_dir if ot_dir is not None else self.base_dir
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        return p
+
+    # Typed accessors for the rules ------------------------------------------------------------
+    def int_value(self, key: str) -> int:
+        try:
+            return int(self.get(key))
+        except (TypeError, ValueError):
+            return int(DEFAULTS.get(key, 0))
+
+    def float_value(self, key: str) -> float | None:
+        v = self.get(key)
+        if v is None:
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    def flag(self, key: str) -> bool:
+        return bool(self.get(key))
+
+    def part_learning_rate(self, part: str) -> float | None:
+        """A model part's learning rate; null in the config means the global learning_rate."""
+        own = self.float_value(f"{part}.learning_rate")
+        return own if own is not None else self.float_value("learning_rate")
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """The numbers in `resolution` ("1024", "768,1024", "1024x768"), as OneTrainer splits them."""
+        return parse_resolution(str(self.get("resolution")))
+
+    @property
+    def enabled_concepts(self) -> tuple[Concept, ...]:
+        return tuple(c for c in self.concepts if c.counts_for_training)
+
+
+def parse_resolution(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.split(r"\D", text or "") if x.strip())
+
+
+def _parse_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}", exit_code=2) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what} {path}: {exc}", exit_code=2) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", exit_code=2
+        ) from None
+
+
+def _unknown(section: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    allowed = set(known) | {"__version"}
+    return sorted(k for k in section if k not in allowed)
+
+
+def _version_warning(where: str, section: Mapping[str, Any], expected: int) -> str | None:
+    v = section.get("__version")
+    if v is None or v == expected:
+        return None
+    if isinstance(v, int) and v < expected:
+        return f"{where} has __version {v} (OneTrainer migrates it to {expected} when it loads; some keys may be read wrongly)"
+    return f"{where} has __version {v!r}; otdoctor knows version {expected}: some keys may be read wrongly"
+
+
+def config_warnings(raw: Mapping[str, Any]) -> list[str]:
+    """Unknown keys and unknown `__version`s, top level and nested sections."""
+    table = data_table("onetrainer_config")
+    out: list[str] = []
+    w = _version_warning("the config", raw, KNOWN_CONFIG_VERSION)
+    if w:
+        out.append(w)
+    unknown = _unknown(raw, table["train_keys"])
+    if unknown:
+        out.append(f"unknown key(s) in the config: {', '.join(unknown)}")
+    nested_version = int(table["nested_version"])
+    for part in table["model_parts"]:
+        section = raw.get(part)
+        if isinstance(section, Mapping):
+            unknown = _unknown(section, table["model_part_keys"])
+            if unknown:
+                out.append(f"unknown key(s) in {part}: {', '.join(unknown)}")
+            w = _version_warning(part, section, nested_version)
+            if w:
+                out.append(w)
+    optimizer = raw.get("optimizer")
+    if isinstance(optimizer, Mapping):
+        unknown = _unknown(optimizer, table["optimizer_keys"])
+        if unknown:
+            out.append(f"unknown key(s) in optimizer: {', '.join(unknown)}")
+        w = _version_warning("optimizer", optimizer, nested_version)
+        if w:
+            out.append(w)
+    return out
+
+
+def concept_warnings(concepts: Iterable[Mapping[str, Any]], where: str) -> list[str]:
+    table = data_table("onetrainer_config")
+    out: list[str] = []
+    for i, c in enumerate(concepts):
+        label = f"concept {i + 1} ({c.get('name') or c.get('path') or 'unnamed'}) in {where}"
+        unknown = _unknown(c, table["concept_keys"])
+        for sub, keys in (("image", "concept_image_keys"), ("text", "concept_text_keys")):
+            section = c.get(sub)
+            if isinstance(section, Mapping):
+                unknown += [f"{sub}.{k}" for k in _unknown(section, table[keys])]
+        if unknown:
+            out.append(f"unknown key(s) in {label}: {', '.join(unknown)}")
+        w = _version_warning(label, c, KNOWN_CONCEPT_VERSION)
+        if w:
+            out.append(w)
+    return out
+
+
+def load_config(path: Path, ot_dir: Path | None = None) -> TrainConfig:
+    raw = _parse_json(path, "config")
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path} is a JSON {type(raw).__name__}, not an object of settings", exit_code=2)
+    warnings: list[str] = config_warnings(raw)
+    concepts: list[Concept] = []
+    source: str | None = None
+    inline = raw.get("concepts")
+    if isinstance(inline, list):
+        items = [c for c in inline if isinstance(c, dict)]
+        concepts = [Concept(c) for c in items]
+        source = "inline"
+        warnings += concept_warnings(items, "the config")
+    else:
+        # Exports and the UI's #.json write "concepts": null and keep them in concept_file_name.
+        name = raw.get("concept_file_name") or DEFAULTS["concept_file_name"]
+        cpath = Path(name).expanduser()
+        if not cpath.is_absolute():
+            base = ot_dir if ot_dir is not None else path.parent
+            cpath = base / cpath
+        if cpath.is_file():
+            data = _parse_json(cpath, "concept file")
+            if isinstance(data, list):
+                items = [c for c in data if isinstance(c, dict)]
+                concepts = [Concept(c) for c in items]
+                source = str(cpath)
+                warnings += concept_warnings(items, cpath.name)
+            else:
+                warnings.append(f"concept file {cpath} is not a JSON list of concepts")
+        else:
+            warnings.append(f"concept file {cpath} does not exist")
+    return TrainConfig(path, raw, tuple(concepts), source, tuple(warnings), ot_dir)
+
+
+def find_last_used(ot_dir: Path | None) -> Path | None:
+    """The UI's last-session state: `training_presets/#.json`, rewritten whenever the UI runs."""
+    if ot_dir is None:
+        return None
+    candidate = ot_dir / "training_presets" / LAST_USED_NAME
+    return candidate if candidate.is_file() else None
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """Which config a run looks at, and what came of loading it."""
+
+    path: Path | None
+    source: str | None  # "--config" or "last-used UI state"
+    config: TrainConfig | None = None
+    error: str | None = None  # malformed JSON etc., one line with line and column
+
+    @property
+    def describe(self) -> str:
+        return f"{self.path} ({self.source})" if self.path else "no config"
+
+
+def config_facts(ctx: Context) -> ConfigFacts:
+    """The config for this run, loaded once; `--config` wins over the UI's last-session state."""
+
+    def compute() -> ConfigFacts:
+        path = ctx.options.config_path
+        source = "--config"
+        if path is None:
+            path = find_last_used(ctx.ot_dir)
+            source = "last-used UI state"
+        if path is None:
+            return ConfigFacts(None, None)
+        try:
+            return ConfigFacts(path, source, load_config(path, ctx.ot_dir))
+        except UserError as exc:
+            return ConfigFacts(path, source, error=exc.message)
+
+    return ctx.memo("otconfig", compute)
+
+
+__all__ = [
+    "Concept",
+    "ConfigFacts",
+    "DEFAULTS",
+    "KNOWN_CONFIG_VERSION",
+    "TrainConfig",
+    "config_facts",
+    "data_table",
+    "find_last_used",
+    "load_config",
+    "parse_resolution",
+]

@@ -1,0 +1,58 @@
+"""otdoctor's own cache folder: hash results, smoke results, facts about venvs.
+
+`$OTDOCTOR_CACHE_DIR`, else `$XDG_CACHE_HOME/otdoctor`, else `~/.cache/otdoctor`. Writes are
+atomic (temporary file, then rename) so an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("OTDOCTOR_CACHE_DIR"):
+        return Path(env["OTDOCTOR_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "otdoctor"
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """`$OTDOCTOR_CONFIG_DIR`, else `$XDG_CONFIG_HOME/otdoctor`, else `~/.config/otdoctor`."""
+    env = os.environ if env is None else env
+    if env.get("OTDOCTOR_CONFIG_DIR"):
+        return Path(env["OTDOCTOR_CONFIG_DIR"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / "otdoctor"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON in `path`, or None when it is missing or unreadable (a cache is never an error)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True))

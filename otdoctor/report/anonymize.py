@@ -1,0 +1,194 @@
+"""Making text safe to share in a public bug report: secrets out, personal names replaced.
+
+`otdoctor.redact.redact` already removes secrets from every text that leaves the program (known
+token values, Hugging Face tokens, `?token=` in URLs, Authorization headers). A report that a user
+pastes into a public GitHub issue needs more:
+
+- every value that *could* be a secret is registered with `redact.register_secret`, so it is
+  masked wherever it shows up (an install log, pip freeze, a config): the values of environment
+  variables whose names say "token", "key", "secret" or "password"; every string in OneTrainer's
+  `secrets.json`; the Hugging Face token file; git credentials;
+- patterns too broad for everyday output: Civitai API keys (32 hex digits), GitHub tokens,
+  passwords in URLs (`https://user:pass@host`);
+- the home folder becomes `~`, the user name `<user>`, the host name `<host>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otdoctor.redact import MASK, redact, register_secret
+
+USER_MASK = "<user>"
+HOST_MASK = "<host>"
+
+# Environment variable names whose values are treated as secrets (any case, anywhere in the name).
+_SECRET_NAME = re.compile(r"(?i)(token|secret|passw(or)?d|passwd|api_?key|access_?key|private_?key|credential|auth)")
+# ...except these, whose values are paths or switches, not secrets.
+_NOT_SECRET_NAME = re.compile(r"(?i)(_SOCK|_FILE|_PATH|_DIR|_HOME|_URL|_ENDPOINT|_OFFLINE|_DISABLE\w*)$")
+
+_EXTRA_PATTERNS = [
+    # Civitai API keys: 32 lowercase hex digits, anywhere.
+    (re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])"), MASK),
+    # GitHub tokens (classic and fine-grained).
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b"), MASK),
+    # Credentials in URLs: scheme://user:password@host and scheme://token@host.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+(?::[^/\s@'\"]*)?@"), r"\1" + MASK + "@"),
+    # GPU UUIDs identify one physical card (kept replayable: still a string in the snapshot).
+    (re.compile(r"\bGPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "GPU-<uuid>"),
+    # Bearer tokens without an Authorization header in front (curl -H lines split oddly, logs).
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
+]
+
+# Names that identify nobody (and would mangle ordinary words if replaced); a one-letter name too.
+_MIN_NAME_LEN = 2
+_COMMON_NAMES = {"localhost", "root", "user", "admin", "ubuntu", "debian", "runner"}
+
+
+def looks_secret_env(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name)) and not _NOT_SECRET_NAME.search(name)
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string inside a JSON value (secrets.json may nest)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def register_file_secrets(path: Path) -> bool:
+    """Register every string in a secrets file (JSON) or every word of a token file. True when read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    try:
+        values = list(_strings(json.loads(text)))
+    except ValueError:
+        values = text.split()
+    for value in values:
+        register_secret(value)
+    # The raw text too: a secrets file with a JSON error still must not leak line by line.
+    for line in text.splitlines():
+        m = re.search(r":\s*\"([^\"]{6,})\"", line)
+        if m:
+            register_secret(m.group(1))
+    return True
+
+
+def _git_credentials(text: str) -> Iterable[str]:
+    for m in re.finditer(r"://([^:@/\s]+):([^@/\s]+)@", text):
+        yield m.group(2)
+
+
+@dataclass(frozen=True)
+class Anonymizer:
+    """Callable: text in, shareable text out."""
+
+    homes: tuple[str, ...]
+    users: tuple[str, ...]
+    hosts: tuple[str, ...]
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        text = redact(text)
+        for pattern, repl in _EXTRA_PATTERNS:
+            text = pattern.sub(repl, text)
+        for home in self.homes:  # longest first, so /home/a/b is not cut at /home/a
+            text = re.sub(re.escape(home) + r"(?=/|\\|\b|$)", "~", text)
+        for name in self.users:
+            text = _replace_word(text, name, USER_MASK)
+        for name in self.hosts:
+            text = _replace_word(text, name, HOST_MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Anonymise every string in a JSON-like value (keys too: paths can be keys)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {self(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
+
+
+def _replace_word(text: str, name: str, mask: str) -> str:
+    # A name counts where it is not part of a longer word: `alice` in /home/alice and alice@box,
+    # never inside `malice`. Case-insensitive, because host names are.
+    return re.sub(r"(?i)(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", mask, text)
+
+
+def for_machine(
+    env: Mapping[str, str],
+    home: Path,
+    ot_dir: Path | None = None,
+    secret_files: Iterable[Path] = (),
+) -> Anonymizer:
+    """Register this machine's secrets and learn its personal names."""
+    for name, value in env.items():
+        if looks_secret_env(name):
+            register_secret(value)
+    files = list(secret_files)
+    if ot_dir is not None:
+        files.append(ot_dir / "secrets.json")
+    hf_home = Path(env.get("HF_HOME") or home / ".cache" / "huggingface")
+    files += [Path(env["HF_TOKEN_PATH"])] if env.get("HF_TOKEN_PATH") else []
+    files += [hf_home / "token", home / ".huggingface" / "token"]
+    for f in files:
+        if f.is_file():
+            register_file_secrets(f)
+    for cred in (home / ".git-credentials",):
+        try:
+            for secret in _git_credentials(cred.read_text(errors="replace")):
+                register_secret(secret)
+        except OSError:
+            pass
+
+    homes = {str(home)}
+    try:
+        homes.add(str(home.resolve()))
+    except OSError:
+        pass
+    homes = {h.rstrip("/") for h in homes if h and h.rstrip("/")}
+
+    users: set[str] = {home.name}
+    for var in ("USER", "LOGNAME", "USERNAME", "SUDO_USER"):
+        if env.get(var):
+            users.add(env[var])
+    try:
+        import pwd
+
+        users.add(pwd.getpwuid(os.getuid()).pw_name)
+    except (ImportError, KeyError, OSError):
+        pass
+
+    hosts: set[str] = set()
+    for var in ("OTDOCTOR_HOSTNAME", "HOSTNAME", "COMPUTERNAME"):
+        if env.get(var):
+            hosts.add(env[var])
+    try:
+        hosts.add(socket.gethostname())  # never getfqdn(): that asks DNS, and --offline means offline
+    except OSError:
+        pass
+    for h in list(hosts):
+        hosts.add(h.split(".")[0])
+
+    def keep(names: set[str]) -> tuple[str, ...]:
+        ok = {n for n in names if len(n) >= _MIN_NAME_LEN and n.lower() not in _COMMON_NAMES}
+        return tuple(sorted(ok, key=len, reverse=True))
+
+    return Anonymizer(tuple(sorted(homes, key=len, reverse=True)), keep(users), keep(hosts))
