@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factory import PYENV_ROOT, otdoctor_exe
+from tests.support.factory import PYENV_ROOT, otdoctor_exe
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def torch_venv(tmp_path_factory) -> Path:
     it is shared by every test that needs real torch: the venv probe, the smoke training, the GPU
     build checks.
     """
-    from tests.factory import make_venv, pyenv_python
+    from tests.support.factory import make_venv, pyenv_python
 
     venv = tmp_path_factory.mktemp("torch-venv") / "venv"
     make_venv(venv, pyenv_python("3.11"))

@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 
 from otdoctor import __version__
 from otdoctor.errors import UserError
+from otdoctor.onetrainer.checkout import find_checkout
 from otdoctor.redact import redact, register_env_secrets
 
 app = typer.Typer(
@@ -238,7 +239,7 @@ def _models_inventory(ot_dir: Path | None, config: Path | None, models_dir: list
         if not folder.expanduser().is_dir():  # a typo would otherwise read as "no checkpoints found"
             raise UserError(f"--models-dir {folder} is not a folder", exit_code=2)
     probe = Probe()
-    located = probe.locate_onetrainer(ot_dir)
+    located = find_checkout(probe, ot_dir)
     return probe, located.path, take_inventory(probe.env, probe.home, models_dir or (), located.path, config)
 
 
@@ -424,7 +425,7 @@ def models_download_cmd(
 
         token = read_token(probe.env, token_file)
         if dest is None:
-            located = probe.locate_onetrainer(ot_dir)
+            located = find_checkout(probe, ot_dir)
             if located.path is None:
                 raise UserError(
                     "no --dest given and no OneTrainer checkout found to put it in models/",
@@ -874,9 +875,7 @@ def _clock_option(value: str | None):
 
 @app.command("estimate")
 def estimate_cmd(
-    images: Annotated[
-        int | None, typer.Option("--images", help="Training images (one concept, balancing 1).")
-    ] = None,
+    images: Annotated[int | None, typer.Option("--images", help="Training images (one concept, balancing 1).")] = None,
     reg: Annotated[int | None, typer.Option("--reg", help="Regularisation images (a second concept).")] = None,
     balancing: Annotated[
         float | None,
@@ -934,9 +933,7 @@ def estimate_cmd(
     caching_rate: Annotated[
         float | None, typer.Option("--caching-rate", help="Latent caching, images per second.")
     ] = None,
-    write_mbps: Annotated[
-        float | None, typer.Option("--write-mbps", help="Disk write speed for saves, MB/s.")
-    ] = None,
+    write_mbps: Annotated[float | None, typer.Option("--write-mbps", help="Disk write speed for saves, MB/s.")] = None,
     sample_s: Annotated[float | None, typer.Option("--sample-s", help="Seconds per sample image.")] = None,
     save_gb: Annotated[
         float | None,

@@ -8,7 +8,7 @@ that need a path (the JSON schema, a guide config handed to a child process).
 from __future__ import annotations
 
 import sys
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 

@@ -11,6 +11,7 @@ from otdoctor.engine.registry import load_checks, select
 from otdoctor.engine.results import Outcome, Report
 from otdoctor.engine.runner import build_report, run_checks
 from otdoctor.errors import UserError
+from otdoctor.onetrainer.checkout import find_checkout
 from otdoctor.probe import Probe
 
 
@@ -24,7 +25,7 @@ def make_context(
 ) -> Context:
     if offline:
         go_offline(probe)
-    located = probe.locate_onetrainer(ot_dir)
+    located = find_checkout(probe, ot_dir)
     options = Options(
         ot_dir=located.path,
         ot_dir_source=located.source,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otdoctor.probe import Probe
+
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +34,11 @@ def looks_like_onetrainer(path: Path) -> bool:
         and (path / "scripts" / "train.py").is_file()
         and any((path / name).is_file() for name in LAUNCHERS)
     )
+
+
+def find_checkout(probe: Probe, explicit: Path | None = None) -> Located:
+    """Where OneTrainer is, as the probe's environment, current folder and home say."""
+    return locate(explicit, probe.env, probe.cwd, probe.home)
 
 
 def locate(explicit: Path | None, env: Mapping[str, str], cwd: Path, home: Path) -> Located:

@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from otdoctor.onetrainer import checkout as onetrainer
 from otdoctor.probe import host, launcher, python
 from otdoctor.probe.commands import CommandResult, run, which
 
@@ -105,10 +104,6 @@ class Probe:
         from otdoctor.probe import processes
 
         return processes.current_user()
-
-    # OneTrainer -------------------------------------------------------------------------------
-    def locate_onetrainer(self, explicit: Path | None = None) -> onetrainer.Located:
-        return onetrainer.locate(explicit, self.env, self.cwd, self.home)
 
 
 __all__ = ["Probe", "CommandResult"]

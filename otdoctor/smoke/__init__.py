@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.errors import UserError
+from otdoctor.onetrainer.checkout import find_checkout
 from otdoctor.smoke.results import SmokeResult
 
 DTYPE_SHORT = {"BFLOAT_16": "bf16", "FLOAT_16": "fp16", "FLOAT_32": "fp32"}
@@ -79,7 +80,7 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
 
     why: list[str] = []
     req = check_request(req)
-    located = Probe().locate_onetrainer(req.ot_dir)
+    located = find_checkout(Probe(), req.ot_dir)
     ot_dir = located.path if located.path is not None and (located.path / "scripts" / "train.py").is_file() else None
     if req.ot_dir is not None and ot_dir is None:
         raise UserError(f"{req.ot_dir} is not a OneTrainer checkout (no scripts/train.py)", exit_code=2)
