@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from scratch: make a venv, install otdoctor with its test extras, run pytest.
+# The whole test suite, from scratch: make a venv, install otdoctor with its test extras, run ruff and
+# mypy (the suite stops at the first lint or type error), then pytest.
 # Then the suite runs again under the oldest Python otdoctor supports (pyenv's 3.10).
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -k gpu     # extra arguments go to pytest
@@ -18,11 +19,17 @@ run_suite() {
   if [ ! -x "$venv/bin/python" ]; then "$py" -m venv "$venv"; fi
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+  if [ "${OTDOCTOR_LINT:-1}" = 1 ]; then
+    echo "== ruff and mypy =="
+    "$venv/bin/ruff" check .
+    "$venv/bin/ruff" format --check .
+    "$venv/bin/mypy"
+  fi
   echo "== pytest on $("$venv/bin/python" --version) =="
   "$venv/bin/python" -m pytest "$@"
 }
 
 run_suite "$(pick 3.11)" .venv "$@"
 if [ "${OTDOCTOR_SKIP_OLDEST:-0}" != 1 ]; then
-  run_suite "$(pick 3.10)" .venv-3.10 -m "not slow" "$@"
+  OTDOCTOR_LINT=0 run_suite "$(pick 3.10)" .venv-3.10 -m "not slow" "$@"
 fi
