@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from otdoctor.dataset.scan import list_concept, scan_images  # noqa: E402
+from otdoctor.dataset.listing import list_concept  # noqa: E402
+from otdoctor.dataset.scan import scan_images  # noqa: E402
 
 
 def make_folder(folder: Path, count: int, size: int) -> None:

@@ -11,23 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from otdoctor.dataset.scan import ConceptData, ImageInfo, scan_facts
+from otdoctor.dataset.scan import ConceptData, ImageInfo, ScanResult, scan_facts
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, FixOutcome
 from otdoctor.onetrainer.config import TrainConfig, config_facts, parse_resolution
 
-CONFIG_FILE = "config.file"
+from .config_common import CONFIG_FILE, train_config
+
 EXAMPLES = 3
-
-
-def _cfg(ctx: Context) -> TrainConfig:
-    cfg = config_facts(ctx).config
-    assert cfg is not None
-    return cfg
 
 
 def _scanned(ctx: Context) -> list[ConceptData]:
     return [c for c in scan_facts(ctx).concepts if c.scan is not None]
+
+
+def _scan(c: ConceptData) -> ScanResult:
+    assert c.scan is not None  # _scanned keeps only scanned concepts
+    return c.scan
 
 
 def _examples(infos: list[ImageInfo], what: Callable[[ImageInfo], str]) -> str:
@@ -50,20 +50,21 @@ class Readable(DatasetCheck):
         lines = []
         total = 0
         for c in concepts:
-            bad = c.scan.errors()
+            bad = _scan(c).errors()
             total += len(bad)
             for info in bad:
                 lines.append(f"'{c.name}': {c.folder / info.path}: {info.error}")
-        n = sum(len(c.scan.images) for c in concepts)
+        n = sum(len(_scan(c).images) for c in concepts)
         if total:
             return CheckResult.fail(
                 f"{total} of {n} images cannot be loaded",
                 details=tuple(lines[:20]) + ((f"... and {len(lines) - 20} more",) if len(lines) > 20 else ()),
                 expected="every image in an enabled concept opens and decodes",
-                why="OneTrainer stops with an error when it reaches a broken image, often hours into caching or training",
+                why="OneTrainer stops with an error when it reaches a broken image, "
+                "often hours into caching or training",
                 fix=Fix(
                     "re-export or delete these files (a truncated download or copy)",
-                    tuple(f'rm "{c.folder / i.path}"' for c in concepts for i in c.scan.errors())[:5],
+                    tuple(f'rm "{c.folder / i.path}"' for c in concepts for i in _scan(c).errors())[:5],
                 ),
             )
         return CheckResult.ok(f"{n} images in {len(concepts)} concept(s) open and decode")
@@ -79,7 +80,7 @@ class Modes(DatasetCheck):
         total = 0
         first: Path | None = None
         for c in _scanned(ctx):
-            odd = [i for i in c.scan.images if i.unsupported_mode]
+            odd = [i for i in _scan(c).images if i.unsupported_mode]
             if odd:
                 total += len(odd)
                 first = first or c.folder / odd[0].path
@@ -111,7 +112,7 @@ class ExifRotation(DatasetCheck):
         total = 0
         folders = []
         for c in _scanned(ctx):
-            rotated = [i for i in c.scan.images if i.rotated]
+            rotated = [i for i in _scan(c).images if i.rotated]
             if rotated:
                 total += len(rotated)
                 folders.append(c.folder)
@@ -160,7 +161,7 @@ class Resolution(DatasetCheck):
     required = False
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        cfg = _cfg(ctx)
+        cfg = train_config(ctx)
         lines = []
         total = 0
         sides = set()
@@ -193,7 +194,8 @@ class Resolution(DatasetCheck):
                 details=tuple(lines),
                 expected=f"images at least {res} px"
                 + ("" if cfg.flag("aspect_ratio_bucketing") else ", square (bucketing is off)"),
-                why="small images are upscaled (blurry results); with bucketing off non-square images lose their edges to the crop",
+                why="small images are upscaled (blurry results); "
+                "with bucketing off non-square images lose their edges to the crop",
                 fix=Fix(
                     f"pad every image to {side}x{side} on white into a new folder (masks on black, captions kept)",
                     (
@@ -206,12 +208,8 @@ class Resolution(DatasetCheck):
         return CheckResult.ok(f"every image fits the training resolution {res}")
 
     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
-        from otdoctor.dataset.repair import pad_folder, set_concept_path
-
-        cfg = _cfg(ctx)
-        facts = config_facts(ctx)
+        cfg = train_config(ctx)
         in_place = bool(ctx.options.extra.get("in_place"))
-        progress = ctx.options.extra.get("progress")
         plan: list[tuple[ConceptData, int, Path]] = []
         for c in _scanned(ctx):
             side, small, cropped = resolution_findings(cfg, c)
@@ -221,7 +219,7 @@ class Resolution(DatasetCheck):
         if not plan:
             return FixOutcome(self.id, False, "every image already fits the training resolution")
         commands = tuple(
-            f"pad {len(c.scan.readable())} images of '{c.name}' to {side}x{side}: {c.folder} -> {out}"
+            f"pad {len(_readable(c))} images of '{c.name}' to {side}x{side}: {c.folder} -> {out}"
             for c, side, out in plan
         )
         if dry_run:
@@ -237,34 +235,49 @@ class Resolution(DatasetCheck):
         applied = False
         for c, side, out in plan:
             where = "replacing the originals" if in_place else f"into {out} (originals untouched)"
-            if not confirm(f"Pad {len(c.scan.readable())} images of '{c.name}' to {side}x{side} {where}?"):
+            if not confirm(f"Pad {len(_readable(c))} images of '{c.name}' to {side}x{side} {where}?"):
                 messages.append(f"'{c.name}': skipped")
                 continue
-            images = [c.folder / i.path for i in c.scan.readable()]
-            result = pad_folder(c.folder, images, side, out, progress=progress)
             applied = True
-            msg = f"'{c.name}': {result.written} written, {result.skipped} already done"
-            if result.failed:
-                msg += f", {len(result.failed)} failed ({result.failed[0]})"
-            messages.append(msg)
-            if in_place:
-                continue
-            source = cfg.concepts_source
-            file = facts.path if source == "inline" else Path(source) if source else None
-            if file is None:
-                messages.append(f"point the concept at {out} in the Concepts tab")
-                continue
-            base = cfg.base_dir
-            new_path = str(out) if Path(c.concept.path).is_absolute() or base is None else os.path.relpath(out, base)
-            if confirm(f"Point concept '{c.name}' at {new_path} in {file}?"):
-                backup = set_concept_path(file, c.index, new_path, inline=source == "inline")
-                messages.append(f"concept '{c.name}' now uses {new_path} (previous file kept as {backup.name})")
-            else:
-                messages.append(f"concept '{c.name}' unchanged: set its path to {new_path} in the Concepts tab")
+            messages.append(_pad(ctx, c, side, out))
+            if not in_place:
+                messages.append(_repoint(ctx, cfg, c, out, confirm))
         # The config and the folders changed: the diagnosis that follows must read them again.
         ctx.forget("dataset")
         ctx.forget("otconfig")
         return FixOutcome(self.id, applied, "; ".join(messages), commands)
+
+
+def _readable(c: ConceptData) -> list[ImageInfo]:
+    return list(_scan(c).readable())
+
+
+def _pad(ctx: Context, c: ConceptData, side: int, out: Path) -> str:
+    """Pad the concept's readable images to SIDE x SIDE into OUT; what happened, in one line."""
+    from otdoctor.dataset.repair import pad_folder
+
+    images = [c.folder / i.path for i in _readable(c)]
+    result = pad_folder(c.folder, images, side, out, progress=ctx.options.extra.get("progress"))
+    msg = f"'{c.name}': {result.written} written, {result.skipped} already done"
+    if result.failed:
+        msg += f", {len(result.failed)} failed ({result.failed[0]})"
+    return msg
+
+
+def _repoint(ctx: Context, cfg: TrainConfig, c: ConceptData, out: Path, confirm: Callable[[str], bool]) -> str:
+    """Point the concept at the padded folder OUT in the file that defines it (after asking)."""
+    from otdoctor.dataset.repair import set_concept_path
+
+    source = cfg.concepts_source
+    file = config_facts(ctx).path if source == "inline" else Path(source) if source else None
+    if file is None:
+        return f"point the concept at {out} in the Concepts tab"
+    base = cfg.base_dir
+    new_path = str(out) if Path(c.concept.path).is_absolute() or base is None else os.path.relpath(out, base)
+    if confirm(f"Point concept '{c.name}' at {new_path} in {file}?"):
+        backup = set_concept_path(file, c.index, new_path, inline=source == "inline")
+        return f"concept '{c.name}' now uses {new_path} (previous file kept as {backup.name})"
+    return f"concept '{c.name}' unchanged: set its path to {new_path} in the Concepts tab"
 
 
 class Duplicates(DatasetCheck):
@@ -276,7 +289,7 @@ class Duplicates(DatasetCheck):
         lines = []
         extra = 0
         for c in _scanned(ctx):
-            for group in c.scan.duplicates():
+            for group in _scan(c).duplicates():
                 extra += len(group) - 1
                 lines.append(
                     f"'{c.name}': identical files: {', '.join(group[:5])}" + (" ..." if len(group) > 5 else "")
@@ -298,7 +311,7 @@ class SizesMatch(DatasetCheck):
     required = False
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        cfg = _cfg(ctx)
+        cfg = train_config(ctx)
         if cfg.flag("aspect_ratio_bucketing"):
             return CheckResult.ok("aspect ratio bucketing is on: sizes may differ")
         concepts = _scanned(ctx)
@@ -310,7 +323,7 @@ class SizesMatch(DatasetCheck):
         def sizes(group: list[ConceptData]) -> dict[tuple[int, int], int]:
             out: dict[tuple[int, int], int] = {}
             for c in group:
-                for size, n in c.scan.sizes().items():
+                for size, n in _scan(c).sizes().items():
                     out[size] = out.get(size, 0) + n
             return out
 
@@ -325,8 +338,10 @@ class SizesMatch(DatasetCheck):
             return CheckResult.warn(
                 "training and regularisation images have different sizes",
                 details=(f"training: {show(t)}", f"regularisation: {show(r)}"),
-                expected='the same size for both (the guide: "Your training images should be all in the same size as your regularization images")',
-                why="with bucketing off, differently sized sets are scaled and cropped differently, and the model learns the difference",
+                expected="the same size for both "
+                '(the guide: "Your training images should be all in the same size as your regularization images")',
+                why="with bucketing off, differently sized sets are scaled and cropped differently, "
+                "and the model learns the difference",
                 fix=Fix(
                     f"pad both sets to {side}x{side}",
                     (

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from shlex import quote
+from typing import Any
 
+from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.hashing import VerifyCache
 from otdoctor.checkpoints.inventory import Inventory, take_inventory, verify_inventory
 from otdoctor.checkpoints.verify import Verdict
@@ -12,7 +16,10 @@ from otdoctor.engine.results import CheckResult, Fix
 from otdoctor.errors import UserError
 from otdoctor.install import repairs
 
-WHY = "a truncated, wrong or mislabelled checkpoint makes OneTrainer fail when it loads the model, often after minutes of caching"
+WHY = (
+    "a truncated, wrong or mislabelled checkpoint makes OneTrainer fail when it loads the model, "
+    "often after minutes of caching"
+)
 
 
 def _line(v: Verdict, how: str) -> str:
@@ -69,103 +76,135 @@ class Checkpoints(Check):
                 fix=Fix("correct or move away the user catalog", ("otdoctor models list",)),
             )
         verdicts = verify_inventory(inv, VerifyCache(env=ctx.probe.env), do_hash=not opts.extra.get("no_hash"))
-        how = {f.path: f.how for copies in inv.found.values() for f in copies}
-        if inv.base is not None and inv.base.path is not None:
-            for path in list(how) + [inv.base.path]:
-                if path.resolve() == inv.base.path.resolve():
-                    how[path] = inv.base.how
-        details: list[str] = []
-        fixes: list[str] = []
-        bad = [v for v in verdicts.values() if v.problems]
-        for v in verdicts.values():
-            details.append(_line(v, how.get(v.path, "given")))
+        found = _Found(inv, list(verdicts.values()))
+        searched = "searched " + ", ".join(f"{p.path} ({p.how})" for p in [*inv.places, *inv.caches])
+        if found.base_missing:
+            return _base_not_found(inv, found, searched)
+        return _judge(found, searched)
+
+
+@dataclass
+class _Found:
+    """The inventory's verdicts as detail lines and fix commands, and the catalog entries not found."""
+
+    inv: Inventory
+    verdicts: list[Verdict]
+    details: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    missing: list[CatalogEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        inv = self.inv
+        how = _how_found(inv)
+        for v in self.verdicts:
+            self.details.append(_line(v, how.get(v.path, "given")))
             if v.problems:
-                fixes += _fix_for(inv, v)
-        missing = [e for e in inv.catalog if not inv.found.get(e.name)]
-        base_missing = inv.base is not None and inv.base.path is None
-        base_is_catalog = inv.base_entry
-        for e in missing:
-            if base_is_catalog is not None and base_is_catalog.name == e.name and not base_missing:
+                self.fixes += _fix_for(inv, v)
+        self.missing = [e for e in inv.catalog if not inv.found.get(e.name)]
+        for e in self.missing:
+            if inv.base_entry is not None and inv.base_entry.name == e.name and not self.base_missing:
                 continue
             resume = inv.resume_command(e.name)
             if resume:
                 part = inv.partials[e.name][0].path
-                details.append(f"- {e.title} ({e.architecture}, {e.where}): only an interrupted download, {part}")
-                fixes.append(resume)
+                self.details.append(f"- {e.title} ({e.architecture}, {e.where}): only an interrupted download, {part}")
+                self.fixes.append(resume)
             else:
-                details.append(f"- {e.title} ({e.architecture}, {e.where}): not found")
-                fixes.append(e.download_command)
+                self.details.append(f"- {e.title} ({e.architecture}, {e.where}): not found")
+                self.fixes.append(e.download_command)
         if inv.config_error:
-            details.append(f"config not read: {inv.config_error}")
-        data = {
-            "verdicts": [v.as_dict() for v in verdicts.values()],
-            "missing": [e.name for e in missing],
+            self.details.append(f"config not read: {inv.config_error}")
+
+    @property
+    def base_missing(self) -> bool:
+        return self.inv.base is not None and self.inv.base.path is None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        inv = self.inv
+        return {
+            "verdicts": [v.as_dict() for v in self.verdicts],
+            "missing": [e.name for e in self.missing],
             "searched": [str(p.path) for p in inv.places] + [str(c.path) for c in inv.caches],
             "base_model": inv.base.value if inv.base else None,
         }
-        searched = "searched " + ", ".join(f"{p.path} ({p.how})" for p in [*inv.places, *inv.caches])
-        if base_missing:
-            assert inv.base is not None
-            entry = base_is_catalog
-            cmd = (
-                entry.download_command
-                if entry
-                else f"hf download {inv.base.repo_id}"
-                if inv.base.repo_id
-                else "correct base_model_name in the config"
-            )
-            summary = f"the config's base model {inv.base.value} was not found"
-            if inv.base.repo_id and not entry:
-                summary += " in the Hugging Face cache (OneTrainer would download it when training starts)"
-                return CheckResult.warn(
-                    summary,
-                    expected="the base model on disk",
-                    why=WHY,
-                    details=(*details, searched),
-                    data=data,
-                    fix=Fix("download it now", (cmd,)),
-                )
-            return CheckResult.fail(
-                summary,
-                expected="base_model_name names an existing file, folder or repo",
-                why="OneTrainer cannot load a base model that is not there",
-                details=(*details, searched),
-                data=data,
-                fix=Fix("get the model", (cmd, *fixes)),
-            )
-        if bad:
-            names = ", ".join(v.path.name for v in bad)
-            return CheckResult.fail(
-                f"{len(bad)} checkpoint(s) are damaged or wrong: {names}",
-                expected="complete safetensors files whose size, sha256 and architecture match the catalog and the config",
-                why=WHY,
-                details=tuple(details),
-                data=data,
-                fix=Fix("replace them with a verified download", tuple(dict.fromkeys(fixes))),
-            )
-        good = [v for v in verdicts.values() if not v.problems]
-        if missing:
-            return CheckResult.warn(
-                f"{len(good)} checkpoint(s) verified; not found: {', '.join(e.title for e in missing)}",
-                expected="the guide's checkpoints on disk (RealVisXL V4.0 for SDXL, Hyper Realism V3 for SD 1.5)",
-                why="training starts from one of them; download them before you plan a run",
-                details=(*details, searched),
-                data=data,
-                fix=Fix("download them (or point otdoctor at them with --models-dir)", tuple(dict.fromkeys(fixes))),
-            )
-        warned = [v for v in good if v.warnings]
-        if warned:
-            return CheckResult.warn(
-                f"{len(good)} checkpoint(s) found; {len(warned)} with warnings",
-                why=WHY,
-                details=tuple(details),
-                data=data,
-                fix=Fix(
-                    "prefer verified .safetensors files",
-                    tuple(dict.fromkeys(e.entry.download_command for e in warned if e.entry)),
-                ),
-            )
-        return CheckResult.ok(f"{len(good)} checkpoint(s) verified", details=tuple(details), data=data)
+
+
+def _how_found(inv: Inventory) -> dict[Path, str]:
+    """How each checkpoint was found; the base model's copies say they are the config's base model."""
+    how = {f.path: f.how for copies in inv.found.values() for f in copies}
+    if inv.base is not None and inv.base.path is not None:
+        for path in list(how) + [inv.base.path]:
+            if path.resolve() == inv.base.path.resolve():
+                how[path] = inv.base.how
+    return how
+
+
+def _base_not_found(inv: Inventory, found: _Found, searched: str) -> CheckResult:
+    assert inv.base is not None
+    entry = inv.base_entry
+    if entry:
+        cmd = entry.download_command
+    elif inv.base.repo_id:
+        cmd = f"hf download {inv.base.repo_id}"
+    else:
+        cmd = "correct base_model_name in the config"
+    summary = f"the config's base model {inv.base.value} was not found"
+    if inv.base.repo_id and not entry:
+        summary += " in the Hugging Face cache (OneTrainer would download it when training starts)"
+        return CheckResult.warn(
+            summary,
+            expected="the base model on disk",
+            why=WHY,
+            details=(*found.details, searched),
+            data=found.data,
+            fix=Fix("download it now", (cmd,)),
+        )
+    return CheckResult.fail(
+        summary,
+        expected="base_model_name names an existing file, folder or repo",
+        why="OneTrainer cannot load a base model that is not there",
+        details=(*found.details, searched),
+        data=found.data,
+        fix=Fix("get the model", (cmd, *found.fixes)),
+    )
+
+
+def _judge(found: _Found, searched: str) -> CheckResult:
+    bad = [v for v in found.verdicts if v.problems]
+    if bad:
+        names = ", ".join(v.path.name for v in bad)
+        return CheckResult.fail(
+            f"{len(bad)} checkpoint(s) are damaged or wrong: {names}",
+            expected="complete safetensors files whose size, sha256 and architecture match the catalog and the config",
+            why=WHY,
+            details=tuple(found.details),
+            data=found.data,
+            fix=Fix("replace them with a verified download", tuple(dict.fromkeys(found.fixes))),
+        )
+    good = [v for v in found.verdicts if not v.problems]
+    if found.missing:
+        return CheckResult.warn(
+            f"{len(good)} checkpoint(s) verified; not found: {', '.join(e.title for e in found.missing)}",
+            expected="the guide's checkpoints on disk (RealVisXL V4.0 for SDXL, Hyper Realism V3 for SD 1.5)",
+            why="training starts from one of them; download them before you plan a run",
+            details=(*found.details, searched),
+            data=found.data,
+            fix=Fix("download them (or point otdoctor at them with --models-dir)", tuple(dict.fromkeys(found.fixes))),
+        )
+    warned = [v for v in good if v.warnings]
+    if warned:
+        return CheckResult.warn(
+            f"{len(good)} checkpoint(s) found; {len(warned)} with warnings",
+            why=WHY,
+            details=tuple(found.details),
+            data=found.data,
+            fix=Fix(
+                "prefer verified .safetensors files",
+                tuple(dict.fromkeys(e.entry.download_command for e in warned if e.entry)),
+            ),
+        )
+    return CheckResult.ok(f"{len(good)} checkpoint(s) verified", details=tuple(found.details), data=found.data)
 
 
 CHECKS = [Checkpoints]

@@ -7,10 +7,13 @@ interpreter before any venv exists, so `otdoctor check` is useful before `./inst
 
 from __future__ import annotations
 
+from typing import Any
+
+from otdoctor.data import load_table
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, Status
 from otdoctor.install import repairs
-from otdoctor.onetrainer.python_range import PythonChoice, judge, load_data, parse_version, python_choice, python_data
+from otdoctor.onetrainer.python_range import PythonChoice, judge, parse_version, python_choice, python_data
 
 PYENV_INIT_LINES = (
     """echo 'export PYENV_ROOT="$HOME/.pyenv"' >> ~/.bashrc""",
@@ -34,7 +37,7 @@ def _guide() -> str:
 
 
 def build_packages() -> list[str]:
-    return list(load_data("stdlib_packages.toml")["pyenv_build_packages"])
+    return list(load_table("stdlib_packages.toml")["pyenv_build_packages"])
 
 
 class Pyenv(Check):
@@ -113,49 +116,8 @@ class PythonVersion(Check):
         choice = python_choice(ctx)
         data = _choice_data(choice)
         guide = _guide()
-        pin_fix = (*_cd(ctx), f"pyenv install {guide}", f"pyenv local {guide}")
-        why_range = "./install.sh stops with `Your Python version is too low/too high`, or the install fails"
-
         if not choice.installed:
-            if choice.via == "pyenv" and choice.requested == "system":
-                return CheckResult.fail(
-                    f"pyenv would use the system Python ({choice.source}), and there is no `{choice.command}` outside pyenv",
-                    expected=f"a pyenv version pinned for the checkout (`pyenv local {guide}`)",
-                    why="`python` fails with `pyenv: python: command not found`, so ./install.sh cannot start",
-                    fix=Fix(f"install and pin Python {guide}", pin_fix),
-                    data=data,
-                )
-            if choice.via == "pyenv":
-                requested = choice.requested or "?"
-                req_t = parse_version(requested)
-                verdict = judge(req_t, ctx.ot_dir) if req_t else None
-                data.update(range_data(verdict))
-                if verdict is not None and not verdict.accepted:
-                    return CheckResult.fail(
-                        f"{choice.source} asks for Python {requested}, which is not installed; {verdict.problem}",
-                        expected=verdict.expected,
-                        why=why_range,
-                        fix=Fix(f"install and pin a supported Python (the guide uses {guide})", pin_fix),
-                        data=data,
-                    )
-                return CheckResult.fail(
-                    f"{choice.source} asks for Python {requested}, which is not installed in pyenv",
-                    expected=f"Python {requested} under {choice.pyenv.root / 'versions'}",
-                    why="`python` fails with `pyenv: version `"
-                    + requested
-                    + "' is not installed`, so ./install.sh cannot start",
-                    details=(f"installed versions: {', '.join(choice.pyenv.versions) or 'none'}",),
-                    fix=Fix(f"install Python {requested} with pyenv", (*_cd(ctx), f"pyenv install {requested}")),
-                    data=data,
-                )
-            return CheckResult.fail(
-                f"`{choice.command}` is not on PATH ({choice.source})",
-                expected=f"a Python {guide} interpreter the launcher can run as `{choice.command}`",
-                why='./install.sh runs `python -m venv venv` and stops with `Python command "python" does not exist`',
-                fix=Fix(f"install Python {guide} with pyenv and pin it in the checkout", pin_fix),
-                data=data,
-            )
-
+            return _not_installed(ctx, choice, data)
         info = choice.info
         if info is None or not info.ok or info.version is None:
             error = info.error if info else "no answer"
@@ -169,7 +131,6 @@ class PythonVersion(Check):
                 ),
                 data=data,
             )
-
         verdict = judge(info.version, ctx.ot_dir)
         data.update(range_data(verdict))
         found = f"Python {info.version_string} ({choice.source}; {choice.executable})"
@@ -177,35 +138,89 @@ class PythonVersion(Check):
             return CheckResult.fail(
                 f"{found}: {verdict.problem}",
                 expected=f"{verdict.expected} (from {verdict.range_source})",
-                why=why_range,
-                fix=Fix(f"install and pin a supported Python (the guide uses {guide})", pin_fix),
+                why=_WHY_RANGE,
+                fix=Fix(f"install and pin a supported Python (the guide uses {guide})", _pin_fix(ctx)),
                 data=data,
             )
-        details: list[str] = [
-            f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"
-        ]
-        if verdict.deprecated:
-            details.append(verdict.deprecation_note)
-        if choice.via != "pyenv" and choice.pinned_in_checkout:
-            details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
-        if (
-            choice.via == "pyenv"
-            and _checkout(ctx) is not None
-            and not choice.pinned_in_checkout
-            and choice.source != "PYENV_VERSION"
-        ):
-            return CheckResult.warn(
-                f"{found}; the checkout has no .python-version",
-                expected=f"a .python-version in {ctx.ot_dir} (`pyenv local {guide}`)",
-                why="without it the venv gets whatever pyenv's global version is the day ./install.sh runs; "
-                "changing the global version for another project later changes OneTrainer's next venv",
-                details=tuple(details),
-                fix=Fix(
-                    "pin the Python version in the checkout, as the guide does", (*_cd(ctx), f"pyenv local {guide}")
-                ),
-                data=data,
-            )
-        return CheckResult.ok(found, details=tuple(details), data=data)
+        return _accepted(ctx, choice, verdict, found, data)
+
+
+_WHY_RANGE = "./install.sh stops with `Your Python version is too low/too high`, or the install fails"
+
+
+def _pin_fix(ctx: Context) -> tuple[str, ...]:
+    guide = _guide()
+    return (*_cd(ctx), f"pyenv install {guide}", f"pyenv local {guide}")
+
+
+def _not_installed(ctx: Context, choice: PythonChoice, data: dict[str, Any]) -> CheckResult:
+    """FAIL: the Python the launcher would run is not there (pyenv's `system`, a version pyenv lacks,
+    or no command on PATH)."""
+    guide = _guide()
+    if choice.via == "pyenv" and choice.requested == "system":
+        return CheckResult.fail(
+            f"pyenv would use the system Python ({choice.source}), and there is no `{choice.command}` outside pyenv",
+            expected=f"a pyenv version pinned for the checkout (`pyenv local {guide}`)",
+            why="`python` fails with `pyenv: python: command not found`, so ./install.sh cannot start",
+            fix=Fix(f"install and pin Python {guide}", _pin_fix(ctx)),
+            data=data,
+        )
+    if choice.via == "pyenv":
+        return _pyenv_lacks(ctx, choice, data)
+    return CheckResult.fail(
+        f"`{choice.command}` is not on PATH ({choice.source})",
+        expected=f"a Python {guide} interpreter the launcher can run as `{choice.command}`",
+        why='./install.sh runs `python -m venv venv` and stops with `Python command "python" does not exist`',
+        fix=Fix(f"install Python {guide} with pyenv and pin it in the checkout", _pin_fix(ctx)),
+        data=data,
+    )
+
+
+def _pyenv_lacks(ctx: Context, choice: PythonChoice, data: dict[str, Any]) -> CheckResult:
+    requested = choice.requested or "?"
+    req_t = parse_version(requested)
+    verdict = judge(req_t, ctx.ot_dir) if req_t else None
+    data.update(range_data(verdict))
+    if verdict is not None and not verdict.accepted:
+        return CheckResult.fail(
+            f"{choice.source} asks for Python {requested}, which is not installed; {verdict.problem}",
+            expected=verdict.expected,
+            why=_WHY_RANGE,
+            fix=Fix(f"install and pin a supported Python (the guide uses {_guide()})", _pin_fix(ctx)),
+            data=data,
+        )
+    pyenv_root = choice.pyenv.root
+    assert pyenv_root is not None  # the choice went through pyenv, so pyenv was found
+    return CheckResult.fail(
+        f"{choice.source} asks for Python {requested}, which is not installed in pyenv",
+        expected=f"Python {requested} under {pyenv_root / 'versions'}",
+        why="`python` fails with `pyenv: version `" + requested + "' is not installed`, so ./install.sh cannot start",
+        details=(f"installed versions: {', '.join(choice.pyenv.versions) or 'none'}",),
+        fix=Fix(f"install Python {requested} with pyenv", (*_cd(ctx), f"pyenv install {requested}")),
+        data=data,
+    )
+
+
+def _accepted(ctx: Context, choice: PythonChoice, verdict: Any, found: str, data: dict[str, Any]) -> CheckResult:
+    """OK for a Python in OneTrainer's range; WARN when pyenv picks it but the checkout pins nothing."""
+    guide = _guide()
+    details: list[str] = [f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"]
+    if verdict.deprecated:
+        details.append(verdict.deprecation_note)
+    if choice.via != "pyenv" and choice.pinned_in_checkout:
+        details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
+    unpinned = choice.via == "pyenv" and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION"
+    if unpinned and _checkout(ctx) is not None:
+        return CheckResult.warn(
+            f"{found}; the checkout has no .python-version",
+            expected=f"a .python-version in {ctx.ot_dir} (`pyenv local {guide}`)",
+            why="without it the venv gets whatever pyenv's global version is the day ./install.sh runs; "
+            "changing the global version for another project later changes OneTrainer's next venv",
+            details=tuple(details),
+            fix=Fix("pin the Python version in the checkout, as the guide does", (*_cd(ctx), f"pyenv local {guide}")),
+            data=data,
+        )
+    return CheckResult.ok(found, details=tuple(details), data=data)
 
 
 def range_data(verdict) -> dict:
@@ -219,6 +234,41 @@ def range_data(verdict) -> dict:
     }
 
 
+def _packages(table: dict[str, Any], missing: dict[str, str], *keys: str) -> list[str]:
+    """The Debian packages that provide the missing modules: each module's first of KEYS that names any."""
+    packages: list[str] = []
+    for module in missing:
+        entry = table.get(module, {})
+        for pkg in next((entry.get(k) for k in keys if entry.get(k)), None) or []:
+            if pkg not in packages:
+                packages.append(pkg)
+    return packages
+
+
+def _stdlib_fix(choice: PythonChoice, table: dict[str, Any], missing: dict[str, str]) -> tuple[Fix, str]:
+    """How to get the missing modules, and why they are missing."""
+    if choice.via == "pyenv" and choice.pyenv_version_name:
+        packages = _packages(table, missing, "debian")
+        commands = []
+        if packages:
+            commands.append("sudo apt install " + " ".join(packages))
+        commands.append(f"pyenv install --force {choice.pyenv_version_name}")
+        fix = Fix(
+            f"install the build packages, then rebuild Python {choice.pyenv_version_name} "
+            "(an existing venv picks the rebuilt modules up)",
+            tuple(commands),
+        )
+        return fix, "pyenv compiled this Python while the -dev packages were missing, so the modules were left out"
+    packages = _packages(table, missing, "debian_system", "debian")
+    fix = Fix(
+        f"install the missing parts of {choice.executable}, or use a pyenv Python {_guide()}",
+        ("sudo apt install " + " ".join(packages),)
+        if packages
+        else (f"pyenv install {_guide()}", f"pyenv local {_guide()}"),
+    )
+    return fix, "this interpreter was built or packaged without them"
+
+
 class PythonStdlib(Check):
     id = "python.stdlib"
     fix = repairs.rebuild_python  # otdoctor fix: see otdoctor/repairs.py
@@ -230,7 +280,7 @@ class PythonStdlib(Check):
         choice = python_choice(ctx)
         info = choice.info
         assert info is not None and info.ok  # python.version passed
-        table = load_data("stdlib_packages.toml")["modules"]
+        table = load_table("stdlib_packages.toml")["modules"]
         stdlib = info.data.get("stdlib") or {}
         checked = [m for m in table if m in stdlib]
         missing = info.missing_stdlib
@@ -242,35 +292,7 @@ class PythonStdlib(Check):
         for module, error in missing.items():
             why = table.get(module, {}).get("why", "")
             details.append(f"{module}: {error}" + (f"; {why}" if why else ""))
-        if choice.via == "pyenv" and choice.pyenv_version_name:
-            packages: list[str] = []
-            for module in missing:
-                for pkg in table.get(module, {}).get("debian", []):
-                    if pkg not in packages:
-                        packages.append(pkg)
-            commands = []
-            if packages:
-                commands.append("sudo apt install " + " ".join(packages))
-            commands.append(f"pyenv install --force {choice.pyenv_version_name}")
-            fix = Fix(
-                f"install the build packages, then rebuild Python {choice.pyenv_version_name} "
-                "(an existing venv picks the rebuilt modules up)",
-                tuple(commands),
-            )
-            cause = "pyenv compiled this Python while the -dev packages were missing, so the modules were left out"
-        else:
-            packages = []
-            for module in missing:
-                for pkg in table.get(module, {}).get("debian_system", []) or table.get(module, {}).get("debian", []):
-                    if pkg not in packages:
-                        packages.append(pkg)
-            fix = Fix(
-                f"install the missing parts of {choice.executable}, or use a pyenv Python {_guide()}",
-                ("sudo apt install " + " ".join(packages),)
-                if packages
-                else (f"pyenv install {_guide()}", f"pyenv local {_guide()}"),
-            )
-            cause = "this interpreter was built or packaged without them"
+        fix, cause = _stdlib_fix(choice, table, missing)
         names = ", ".join(missing)
         status = Status.FAIL if severe else Status.WARN
         return CheckResult(

@@ -3,59 +3,25 @@ installed packages match the checkout's requirements, and torch imports.
 
 Facts come from running the venv's own interpreter (`otdoctor.onetrainer.venv_facts.venv_facts`): otdoctor never
 imports anything from the venv into its own process.
+
+venv.exists, venv.interpreter, venv.python-version and venv.pip live here; venv.requirements and
+venv.torch in venv_packages.py. `CHECKS` below is the area's order in every output.
 """
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix
 from otdoctor.install import repairs
-from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS, choose_requirements
 from otdoctor.onetrainer.python_range import judge, parse_version, python_choice, python_data, version_matches
-from otdoctor.onetrainer.venv_facts import VenvFacts, pip_facts, torch_facts, venv_facts
+from otdoctor.onetrainer.venv_facts import VenvFacts, pip_facts
 
-
-def _facts(ctx: Context) -> VenvFacts:
-    facts = venv_facts(ctx)
-    assert facts is not None  # onetrainer.checkout passed, so there is a checkout
-    return facts
-
-
-def _rel(ctx: Context, path: Path) -> str:
-    """The venv as the user would type it from the checkout (`venv`, or an absolute path)."""
-    try:
-        return str(path.relative_to(ctx.ot_dir)) if ctx.ot_dir else str(path)
-    except ValueError:
-        return str(path)
-
-
-def _q(text: str) -> str:
-    return shlex.quote(text)
-
-
-def _recreate(ctx: Context, facts: VenvFacts) -> tuple[str, ...]:
-    guide = python_data()["guide_version"]
-    return (f"cd {_q(str(ctx.ot_dir))}", f"rm -rf {_q(_rel(ctx, facts.path))}", f"pyenv local {guide}", "./install.sh")
-
-
-def _pip(ctx: Context, facts: VenvFacts) -> str:
-    return f"{_q(_rel(ctx, facts.path))}/bin/python -m pip"
-
-
-def platform_choice(ctx: Context):
-    return ctx.memo("platform", lambda: choose_requirements(ctx.probe, ctx.ot_dir))
-
-
-def _install_command(ctx: Context, facts: VenvFacts) -> tuple[str, ...]:
-    """What the launcher runs to install requirements (`install_requirements_in_active_env`)."""
-    choice = platform_choice(ctx)
-    return (
-        f"cd {_q(str(ctx.ot_dir))}",
-        f"{_pip(ctx, facts)} install --upgrade --upgrade-strategy eager -r {GLOBAL_REQUIREMENTS} -r {_q(choice.file)}",
-    )
+from .venv_common import checkout_venv, q, recreate, relative
+from .venv_packages import VenvRequirements, VenvTorch
 
 
 class VenvExists(Check):
@@ -66,8 +32,8 @@ class VenvExists(Check):
     requires = ("onetrainer.checkout",)
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        facts = _facts(ctx)
-        rel = _rel(ctx, facts.path)
+        facts = checkout_venv(ctx)
+        rel = relative(ctx, facts.path)
         data = {"path": str(facts.path), "python": str(facts.python)}
         if facts.exists:
             return CheckResult.ok(f"{facts.path} ({rel}/bin/activate present)", data=data)
@@ -81,7 +47,7 @@ class VenvExists(Check):
                 blocks_dependents=True,
                 fix=Fix(
                     "to use a venv instead, as the guide does",
-                    (f"cd {_q(str(ctx.ot_dir))}", "OT_PREFER_VENV=true ./install.sh"),
+                    (f"cd {q(str(ctx.ot_dir))}", "OT_PREFER_VENV=true ./install.sh"),
                 ),
                 data=data,
             )
@@ -91,7 +57,7 @@ class VenvExists(Check):
             if half
             else f"no venv at {facts.path}"
         )
-        commands = (f"cd {_q(str(ctx.ot_dir))}", *((f"rm -rf {_q(rel)}",) if half else ()), "./install.sh")
+        commands = (f"cd {q(str(ctx.ot_dir))}", *((f"rm -rf {q(rel)}",) if half else ()), "./install.sh")
         return CheckResult.fail(
             summary,
             expected=f"{rel}/bin/activate, made by ./install.sh",
@@ -109,52 +75,62 @@ class VenvInterpreter(Check):
     requires = ("venv.exists",)
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        facts = _facts(ctx)
+        facts = checkout_venv(ctx)
         cfg = facts.cfg
-        home = cfg.get("home")
-        base_version = cfg.get("version_info") or cfg.get("version")
-        data = {"pyvenv_cfg": dict(cfg), "python": str(facts.python)}
+        data: dict[str, Any] = {"pyvenv_cfg": dict(cfg), "python": str(facts.python)}
         if not cfg:
             return CheckResult.fail(
                 f"{facts.path}/pyvenv.cfg is missing or empty",
                 expected="a venv made by `python -m venv` (pyvenv.cfg names its base interpreter)",
                 why="without pyvenv.cfg the venv's python does not know its standard library",
-                fix=Fix("recreate the venv", _recreate(ctx, facts)),
+                fix=Fix("recreate the venv", recreate(ctx, facts)),
                 data=data,
             )
-        base_exe = cfg.get("executable")
-        candidates = [Path(base_exe)] if base_exe else []
-        if home:
-            major_minor = ".".join((base_version or "").split(".")[:2])
-            candidates += [Path(home) / n for n in ("python3", "python", f"python{major_minor}") if n]
-        base_found = next((p for p in candidates if p.exists()), None)
+        base_found = _base_interpreter(cfg)
         if base_found is None:
-            # A pyenv prefix in `home` names the version that was uninstalled.
-            pyenv_name = Path(home).parent.name if home and Path(home).parent.parent.name == "versions" else None
-            revive = f"pyenv install {pyenv_name}" if pyenv_name else None
-            return CheckResult.fail(
-                f"the venv's base Python {base_version or ''} is gone: pyvenv.cfg points to {home}, which "
-                f"{'no longer exists' if home and not Path(home).exists() else 'has no python in it'}",
-                expected="the interpreter the venv was made from still installed",
-                why="a venv borrows its base interpreter; after `pyenv uninstall` (or moving that Python) "
-                f"{_rel(ctx, facts.path)}/bin/python cannot start, so OneTrainer cannot either",
-                details=((f"or reinstall it to revive the venv as it is: {revive}",) if revive else ()),
-                fix=Fix("recreate the venv with a supported Python", _recreate(ctx, facts)),
-                data=data,
-            )
+            return _base_gone(ctx, facts, data)
         info = facts.info
         if info is None or not info.ok:
             return CheckResult.fail(
                 f"{facts.python} does not run: {info.error if info else 'no answer'}",
                 expected="the venv's python starts",
                 why="OneTrainer's launcher runs everything through this interpreter",
-                fix=Fix("recreate the venv", _recreate(ctx, facts)),
+                fix=Fix("recreate the venv", recreate(ctx, facts)),
                 data=data,
             )
         data.update(version=info.version_string, base=str(base_found))
         return CheckResult.ok(
-            f"{_rel(ctx, facts.path)}/bin/python is Python {info.version_string} (base {base_found})", data=data
+            f"{relative(ctx, facts.path)}/bin/python is Python {info.version_string} (base {base_found})", data=data
         )
+
+
+def _base_interpreter(cfg: Mapping[str, str]) -> Path | None:
+    """The interpreter pyvenv.cfg names (`executable`, else a python in `home`), when it still exists."""
+    base_exe = cfg.get("executable")
+    candidates = [Path(base_exe)] if base_exe else []
+    home = cfg.get("home")
+    if home:
+        major_minor = ".".join((cfg.get("version_info") or cfg.get("version") or "").split(".")[:2])
+        candidates += [Path(home) / n for n in ("python3", "python", f"python{major_minor}") if n]
+    return next((p for p in candidates if p.exists()), None)
+
+
+def _base_gone(ctx: Context, facts: VenvFacts, data: dict[str, Any]) -> CheckResult:
+    home = facts.cfg.get("home")
+    base_version = facts.cfg.get("version_info") or facts.cfg.get("version")
+    # A pyenv prefix in `home` names the version that was uninstalled.
+    pyenv_name = Path(home).parent.name if home and Path(home).parent.parent.name == "versions" else None
+    revive = f"pyenv install {pyenv_name}" if pyenv_name else None
+    return CheckResult.fail(
+        f"the venv's base Python {base_version or ''} is gone: pyvenv.cfg points to {home}, which "
+        f"{'no longer exists' if home and not Path(home).exists() else 'has no python in it'}",
+        expected="the interpreter the venv was made from still installed",
+        why="a venv borrows its base interpreter; after `pyenv uninstall` (or moving that Python) "
+        f"{relative(ctx, facts.path)}/bin/python cannot start, so OneTrainer cannot either",
+        details=((f"or reinstall it to revive the venv as it is: {revive}",) if revive else ()),
+        fix=Fix("recreate the venv with a supported Python", recreate(ctx, facts)),
+        data=data,
+    )
 
 
 class VenvPythonVersion(Check):
@@ -165,7 +141,7 @@ class VenvPythonVersion(Check):
     requires = ("venv.interpreter",)
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        facts = _facts(ctx)
+        facts = checkout_venv(ctx)
         info = facts.info
         assert info is not None and info.version is not None
         verdict = judge(info.version, ctx.ot_dir)
@@ -179,8 +155,9 @@ class VenvPythonVersion(Check):
             return CheckResult.fail(
                 f"the venv runs {verdict.problem}",
                 expected=f"{verdict.expected} (from {verdict.range_source})",
-                why="every start runs `scripts/util/version_check.py` in the venv and stops on a version outside the range",
-                fix=Fix("recreate the venv with a supported Python", _recreate(ctx, facts)),
+                why="every start runs `scripts/util/version_check.py` in the venv "
+                "and stops on a version outside the range",
+                fix=Fix("recreate the venv with a supported Python", recreate(ctx, facts)),
                 data=data,
             )
         details = [f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"]
@@ -204,7 +181,7 @@ class VenvPythonVersion(Check):
                 details=tuple(details),
                 fix=Fix(
                     f"recreate the venv with Python {wanted} (or pin the venv's version back)",
-                    (f"cd {_q(str(ctx.ot_dir))}", f"rm -rf {_q(_rel(ctx, facts.path))}", "./install.sh"),
+                    (f"cd {q(str(ctx.ot_dir))}", f"rm -rf {q(relative(ctx, facts.path))}", "./install.sh"),
                 ),
                 data=data,
             )
@@ -220,11 +197,11 @@ class VenvPip(Check):
     timeout_s = 90.0
 
     def diagnose(self, ctx: Context) -> CheckResult:
-        facts = _facts(ctx)
+        facts = checkout_venv(ctx)
         pip = pip_facts(ctx)
         assert pip is not None
-        rel_python = f"{_q(_rel(ctx, facts.path))}/bin/python"
-        cd = f"cd {_q(str(ctx.ot_dir))}"
+        rel_python = f"{q(relative(ctx, facts.path))}/bin/python"
+        cd = f"cd {q(str(ctx.ot_dir))}"
         data = {"runs": pip.runs, "output": pip.output, "cached": pip.cached}
         if not pip.runs:
             has_pip = "pip" in facts.dists
@@ -249,212 +226,6 @@ class VenvPip(Check):
                 data={**data, "setuptools": setuptools},
             )
         return CheckResult.ok(pip.output, data={**data, "setuptools": setuptools})
-
-
-class VenvRequirements(Check):
-    id = "venv.requirements"
-    fix = repairs.sync_requirements  # otdoctor fix: see otdoctor/repairs.py
-    title = "installed requirements"
-    area = "venv"
-    requires = ("venv.interpreter",)
-
-    def diagnose(self, ctx: Context) -> CheckResult:
-        from otdoctor.onetrainer import requirements as reqs  # packaging's parsers: only when this check runs
-
-        facts = _facts(ctx)
-        assert ctx.ot_dir is not None and facts.info is not None
-        choice = platform_choice(ctx)
-        files = [ctx.ot_dir / GLOBAL_REQUIREMENTS, ctx.ot_dir / choice.file]
-        req_set = reqs.read(files)
-        dists = facts.info.data.get("dists")
-        data: dict = {
-            "platform": choice.platform,
-            "platform_file": choice.file,
-            "platform_reason": choice.reason,
-            "files": [str(f) for f in req_set.files],
-            "index_urls": req_set.index_urls + req_set.extra_index_urls,
-        }
-        install = Fix(
-            "install what the checkout asks for, as ./install.sh and ./update.sh do", _install_command(ctx, facts)
-        )
-        if dists is None:
-            return CheckResult.fail(
-                f"cannot list the venv's packages (Python {facts.info.version_string} has no importlib.metadata)",
-                expected="Python >= 3.8 in the venv",
-                why="OneTrainer needs a Python that can install its requirements",
-                fix=Fix("recreate the venv", _recreate(ctx, facts)),
-                data=data,
-            )
-        if req_set.problems:
-            return CheckResult.fail(
-                f"cannot read the requirements the launcher installs: {req_set.problems[0]}",
-                expected=f"{GLOBAL_REQUIREMENTS} and {choice.file} ({choice.reason}) readable by pip",
-                why="./install.sh stops when a requirements file is missing or unreadable",
-                details=tuple(req_set.problems),
-                fix=Fix(
-                    "restore the checkout's files (or set OT_PLATFORM_REQUIREMENTS to a file that exists)",
-                    (
-                        f"git -C {_q(str(ctx.ot_dir))} status",
-                        f"git -C {_q(str(ctx.ot_dir))} checkout -- {GLOBAL_REQUIREMENTS} {choice.file}",
-                    ),
-                ),
-                data=data,
-            )
-        installed = reqs.installed_from(dists)
-        markers = facts.info.data.get("markers") or _fallback_markers(facts)
-        mismatches, checked, not_here = reqs.judge(
-            req_set, installed, markers, commit_of=lambda s, r, h: _commit_of(ctx, s, r, h)
-        )
-        data.update(
-            checked=checked,
-            not_for_this_platform=not_here,
-            mismatches=[
-                {
-                    "name": m.line.name,
-                    "kind": m.kind,
-                    "installed": m.installed,
-                    "line": m.line.where,
-                    "wants": m.line.text,
-                }
-                for m in mismatches
-            ],
-            skipped=req_set.skipped,
-        )
-        files_text = " + ".join(f.name for f in req_set.files)
-        if not mismatches:
-            details = tuple(f"not judged: {s}" for s in req_set.skipped)
-            return CheckResult.ok(
-                f"all {checked} requirements satisfied ({files_text}; {choice.reason})", details=details, data=data
-            )
-        kinds: dict[str, int] = {}
-        for m in mismatches:
-            kinds[m.kind] = kinds.get(m.kind, 0) + 1
-        words = {
-            "missing": "missing",
-            "version": "at the wrong version",
-            "not-editable": "not an editable checkout",
-            "commit": "at the wrong commit",
-        }
-        counted = ", ".join(f"{n} {words[k]}" for k, n in kinds.items())
-        return CheckResult.fail(
-            f"{len(mismatches)} of {checked} requirements not satisfied: {counted}",
-            expected=f"everything in {files_text} installed in the venv",
-            why="after a `git pull` without ./update.sh the venv keeps old packages, and OneTrainer fails with errors "
-            "like `cannot import name ... from 'diffusers'` or `No module named 'mgds'`",
-            details=tuple(m.message for m in mismatches[:25])
-            + ((f"... and {len(mismatches) - 25} more",) if len(mismatches) > 25 else ())
-            + (f"the launcher installs {choice.file} here: {choice.reason}",),
-            fix=install,
-            data=data,
-        )
-
-
-def _fallback_markers(facts: VenvFacts) -> dict[str, str]:
-    """Marker values from the version alone (an interpreter_script without markers)."""
-    assert facts.info is not None
-    v = facts.info.version or (0, 0, 0)
-    return {
-        "python_version": f"{v[0]}.{v[1]}",
-        "python_full_version": ".".join(map(str, v)),
-        "sys_platform": str(facts.info.data.get("platform") or "linux"),
-    }
-
-
-def _commit_of(ctx: Context, source: Path | None, ref: str, recorded: str | None) -> tuple[str, str] | None:
-    """(installed commit, wanted commit) for a git requirement, or None when it cannot be told."""
-    from otdoctor.onetrainer import requirements as reqs
-
-    have = recorded
-    if have is None and source is not None and source.is_dir():
-        res = ctx.probe.git(source, "rev-parse", "HEAD")
-        have = res.stdout.strip() if res.ok else None
-    if not have:
-        return None
-    if reqs.is_commit(ref):
-        return have, have if have.lower().startswith(ref.lower()) else ref.lower()
-    if source is not None and source.is_dir():  # a tag or branch: ask the checkout what it names
-        res = ctx.probe.git(source, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
-        if res.ok and res.stdout.strip():
-            return have, res.stdout.strip()
-    return None
-
-
-class VenvTorch(Check):
-    id = "venv.torch"
-    fix = repairs.reinstall_platform_requirements  # otdoctor fix: see otdoctor/repairs.py
-    title = "torch in the venv"
-    area = "venv"
-    requires = ("venv.interpreter",)
-    timeout_s = 240.0  # the first `import torch` of a fresh install can take a while; later runs are cached
-
-    def diagnose(self, ctx: Context) -> CheckResult:
-        facts = _facts(ctx)
-        static = facts.torch_static
-        install = Fix(
-            "install OneTrainer's requirements (torch comes from the platform file)", _install_command(ctx, facts)
-        )
-        if not static:
-            return CheckResult.fail(
-                "torch is not installed in the venv",
-                expected=f"torch from {platform_choice(ctx).file}",
-                why="OneTrainer trains with torch; nothing runs without it",
-                fix=install,
-                data={"installed": False},
-            )
-        if static.get("error"):
-            return CheckResult.fail(
-                f"torch's version.py in {static.get('path')} is unreadable: {static['error']}",
-                expected="an intact torch installation",
-                why="a half-written torch install fails on import",
-                fix=install,
-                data={"installed": True, "path": static.get("path")},
-            )
-        version = str(static.get("version"))
-        local = version.split("+", 1)[1] if "+" in version else None
-        build = "rocm" if static.get("hip") else "cuda" if static.get("cuda") else "cpu"
-        data = {
-            "installed": True,
-            "path": static.get("path"),
-            "version": version,
-            "local_version": local,
-            "cuda": static.get("cuda"),
-            "hip": static.get("hip"),
-            "build": build,
-            "cpu_only": build == "cpu",
-        }
-        described = {
-            "cpu": "CPU-only build",
-            "cuda": f"CUDA {static.get('cuda')} build",
-            "rocm": f"ROCm {static.get('hip')} build",
-        }[build]
-        tf = torch_facts(ctx)
-        if tf is None:  # the venv interpreter stopped answering between two checks
-            return CheckResult.fail(
-                f"torch {version} ({described}) could not be examined",
-                why="the venv's python did not answer",
-                fix=install,
-                data=data,
-            )
-        data.update(importable=tf.importable, facts_cached=tf.cached)
-        if not tf.importable:
-            return CheckResult.fail(
-                f"torch {version} ({described}) is installed but `import torch` fails: {tf.error}",
-                expected="`import torch` works in the venv",
-                why="OneTrainer cannot start; a broken or partial torch install, or a missing system library",
-                fix=Fix(
-                    "reinstall torch and the other requirements",
-                    (
-                        *_install_command(ctx, facts)[:1],
-                        f"{_pip(ctx, facts)} install --force-reinstall --no-deps -r {_q(platform_choice(ctx).file)}",
-                        *_install_command(ctx, facts)[1:],
-                    ),
-                ),
-                data=data,
-            )
-        for key in ("arch_list", "cuda_available", "device_count", "capabilities", "cuda_error"):
-            if key in tf.data:
-                data[key] = tf.data[key]
-        return CheckResult.ok(f"torch {version} ({described}) imports", data=data)
 
 
 CHECKS = [VenvExists, VenvInterpreter, VenvPythonVersion, VenvPip, VenvRequirements, VenvTorch]

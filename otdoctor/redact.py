@@ -32,7 +32,7 @@ _PATTERNS = [
         r"\1" + MASK + r"\2",
     ),
     # VAR=value for the known secret variables (env dumps, shell lines).
-    (re.compile(r"\b((?:%s)=)\S+" % "|".join(SECRET_ENV_VARS)), r"\1" + MASK),
+    (re.compile(r"\b((?:" + "|".join(SECRET_ENV_VARS) + r")=)\S+"), r"\1" + MASK),
     # Credentials in URLs (`https://user:password@host`, `https://TOKEN@github.com`: git remotes).
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"), r"\1" + MASK + "@"),
     # GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_).

@@ -96,44 +96,47 @@ def user_catalog_path(env: Mapping[str, str] | None = None) -> Path:
     return config_dir(env) / "models.toml"
 
 
-def _entry(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
-    def need(key: str) -> Any:
-        if key not in raw or raw[key] in ("", None):
-            raise UserError(f"{origin}: model {raw.get('name', '?')!r} has no {key!r}", exit_code=2)
-        return raw[key]
+def _need(raw: Mapping[str, Any], key: str, origin: str) -> Any:
+    if key not in raw or raw[key] in ("", None):
+        raise UserError(f"{origin}: model {raw.get('name', '?')!r} has no {key!r}", exit_code=2)
+    return raw[key]
 
-    name = str(need("name"))
-    arch = str(need("architecture"))
-    if arch not in ARCHITECTURES:
-        raise UserError(
-            f"{origin}: model {name!r}: architecture {arch!r} is not one of {', '.join(ARCHITECTURES)}", exit_code=2
-        )
-    source = str(need("source"))
-    if source not in SOURCES:
-        raise UserError(f"{origin}: model {name!r}: source {source!r} is not one of {', '.join(SOURCES)}", exit_code=2)
-    files = []
-    for f in raw.get("files") or ():
-        if not isinstance(f, Mapping) or not f.get("name"):
-            raise UserError(f"{origin}: model {name!r}: every [[model.files]] needs a name", exit_code=2)
-        sha = f.get("sha256")
-        if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdefABCDEF" for c in str(sha))):
-            raise UserError(f"{origin}: model {name!r}: sha256 {sha!r} is not 64 hex digits", exit_code=2)
-        files.append(
-            KnownFile(
-                name=str(f["name"]),
-                sha256=str(sha).lower() if sha else None,
-                size_bytes=int(f["size_bytes"]) if f.get("size_bytes") is not None else None,
-                size_bytes_approx=int(f["size_bytes_approx"]) if f.get("size_bytes_approx") is not None else None,
-                label=str(f.get("label", "")),
-            )
-        )
+
+def _one_of(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], origin: str, name: str) -> str:
+    value = str(_need(raw, key, origin))
+    if value not in allowed:
+        raise UserError(f"{origin}: model {name!r}: {key} {value!r} is not one of {', '.join(allowed)}", exit_code=2)
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _known_file(f: Any, origin: str, name: str) -> KnownFile:
+    if not isinstance(f, Mapping) or not f.get("name"):
+        raise UserError(f"{origin}: model {name!r}: every [[model.files]] needs a name", exit_code=2)
+    sha = f.get("sha256")
+    if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdefABCDEF" for c in str(sha))):
+        raise UserError(f"{origin}: model {name!r}: sha256 {sha!r} is not 64 hex digits", exit_code=2)
+    return KnownFile(
+        name=str(f["name"]),
+        sha256=str(sha).lower() if sha else None,
+        size_bytes=_int_or_none(f.get("size_bytes")),
+        size_bytes_approx=_int_or_none(f.get("size_bytes_approx")),
+        label=str(f.get("label", "")),
+    )
+
+
+def _entry(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
+    name = str(_need(raw, "name", origin))
+    arch = _one_of(raw, "architecture", ARCHITECTURES, origin, name)
+    source = _one_of(raw, "source", SOURCES, origin, name)
+    files = [_known_file(f, origin, name) for f in raw.get("files") or ()]
     filename = str(raw.get("filename") or (files[0].name if files else ""))
     if not filename:
         raise UserError(f"{origin}: model {name!r} has no 'filename'", exit_code=2)
-    if source == "huggingface":
-        need("repo")
-    else:
-        need("civitai_version_id")
+    _need(raw, "repo" if source == "huggingface" else "civitai_version_id", origin)
     return CatalogEntry(
         name=name,
         title=str(raw.get("title") or name),
@@ -144,12 +147,14 @@ def _entry(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
         aliases=tuple(str(a) for a in raw.get("aliases") or ()),
         repo=str(raw["repo"]) if raw.get("repo") else None,
         revision=str(raw.get("revision") or "main"),
-        civitai_version_id=int(raw["civitai_version_id"]) if raw.get("civitai_version_id") is not None else None,
+        civitai_version_id=_int_or_none(raw.get("civitai_version_id")),
         origin=origin,
     )
 
 
 def _load(path: Path, origin: str) -> list[CatalogEntry]:
+    """The entries of one catalog file, built-in or the user's: the user's file can be missing or broken,
+    so this reads it with errors that name it (`data.load_table` is for otdoctor's own tables)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

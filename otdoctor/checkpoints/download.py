@@ -3,49 +3,30 @@
 A Civitai download streams into `NAME.part` next to the final file. An interrupted run leaves the
 `.part`; the next run asks for the rest with a `Range` request. The file gets its final name only
 after its size, safetensors structure, architecture and sha256 match, so a half or wrong download
-never sits under a model's name. The token goes only into the `Authorization` header of the request
-to Civitai itself (requests drops it when a redirect leaves that host), and every message that
-leaves this module is passed through `redact`.
+never sits under a model's name. The `.part` file is the download's own temporary file (it must
+survive an interrupted run to be resumed), so it is renamed in place rather than written through
+`probe.files.atomic_path`. The token goes only into the `Authorization` header of the request to
+Civitai itself (see `civitai`), and every message that leaves this module is passed through `redact`.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile, civitai_url
+from otdoctor.checkpoints.civitai import BytesFn, Dropped, Expected, StartFn, civitai_expected, fetch_range
+from otdoctor.checkpoints.disk import check_free_space, disk_error, disk_full
 from otdoctor.checkpoints.hashing import VerifyCache, sha256_file
-from otdoctor.checkpoints.safetensors import HeaderError, detect_architecture, read_header, sniff
+from otdoctor.checkpoints.safetensors import HeaderError, detect_architecture, read_header
 from otdoctor.errors import UserError
 from otdoctor.redact import redact, register_secret
 
-CHUNK_BYTES = 256 * 1024  # small enough that a dropped connection loses little
-CONNECT_TIMEOUT_S = 15.0
-READ_TIMEOUT_S = 60.0
-FREE_MARGIN_BYTES = 64 * 1024 * 1024  # leave the filesystem some room after the download
-TOKEN_HELP = (
-    "create an API key at https://civitai.com/user/account (API Keys), then run again with "
-    "CIVITAI_TOKEN set or --token-file FILE"
-)
-
-StartFn = Callable[[int | None, int], None]  # (total bytes or None, bytes already there)
-BytesFn = Callable[[int], None]
 NoteFn = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Expected:
-    filename: str
-    sha256s: tuple[str, ...]  # any of these is accepted (offline: every known file of the entry)
-    size_bytes: int | None  # exact, when known
-    approx_bytes: int | None  # for the free-disk check
-    source: str  # "Civitai API" or "catalog"
 
 
 @dataclass(frozen=True)
@@ -58,6 +39,7 @@ class Downloaded:
 
 
 def read_token(env: Mapping[str, str], token_file: Path | None) -> str | None:
+    token: str | None
     if token_file is not None:
         try:
             token = token_file.expanduser().read_text(encoding="utf-8").strip()
@@ -75,91 +57,7 @@ def read_token(env: Mapping[str, str], token_file: Path | None) -> str | None:
     return token
 
 
-def _safe_name(name: str, fallback: str) -> str:
-    base = os.path.basename(name.replace("\\", "/")).strip()
-    return base if base and base not in (".", "..") else fallback
-
-
-def check_free_space(dest: Path, need_bytes: int | None, what: str) -> None:
-    if not need_bytes or need_bytes <= 0:
-        return
-    try:
-        free = shutil.disk_usage(dest).free
-    except OSError:
-        return
-    if free < need_bytes + FREE_MARGIN_BYTES:
-        raise UserError(
-            f"not enough free disk space in {dest} for {what}: it needs {need_bytes} bytes "
-            f"(plus {FREE_MARGIN_BYTES} bytes of headroom), {free} bytes are free",
-            hint="free some space or choose another folder with --dest",
-        )
-
-
-def _disk_error(exc: OSError, part: Path, written: int) -> UserError:
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        reason = {
-            errno.ENOSPC: "the disk is full",
-            errno.EFBIG: "the file size limit was reached",
-            errno.EDQUOT: "the disk quota is exhausted",
-        }[exc.errno]
-        return UserError(
-            f"cannot write {part}: {reason} after {written} bytes",
-            hint=f"free some space (or pick another --dest); the partial file {part.name} resumes on the next run",
-        )
-    return UserError(f"cannot write {part}: {exc.strerror or exc}")
-
-
 # Civitai -----------------------------------------------------------------------------------------
-def civitai_expected(entry: CatalogEntry, env: Mapping[str, str], session: Any, offline: bool) -> Expected:
-    catalog_shas = tuple(f.sha256 for f in entry.files if f.sha256)
-    if offline:
-        exact = {f.size_bytes for f in entry.files if f.size_bytes}
-        return Expected(
-            entry.filename,
-            catalog_shas,
-            exact.pop() if len(exact) == 1 and len(entry.files) == 1 else None,
-            entry.max_size_bytes,
-            "catalog",
-        )
-    import requests
-
-    url = f"{civitai_url(env)}/api/v1/model-versions/{entry.civitai_version_id}"
-    try:
-        r = session.get(url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
-    except requests.RequestException as exc:
-        raise UserError(
-            redact(f"cannot reach Civitai's API ({type(exc).__name__}: {exc})"),
-            hint="--offline downloads with the sizes and hashes from otdoctor's catalog",
-        ) from None
-    if r.status_code == 404:
-        raise UserError(f"Civitai has no model version {entry.civitai_version_id} (404 from {url})")
-    if r.status_code != 200:
-        raise UserError(
-            redact(f"Civitai's API answered {r.status_code} for model version {entry.civitai_version_id}"),
-            hint="--offline downloads with the sizes and hashes from otdoctor's catalog",
-        )
-    try:
-        info = r.json()
-        files = [f for f in info.get("files", []) if isinstance(f, dict)]
-    except (ValueError, AttributeError):
-        raise UserError(
-            f"Civitai's API answer for model version {entry.civitai_version_id} is not the expected JSON"
-        ) from None
-    primary = next((f for f in files if f.get("primary")), files[0] if files else None)
-    if primary is None:
-        raise UserError(f"Civitai lists no files for model version {entry.civitai_version_id}")
-    sha = str((primary.get("hashes") or {}).get("SHA256") or "").lower() or None
-    known = entry.known_by_sha(sha) if sha else None
-    approx = int(float(primary.get("sizeKB") or 0) * 1024) or entry.max_size_bytes
-    return Expected(
-        _safe_name(str(primary.get("name") or ""), entry.filename),
-        (sha,) if sha else catalog_shas,
-        known.size_bytes if known else None,
-        approx,
-        "Civitai API",
-    )
-
-
 def _hash_existing(part: Path) -> tuple[Any, int]:
     digest = hashlib.sha256()
     done = 0
@@ -174,26 +72,71 @@ def _hash_existing(part: Path) -> tuple[Any, int]:
     return digest, done
 
 
-def _explain_response(r: Any, token: str | None, first: bytes = b"") -> UserError | None:
-    ctype = (r.headers.get("Content-Type") or "").lower()
-    if r.status_code in (401, 403):
-        what = "no API token was given" if not token else "the API token was refused (invalid or expired)"
-        return UserError(f"Civitai answered {r.status_code}: {what}", hint=TOKEN_HELP)
-    if r.status_code == 404:
-        return UserError("Civitai answered 404: the model file is not there (wrong model version id?)")
-    if r.status_code >= 400:
-        return UserError(redact(f"the download failed: HTTP {r.status_code} from {r.url}"))
-    if "text/html" in ctype or (first and sniff(first) and "HTML" in (sniff(first) or "")):
-        what = "without an API token" if not token else "with the API token given (is it valid?)"
-        return UserError(
-            f"Civitai answered with an HTML page (a login page) instead of the model, {what}; nothing was saved",
-            hint=TOKEN_HELP,
-        )
-    if "application/json" in ctype:
-        return UserError(
-            "Civitai answered with a JSON message instead of the model; nothing was saved", hint=TOKEN_HELP
-        )
-    return None
+def _already_there(final: Path, expected: Expected, entry: CatalogEntry, cache: VerifyCache | None) -> Downloaded:
+    st = final.stat()
+    facts = cache.get(st) if cache is not None else None
+    sha = (facts or {}).get("sha256") or sha256_file(final)
+    if sha in expected.sha256s:
+        return Downloaded(final, sha, final.stat().st_size, already_there=True)
+    raise UserError(
+        f"{final} already exists and its sha256 does not match {entry.title}",
+        hint=f"move it away (mv '{final}' '{final}.bad') and run again",
+    )
+
+
+@dataclass
+class _Transfer:
+    """One file from Civitai into its `.part`, resumed from what is there and after each drop."""
+
+    session: Any
+    url: str
+    token: str | None
+    part: Path
+    expected: Expected
+    on_start: StartFn | None
+    on_bytes: BytesFn | None
+
+    def run(self, retries: int, note: NoteFn | None) -> tuple[int | None, Any, int]:
+        """(total bytes or None, sha256 digest of the part, bytes there before this run)."""
+        digest, have = _hash_existing(self.part)
+        resumed_from = have
+        attempt = 0
+        while True:
+            try:
+                total, digest, have = fetch_range(
+                    self.session,
+                    self.url,
+                    self.token,
+                    self.part,
+                    digest,
+                    have,
+                    self.expected,
+                    self.on_start,
+                    self.on_bytes,
+                )
+                return total, digest, resumed_from
+            except Dropped as exc:
+                attempt += 1
+                if attempt > retries:
+                    raise UserError(
+                        f"the connection to Civitai dropped after {exc.have} of {exc.total or 'unknown'} bytes "
+                        f"({exc.reason}); the partial file {self.part.name} is kept",
+                        hint="run the same command again to resume",
+                    ) from None
+                if note:
+                    note(f"connection dropped after {exc.have} bytes; resuming ({attempt}/{retries})")
+                digest, have = exc.digest, exc.have
+
+
+def _rejection(part: Path, entry: CatalogEntry, expected: Expected, total: int | None, sha: str) -> str | None:
+    size = part.stat().st_size
+    if total is not None and size != total:
+        return f"the download has {size} bytes, the server announced {total}"
+    if expected.size_bytes is not None and size != expected.size_bytes:
+        return f"the download has {size} bytes, {expected.source} says {expected.size_bytes}"
+    if expected.sha256s and sha not in expected.sha256s:
+        return f"its sha256 {sha} does not match {expected.source}'s {', '.join(expected.sha256s)}"
+    return _structure_problem(part, entry)
 
 
 def download_civitai(
@@ -219,49 +162,16 @@ def download_civitai(
         final = dest / expected.filename
         part = dest / (expected.filename + ".part")
         if final.exists():
-            st = final.stat()
-            facts = cache.get(st) if cache is not None else None
-            sha = (facts or {}).get("sha256") or sha256_file(final)
-            if sha in expected.sha256s:
-                return Downloaded(final, sha, final.stat().st_size, already_there=True)
-            raise UserError(
-                f"{final} already exists and its sha256 does not match {entry.title}",
-                hint=f"move it away (mv '{final}' '{final}.bad') and run again",
-            )
+            return _already_there(final, expected, entry, cache)
         have = part.stat().st_size if part.exists() else 0
         need = (expected.size_bytes or expected.approx_bytes or 0) - have
         check_free_space(dest, need, f"{entry.title} ({expected.filename})")
         url = f"{civitai_url(env)}/api/download/models/{entry.civitai_version_id}"
-        digest, have = _hash_existing(part)
-        resumed_from = have
-        total: int | None = None
-        attempt = 0
-        while True:
-            try:
-                total, digest, have = _fetch(session, url, token, part, digest, have, expected, on_start, on_bytes)
-                break
-            except _Dropped as exc:
-                attempt += 1
-                if attempt > retries:
-                    raise UserError(
-                        f"the connection to Civitai dropped after {exc.have} of {exc.total or 'unknown'} bytes "
-                        f"({exc.reason}); the partial file {part.name} is kept",
-                        hint="run the same command again to resume",
-                    ) from None
-                if note:
-                    note(f"connection dropped after {exc.have} bytes; resuming ({attempt}/{retries})")
-                digest, have = exc.digest, exc.have
+        transfer = _Transfer(session, url, token, part, expected, on_start, on_bytes)
+        total, digest, resumed_from = transfer.run(retries, note)
         size = part.stat().st_size
         sha = digest.hexdigest()
-        problem = None
-        if total is not None and size != total:
-            problem = f"the download has {size} bytes, the server announced {total}"
-        elif expected.size_bytes is not None and size != expected.size_bytes:
-            problem = f"the download has {size} bytes, {expected.source} says {expected.size_bytes}"
-        elif expected.sha256s and sha not in expected.sha256s:
-            problem = f"its sha256 {sha} does not match {expected.source}'s {', '.join(expected.sha256s)}"
-        else:
-            problem = _structure_problem(part, entry)
+        problem = _rejection(part, entry, expected, total, sha)
         if problem:
             part.unlink(missing_ok=True)  # resuming a wrong file would only fail again
             raise UserError(f"the downloaded file was rejected: {problem}; nothing was saved under {final.name}")
@@ -303,102 +213,6 @@ def _remember(cache: VerifyCache, st: os.stat_result, path: Path, sha: str) -> N
         cache.save()
     except (HeaderError, OSError):
         pass
-
-
-class _Dropped(Exception):
-    def __init__(self, reason: str, have: int, total: int | None, digest: Any) -> None:
-        super().__init__(reason)
-        self.reason, self.have, self.total, self.digest = reason, have, total, digest
-
-
-def _fetch(
-    session: Any,
-    url: str,
-    token: str | None,
-    part: Path,
-    digest: Any,
-    have: int,
-    expected: Expected,
-    on_start: StartFn | None,
-    on_bytes: BytesFn | None,
-) -> tuple[int | None, Any, int]:
-    """One request: from `have` to the end. Returns (total, digest, bytes now in the part)."""
-    import requests
-
-    headers = {"Accept-Encoding": "identity"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        r = session.get(
-            url, headers=headers, stream=True, allow_redirects=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
-        )
-    except requests.RequestException as exc:
-        raise _Dropped(redact(f"{type(exc).__name__}"), have, None, digest) from None
-    with r:
-        if r.status_code == 416 and have:
-            return have, digest, have  # the part already holds the whole file
-        err = _explain_response(r, token)
-        if err is not None:
-            raise err
-        length = int(r.headers["Content-Length"]) if r.headers.get("Content-Length", "").isdigit() else None
-        mode = "ab"
-        if have and r.status_code == 206:
-            start = _range_start(r.headers.get("Content-Range", ""))
-            if start != have:
-                raise UserError(redact(f"the server resumed at byte {start}, not {have}; delete {part} and run again"))
-        elif have:  # the server ignored Range: start over
-            have, digest, mode = 0, hashlib.sha256(), "wb"
-        total = have + length if length is not None else expected.size_bytes
-        if on_start:
-            on_start(total, have)
-        chunks = r.iter_content(CHUNK_BYTES)
-        try:
-            first = next(chunks, b"")
-        except (requests.RequestException, OSError) as exc:
-            raise _Dropped(type(exc).__name__, have, total, digest) from None
-        if not have:
-            what = sniff(first[:512]) if first else None
-            if what and "pickle" not in what and "zip" not in what:
-                raise UserError(f"Civitai sent {what} instead of the model; nothing was saved", hint=TOKEN_HELP)
-        try:
-            with open(part, mode) as fh:
-                try:
-                    for chunk in _chain(first, chunks):
-                        try:
-                            fh.write(chunk)
-                        except OSError as exc:
-                            raise _disk_error(exc, part, have) from None
-                        digest.update(chunk)
-                        have += len(chunk)
-                        if on_bytes:
-                            on_bytes(len(chunk))
-                    fh.flush()
-                except (requests.RequestException, ConnectionError, TimeoutError) as exc:
-                    fh.flush()
-                    raise _Dropped(type(exc).__name__, have, total, digest) from None
-        except OSError as exc:
-            if isinstance(exc, (ConnectionError, TimeoutError)):
-                raise
-            raise _disk_error(exc, part, have) from None
-        if total is not None and have < total:
-            raise _Dropped("the server closed the connection early", have, total, digest)
-        return total, digest, have
-
-
-def _chain(first: bytes, rest: Any) -> Any:
-    if first:
-        yield first
-    yield from rest
-
-
-def _range_start(content_range: str) -> int | None:
-    # "bytes 100-199/200"
-    try:
-        return int(content_range.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return None
 
 
 # Hugging Face ------------------------------------------------------------------------------------
@@ -449,19 +263,23 @@ def download_hf(
         )
     except KeyboardInterrupt:
         raise
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise _disk_error(exc, target / entry.filename, 0) from None
-        raise UserError(redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {exc}")) from None
     except Exception as exc:  # huggingface_hub raises its own HTTP and repo errors
-        name = type(exc).__name__
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-        hint = None
-        if "Gated" in name or "401" in first or "403" in first:
-            hint = "accept the model's licence on huggingface.co and set HF_TOKEN (or `hf auth login`)"
-        elif offline or "LocalEntryNotFound" in name:
-            hint = "run without --offline to download it"
-        raise UserError(
-            redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {name}: {first}"), hint=hint
-        ) from None
+        raise _hf_failure(exc, entry, target, offline) from None
     return Path(path)
+
+
+def _hf_failure(exc: Exception, entry: CatalogEntry, target: Path, offline: bool) -> UserError:
+    if isinstance(exc, OSError):  # also requests' and huggingface_hub's HTTP errors
+        if disk_full(exc):
+            return disk_error(exc, target / entry.filename, 0)
+        return UserError(redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {exc}"))
+    name = type(exc).__name__
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    hint = None
+    if "Gated" in name or "401" in first or "403" in first:
+        hint = "accept the model's licence on huggingface.co and set HF_TOKEN (or `hf auth login`)"
+    elif offline or "LocalEntryNotFound" in name:
+        hint = "run without --offline to download it"
+    return UserError(
+        redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {name}: {first}"), hint=hint
+    )

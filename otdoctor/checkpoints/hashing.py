@@ -8,6 +8,7 @@ rewritten is not read again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -32,10 +33,8 @@ def sha256_file(path: Path, on_bytes: ProgressFn | None = None, chunk_bytes: int
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
         if hasattr(os, "posix_fadvise"):
-            try:  # lets the kernel read ahead further
+            with contextlib.suppress(OSError):  # lets the kernel read ahead further
                 os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            except OSError:
-                pass
         while True:
             n = fh.readinto(view)
             if not n:
@@ -70,7 +69,7 @@ def sha256_files(
     if workers == 1:
         return {p: one(p) for p in paths}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sha256") as pool:
-        return dict(zip(paths, pool.map(one, paths)))
+        return dict(zip(paths, pool.map(one, paths), strict=True))
 
 
 def file_key(st: os.stat_result) -> str:
@@ -86,8 +85,8 @@ class VerifyCache:
         self._lock = threading.Lock()
         self._dirty = False
         raw = read_json(self.path)
-        ok = isinstance(raw, dict) and raw.get("version") == CACHE_VERSION and isinstance(raw.get("files"), dict)
-        self._files: dict[str, dict[str, Any]] = dict(raw["files"]) if ok else {}
+        files = raw.get("files") if isinstance(raw, dict) and raw.get("version") == CACHE_VERSION else None
+        self._files: dict[str, dict[str, Any]] = dict(files) if isinstance(files, dict) else {}
 
     def get(self, st: os.stat_result) -> dict[str, Any] | None:
         with self._lock:

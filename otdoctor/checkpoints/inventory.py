@@ -22,7 +22,8 @@ from otdoctor.checkpoints.locate import (
     search_places,
 )
 from otdoctor.checkpoints.safetensors import architecture_of_model_type
-from otdoctor.checkpoints.verify import Verdict, Verifier
+from otdoctor.checkpoints.verdict import Verdict
+from otdoctor.checkpoints.verify import Verifier
 
 
 @dataclass

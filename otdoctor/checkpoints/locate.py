@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from otdoctor.checkpoints.catalog import CatalogEntry
-from otdoctor.checkpoints.verify import MODEL_SUFFIXES
+from otdoctor.checkpoints.verdict import MODEL_SUFFIXES
 
 MAX_SCAN_DEPTH = 4
 PARTIAL_SUFFIX = ".safetensors.part"  # an interrupted `otdoctor models download`
@@ -149,6 +149,42 @@ def search_places(models_dirs: Iterable[Path], ot_dir: Path | None) -> list[Plac
     return places
 
 
+@dataclass
+class _Sorter:
+    """Files found in the places, sorted into catalog copies, interrupted downloads and the rest."""
+
+    catalog: Sequence[CatalogEntry]
+    partials: dict[str, list[Found]] | None
+    by_name: dict[str, list[Found]] = field(default_factory=dict)
+    others: list[Found] = field(default_factory=list)
+    seen: set[Path] = field(default_factory=set)
+
+    def add(self, path: Path, how: str) -> None:
+        key = path.resolve()
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        if path.name.lower().endswith(PARTIAL_SUFFIX):
+            owner = next((e for e in self.catalog if path.name[: -len(".part")] in e.file_names), None)
+            if owner is not None and self.partials is not None:
+                self.partials.setdefault(owner.name, []).append(Found(path, how, owner))
+            return
+        entry = next((e for e in self.catalog if path.name in e.file_names), None)
+        if entry is not None:
+            self.by_name[entry.name].append(Found(path, how, entry))
+        else:
+            self.others.append(Found(path, how))
+
+    def add_cached(self, caches: Sequence[Place]) -> None:
+        for e in self.catalog:
+            if e.source != "huggingface" or not e.repo:
+                continue
+            hit = hf_cached_file(caches, e.repo, e.filename, e.revision)
+            if hit is not None and hit.path.resolve() not in self.seen:
+                self.seen.add(hit.path.resolve())
+                self.by_name[e.name].append(Found(hit.path, hit.how, e))
+
+
 def find_catalog_models(
     catalog: Sequence[CatalogEntry],
     places: Sequence[Place],
@@ -159,32 +195,12 @@ def find_catalog_models(
 
     Interrupted downloads (`NAME.safetensors.part`) of catalog models go into `partials`.
     """
-    by_name: dict[str, list[Found]] = {e.name: [] for e in catalog}
-    others: list[Found] = []
-    seen: set[Path] = set()
+    sorter = _Sorter(catalog, partials, {e.name: [] for e in catalog})
     for place in places:
         for path in scan(place.path):
-            key = path.resolve()
-            if key in seen:
-                continue
-            seen.add(key)
-            if path.name.lower().endswith(PARTIAL_SUFFIX):
-                owner = next((e for e in catalog if path.name[: -len(".part")] in e.file_names), None)
-                if owner is not None and partials is not None:
-                    partials.setdefault(owner.name, []).append(Found(path, place.how, owner))
-                continue
-            entry = next((e for e in catalog if path.name in e.file_names), None)
-            if entry is not None:
-                by_name[entry.name].append(Found(path, place.how, entry))
-            else:
-                others.append(Found(path, place.how))
-    for e in catalog:
-        if e.source == "huggingface" and e.repo:
-            hit = hf_cached_file(caches, e.repo, e.filename, e.revision)
-            if hit is not None and hit.path.resolve() not in seen:
-                seen.add(hit.path.resolve())
-                by_name[e.name].append(Found(hit.path, hit.how, e))
-    return by_name, others
+            sorter.add(path, place.how)
+    sorter.add_cached(caches)
+    return sorter.by_name, sorter.others
 
 
 def _looks_like_repo_id(value: str) -> bool:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import KeysView, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit
 
@@ -65,23 +65,29 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def _header_length(fh: BinaryIO, size: int) -> tuple[bytes, int]:
+    """(the first 8 bytes, the header length N they give); HeaderError when N cannot be right."""
+    head = fh.read(8)
+    if len(head) < 8:
+        what = sniff(head) or f"a {size}-byte file"
+        raise HeaderError(f"not a safetensors file: {what}")
+    (n,) = struct.unpack("<Q", head)
+    if n == 0 or n > MAX_HEADER_BYTES or n > size - 8:
+        fh.seek(0)
+        named = sniff(fh.read(512))
+        if named:
+            raise HeaderError(f"not a safetensors file: {named}")
+        if n <= MAX_HEADER_BYTES and n > size - 8:
+            raise HeaderError(f"truncated inside the header: {n + 8 - size} bytes of the header are missing")
+        raise HeaderError("not a safetensors file: the header length is implausible")
+    return head, n
+
+
 def read_header(path: Path) -> Header:
     """Parse the header; raise HeaderError naming what the file is when it is not safetensors."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            what = sniff(head) or f"a {size}-byte file"
-            raise HeaderError(f"not a safetensors file: {what}")
-        (n,) = struct.unpack("<Q", head)
-        if n == 0 or n > MAX_HEADER_BYTES or n > size - 8:
-            fh.seek(0)
-            what = sniff(fh.read(512))
-            if what:
-                raise HeaderError(f"not a safetensors file: {what}")
-            if n <= MAX_HEADER_BYTES and n > size - 8:
-                raise HeaderError(f"truncated inside the header: {n + 8 - size} bytes of the header are missing")
-            raise HeaderError("not a safetensors file: the header length is implausible")
+        head, n = _header_length(fh, size)
         raw = fh.read(n)
     try:
         obj = json.loads(raw)
@@ -151,15 +157,15 @@ def _is_lora_key(key: str) -> bool:
     return key.startswith("lora_") or any(m in key for m in _LORA_MARKERS)
 
 
-def detect_architecture(tensors: Mapping[str, Mapping[str, Any]]) -> str:
-    """SDXL, SD 1.5, SD 2.x, LoRA or embedding, from tensor names and shapes."""
-    keys = tensors.keys()
-    if any(_is_lora_key(k) for k in keys):
-        return LORA
-    if keys and all(
+def _is_embedding(keys: KeysView[str]) -> bool:
+    return bool(keys) and all(
         k in ("emb_params", "string_to_param", "clip_l", "clip_g", "*") or k.startswith("string_to_param") for k in keys
-    ):
-        return EMBEDDING
+    )
+
+
+def _stable_diffusion(tensors: Mapping[str, Mapping[str, Any]]) -> str:
+    """SDXL, SD 2.x or SD 1.5 from the text encoder's key prefix, else the cross-attention width."""
+    keys = tensors.keys()
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return SDXL
     width = _cross_attention_width(tensors)
@@ -167,6 +173,14 @@ def detect_architecture(tensors: Mapping[str, Mapping[str, Any]]) -> str:
         return SD2
     if any(k.startswith("cond_stage_model.transformer.") for k in keys) or width == 768:
         return SD15
-    if width == 2048:
-        return SDXL
-    return UNKNOWN
+    return SDXL if width == 2048 else UNKNOWN
+
+
+def detect_architecture(tensors: Mapping[str, Mapping[str, Any]]) -> str:
+    """SDXL, SD 1.5, SD 2.x, LoRA or embedding, from tensor names and shapes."""
+    keys = tensors.keys()
+    if any(_is_lora_key(k) for k in keys):
+        return LORA
+    if _is_embedding(keys):
+        return EMBEDDING
+    return _stable_diffusion(tensors)

@@ -12,25 +12,25 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile, entry_for_file
+from otdoctor.checkpoints.catalog import CatalogEntry, entry_for_file
 from otdoctor.checkpoints.hashing import ProgressFn, VerifyCache, sha256_files
-from otdoctor.checkpoints.safetensors import (
-    SD2,
-    SD15,
-    SDXL,
-    UNKNOWN,
-    HeaderError,
-    detect_architecture,
-    read_header,
-    sniff,
+from otdoctor.checkpoints.safetensors import SD2, SD15, SDXL, UNKNOWN
+from otdoctor.checkpoints.verdict import (
+    MODEL_SUFFIXES,
+    Verdict,
+    arch_problems,
+    data_problems,
+    file_facts,
+    pickle_warning,
+    sha_problem,
+    size_problem,
 )
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
-MODEL_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+__all__ = ["MODEL_SUFFIXES", "Verdict", "Verifier", "verify_diffusers"]
 
 # diffusers pipeline class -> architecture (SD pipelines need the UNet's width to tell 1.5 from 2.x)
 _XL_PIPELINES = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
@@ -42,117 +42,6 @@ _SD_PIPELINES = (
 )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What verifying one path found. `problems` make it bad; `warnings` are worth knowing."""
-
-    path: Path
-    kind: str  # safetensors | diffusers | pickle | not-a-model | missing
-    size_bytes: int | None = None
-    architecture: str | None = None
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    sha256: str | None = None
-    hashed_now: bool = False  # False: the hash came from the cache (or was not needed)
-    matched: KnownFile | None = None  # the catalog file whose sha256 matched
-    entry: CatalogEntry | None = None
-    components: tuple[str, ...] = ()  # diffusers: the components checked
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def state(self) -> str:
-        if self.problems:
-            return "bad"
-        if self.warnings:
-            return "warning"
-        return "verified" if self.matched else "ok"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "kind": self.kind,
-            "size_bytes": self.size_bytes,
-            "architecture": self.architecture,
-            "state": self.state,
-            "problems": list(self.problems),
-            "warnings": list(self.warnings),
-            "sha256": self.sha256,
-            "catalog": self.entry.name if self.entry else None,
-            "matched_file": self.matched.label or self.matched.name if self.matched else None,
-        }
-
-
-# Facts about one file ----------------------------------------------------------------------------
-def _file_facts(path: Path, size_bytes: int) -> dict[str, Any]:
-    """Structural facts read from the first bytes: never the whole file, never unpickled."""
-    try:
-        header = read_header(path)
-    except HeaderError as exc:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(512)
-        except OSError as oexc:
-            return {"kind": "not-a-model", "error": f"cannot read: {oexc.strerror or oexc}"}
-        what = sniff(head)
-        if path.suffix.lower() in PICKLE_SUFFIXES and (what is None or "pickle" in what or "zip" in what):
-            return {"kind": "pickle"}
-        if what and ("pickle" in what or "zip" in what):
-            return {"kind": "pickle"}
-        message = str(exc)
-        if message.startswith("not a safetensors file: "):
-            message = message[len("not a safetensors file: ") :]
-        return {"kind": "not-a-model", "error": message}
-    except OSError as exc:
-        return {"kind": "not-a-model", "error": f"cannot read: {exc.strerror or exc}"}
-    return {
-        "kind": "safetensors",
-        "missing_bytes": header.missing_bytes,
-        "tensors": len(header.tensors),
-        "architecture": detect_architecture(header.tensors),
-    }
-
-
-def _size_problem(size: int, entry: CatalogEntry, name: str) -> str | None:
-    candidates = [f for f in entry.files if f.name == name] or list(entry.files)
-    if not candidates or any(f.size_bytes is None for f in candidates):
-        return None  # a variant of unknown exact size: the sha256 decides
-    sizes = sorted({f.size_bytes for f in candidates if f.size_bytes is not None})
-    if size in sizes:
-        return None
-    want = sizes[0] if len(sizes) == 1 else min(sizes, key=lambda s: abs(s - size))
-    diff = want - size
-    how = f"{diff} bytes short" if diff > 0 else f"{-diff} bytes too long"
-    return f"size {size} bytes, the catalog's {entry.title} is {want} bytes ({how})"
-
-
-def _arch_problems(
-    arch: str | None,
-    entry: CatalogEntry | None,
-    expected_arch: str | None,
-    expected_why: str,
-    source: str = "the tensor names",
-) -> list[str]:
-    out = []
-    if not arch or arch == UNKNOWN:
-        return out
-    if entry is not None and arch != entry.architecture:
-        out.append(f"architecture {arch} (from {source}), but {entry.title} is {entry.architecture}")
-    if expected_arch and arch != expected_arch:
-        out.append(f"architecture {arch} (from {source}), but {expected_why} expects {expected_arch}")
-    return out
-
-
-def _pickle_warning(path: Path, entry: CatalogEntry | None) -> str:
-    alt = f"`{entry.download_command}` gets the .safetensors file" if entry else "use the model's .safetensors release"
-    return (
-        f"{path.suffix or 'the file'} is a Python pickle: loading it can run arbitrary code and its contents "
-        f"cannot be checked without doing so (otdoctor never unpickles); {alt}"
-    )
-
-
 @dataclass
 class _Pending:
     path: Path
@@ -162,6 +51,15 @@ class _Pending:
     expected_arch: str | None
     expected_why: str
     want_hash: bool
+
+
+def _stat(path: Path, entry: CatalogEntry | None) -> os.stat_result | Verdict:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return Verdict(path, "missing", problems=(f"{path} does not exist",), entry=entry)
+    except OSError as exc:
+        return Verdict(path, "missing", problems=(f"cannot read {path}: {exc.strerror or exc}",), entry=entry)
 
 
 @dataclass
@@ -184,86 +82,83 @@ class Verifier:
         `on_hash_start(total_bytes)` is called once before hashing starts (not at all when every
         hash is cached), `on_bytes(n)` as the bytes go by.
         """
-        items = list(paths)
-        verdicts: list[Verdict | _Pending] = []
-        for path, entry, expected_arch, why in items:
-            verdicts.append(self._first_pass(Path(path), entry, expected_arch, why))
+        verdicts = [self._first_pass(Path(path), entry, arch, why) for path, entry, arch, why in list(paths)]
         need = [p for p in verdicts if isinstance(p, _Pending) and p.want_hash and not p.facts.get("sha256")]
         if need:
-            unique = {p.path.resolve(): p for p in need}
-            if on_hash_start is not None:
-                on_hash_start(sum(p.st.st_size for p in unique.values()))
-            results = sha256_files(unique.keys(), on_bytes, self.max_workers)
-            for p in need:
-                res = results[p.path.resolve()]
-                if isinstance(res, OSError):
-                    p.facts["read_error"] = res.strerror or str(res)
-                else:
-                    p.facts["sha256"] = res
-                    p.facts["hashed_now"] = True
-                    # The file may have changed while it was read: cache only an unchanged one.
-                    try:
-                        if os.stat(p.path).st_mtime_ns == p.st.st_mtime_ns and self.cache is not None:
-                            self.cache.put(p.st, {k: v for k, v in p.facts.items() if k != "hashed_now"})
-                    except OSError:
-                        pass
+            self._hash(need, on_hash_start, on_bytes)
         out = [self._finish(v) if isinstance(v, _Pending) else v for v in verdicts]
         if self.cache is not None:
             self.cache.save()
         return out
 
     # ---------------------------------------------------------------------------------------------
-    def _first_pass(
-        self, path: Path, entry: CatalogEntry | None, expected_arch: str | None, why: str
-    ) -> Verdict | _Pending:
-        if entry is None:
-            entry = entry_for_file(list(self.catalog), path)
+    def _hash(
+        self, need: list[_Pending], on_hash_start: Callable[[int], None] | None, on_bytes: ProgressFn | None
+    ) -> None:
+        unique = {p.path.resolve(): p for p in need}
+        if on_hash_start is not None:
+            on_hash_start(sum(p.st.st_size for p in unique.values()))
+        results = sha256_files(unique.keys(), on_bytes, self.max_workers)
+        for p in need:
+            res = results[p.path.resolve()]
+            if isinstance(res, OSError):
+                p.facts["read_error"] = res.strerror or str(res)
+            else:
+                p.facts["sha256"] = res
+                p.facts["hashed_now"] = True
+                self._cache_if_unchanged(p)
+
+    def _cache_if_unchanged(self, p: _Pending) -> None:
+        # The file may have changed while it was read: cache only an unchanged one.
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return Verdict(path, "missing", problems=(f"{path} does not exist",), entry=entry)
-        except OSError as exc:
-            return Verdict(path, "missing", problems=(f"cannot read {path}: {exc.strerror or exc}",), entry=entry)
-        if path.is_dir():
-            return verify_diffusers(path, self, entry, expected_arch, why)
-        if not stat.S_ISREG(st.st_mode):  # a pipe or a device: reading it would block or never end
-            return Verdict(path, "not-a-model", problems=(f"not a model: {path} is not a regular file",), entry=entry)
+            if os.stat(p.path).st_mtime_ns == p.st.st_mtime_ns and self.cache is not None:
+                self.cache.put(p.st, {k: v for k, v in p.facts.items() if k != "hashed_now"})
+        except OSError:
+            pass
+
+    def _facts(self, path: Path, st: os.stat_result) -> dict[str, Any]:
         cached = self.cache.get(st) if self.cache is not None else None
-        facts = cached if cached is not None else _file_facts(path, st.st_size)
+        facts = cached if cached is not None else file_facts(path, st.st_size)
         if cached is None and self.cache is not None and not str(facts.get("error", "")).startswith("cannot read"):
             self.cache.put(st, facts)
-        want_hash = (
+        return facts
+
+    def _wants_hash(self, path: Path, st: os.stat_result, facts: Mapping[str, Any], entry: CatalogEntry | None) -> bool:
+        return (
             self.do_hash
             and entry is not None
             and any(f.sha256 for f in entry.files)
             and facts.get("kind") == "safetensors"
             and facts.get("missing_bytes") == 0
-            and _size_problem(st.st_size, entry, path.name) is None  # a wrong size cannot have the right hash
+            and size_problem(st.st_size, entry, path.name) is None  # a wrong size cannot have the right hash
         )
-        return _Pending(path, st, facts, entry, expected_arch, why, want_hash)
+
+    def _first_pass(
+        self, path: Path, entry: CatalogEntry | None, expected_arch: str | None, why: str
+    ) -> Verdict | _Pending:
+        if entry is None:
+            entry = entry_for_file(list(self.catalog), path)
+        st = _stat(path, entry)
+        if isinstance(st, Verdict):
+            return st
+        if path.is_dir():
+            return verify_diffusers(path, self, entry, expected_arch, why)
+        if not stat.S_ISREG(st.st_mode):  # a pipe or a device: reading it would block or never end
+            return Verdict(path, "not-a-model", problems=(f"not a model: {path} is not a regular file",), entry=entry)
+        facts = self._facts(path, st)
+        return _Pending(path, st, facts, entry, expected_arch, why, self._wants_hash(path, st, facts, entry))
 
     def _finish(self, p: _Pending) -> Verdict:
         f, entry, size = p.facts, p.entry, p.st.st_size
         kind = f.get("kind", "not-a-model")
-        problems: list[str] = []
-        warnings: list[str] = []
-        arch = f.get("architecture")
         if kind == "pickle":
-            warnings.append(_pickle_warning(p.path, entry))
-            return Verdict(p.path, kind, size, None, (), tuple(warnings), entry=entry)
+            return Verdict(p.path, kind, size, None, (), (pickle_warning(p.path, entry),), entry=entry)
         if kind == "not-a-model":
-            problems.append(f"not a model: {f.get('error', 'unreadable')}")
-            return Verdict(p.path, kind, size, None, tuple(problems), entry=entry)
-        missing = int(f.get("missing_bytes", 0))
-        if missing > 0:
-            problems.append(f"truncated: {missing} bytes of {size + missing} are missing (an interrupted download)")
-        elif missing < 0:
-            problems.append(f"{-missing} bytes of unexpected data after the tensors (a damaged or appended file)")
-        if entry is not None and missing == 0:
-            sp = _size_problem(size, entry, p.path.name)
-            if sp:
-                problems.append(sp)
-        problems += _arch_problems(arch, entry, p.expected_arch, p.expected_why)
+            return Verdict(p.path, kind, size, None, (f"not a model: {f.get('error', 'unreadable')}",), entry=entry)
+        arch = f.get("architecture")
+        problems = data_problems(f, size, entry, p.path.name)
+        problems += arch_problems(arch, entry, p.expected_arch, p.expected_why)
+        warnings: list[str] = []
         matched = None
         sha = f.get("sha256")
         if f.get("read_error"):
@@ -271,8 +166,7 @@ class Verifier:
         elif sha and entry is not None:
             matched = entry.known_by_sha(sha)
             if matched is None:
-                known = ", ".join(f"{k.sha256[:12]}… ({k.label or k.name})" for k in entry.files if k.sha256)
-                problems.append(f"sha256 {sha[:12]}… matches none of the known files of {entry.title}: {known}")
+                problems.append(sha_problem(sha, entry))
         elif entry is not None and not problems and self.do_hash and not any(k.sha256 for k in entry.files):
             warnings.append(f"the catalog has no sha256 for {entry.title}: only the structure was checked")
         if arch == UNKNOWN:
@@ -314,9 +208,8 @@ def _component_weights(comp: Path) -> tuple[list[Path], list[str], list[Path]]:
     return files, problems, pickles
 
 
-def verify_diffusers(
-    folder: Path, verifier: Verifier, entry: CatalogEntry | None, expected_arch: str | None, why: str
-) -> Verdict:
+def _model_index(folder: Path, entry: CatalogEntry | None) -> dict[str, Any] | Verdict:
+    """The folder's model_index.json, or the verdict on a folder that has none (or a broken one)."""
     index_path = folder / "model_index.json"
     if not index_path.is_file():
         singles = sorted(p.name for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES) if folder.is_dir() else []
@@ -333,37 +226,69 @@ def verify_diffusers(
             raise ValueError("not an object")
     except (OSError, ValueError) as exc:
         return Verdict(folder, "diffusers", problems=(f"model_index.json is not readable JSON ({exc})",), entry=entry)
-    problems: list[str] = []
-    warnings: list[str] = []
-    checked: list[str] = []
-    to_check: list[tuple[Path, CatalogEntry | None, str | None, str]] = []
-    total = 0
-    for name, spec in sorted(index.items()):
-        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[0] is None or spec[1] is None:
-            continue
+    return index
+
+
+@dataclass
+class _Components:
+    """What walking a diffusers folder's components found, and the weight files left to verify."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    weights: list[Path] = field(default_factory=list)
+
+    def add(self, folder: Path, name: str, spec: list[Any]) -> None:
         comp = folder / name
-        checked.append(name)
+        self.checked.append(name)
         if not comp.is_dir():
-            problems.append(f"component {name}/ ({spec[1]}) is missing")
-            continue
+            self.problems.append(f"component {name}/ ({spec[1]}) is missing")
+            return
         if not (comp / "config.json").is_file():
-            continue  # tokenizers and schedulers carry no weights
+            return  # tokenizers and schedulers carry no weights
         files, comp_problems, pickles = _component_weights(comp)
-        problems += comp_problems
+        self.problems += comp_problems
         if not files:
             if pickles:
-                warnings.append(f"{name}/ has only pickle weights ({pickles[0].name}); prefer a safetensors release")
+                self.warnings.append(
+                    f"{name}/ has only pickle weights ({pickles[0].name}); prefer a safetensors release"
+                )
             else:
-                problems.append(f"component {name}/ has no weights (no .safetensors file; an incomplete download?)")
-        to_check += [(f, None, None, why) for f in files]
-    if to_check:
+                self.problems.append(
+                    f"component {name}/ has no weights (no .safetensors file; an incomplete download?)"
+                )
+        self.weights += files
+
+
+def _is_component(name: str, spec: Any) -> bool:
+    return not name.startswith("_") and isinstance(spec, list) and len(spec) == 2 and None not in spec
+
+
+def verify_diffusers(
+    folder: Path, verifier: Verifier, entry: CatalogEntry | None, expected_arch: str | None, why: str
+) -> Verdict:
+    index = _model_index(folder, entry)
+    if isinstance(index, Verdict):
+        return index
+    found = _Components()
+    for name, spec in sorted(index.items()):
+        if _is_component(name, spec):
+            found.add(folder, name, spec)
+    problems, total = found.problems, 0
+    if found.weights:
         sub = Verifier((), verifier.cache, do_hash=False)
-        for v in sub.verify(to_check):
+        for v in sub.verify([(f, None, None, why) for f in found.weights]):
             total += v.size_bytes or 0
-            for problem in v.problems:
-                problems.append(f"{v.path.relative_to(folder)}: {problem}")
+            problems += [f"{v.path.relative_to(folder)}: {problem}" for problem in v.problems]
     arch = _diffusers_arch(folder, index)
-    problems += _arch_problems(arch, entry, expected_arch, why, "model_index.json")
+    problems += arch_problems(arch, entry, expected_arch, why, "model_index.json")
     return Verdict(
-        folder, "diffusers", total, arch, tuple(problems), tuple(warnings), entry=entry, components=tuple(checked)
+        folder,
+        "diffusers",
+        total,
+        arch,
+        tuple(problems),
+        tuple(found.warnings),
+        entry=entry,
+        components=tuple(found.checked),
     )

@@ -13,15 +13,18 @@ interrupted run leaves only complete files and the next run resumes where it sto
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from otdoctor.dataset.scan import caption_path, mask_path
+from otdoctor.dataset.listing import caption_path, mask_path
+from otdoctor.probe.files import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 Progress = Callable[[str, int, int], None]
 BACKGROUND = (255, 255, 255)
@@ -45,35 +48,15 @@ def fit_box(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _atomic_save(img, dest: Path, fmt: str) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP", "AVIF") else {}
+def _atomic_save(img: Image.Image, dest: Path, fmt: str) -> None:
+    kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP", "AVIF") else {}
+    with atomic_path(dest) as tmp:
         img.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def pad_image(src: Path, dest: Path, side: int) -> tuple[int, int] | None:
@@ -179,7 +162,5 @@ def set_concept_path(file: Path, index: int, new_path: str, inline: bool) -> Pat
     if backup.exists():
         backup = file.with_name(f"{file.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
     shutil.copy2(file, backup)
-    from otdoctor.probe.files import atomic_write_text
-
     atomic_write_text(file, json.dumps(data, indent=4) + "\n")
     return backup

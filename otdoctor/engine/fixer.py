@@ -9,11 +9,12 @@ path, a FAT32 drive, a driver update) is printed with its manual steps.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.doctor import selected_checks
-from otdoctor.engine.registry import _matches
+from otdoctor.engine.registry import matches
 from otdoctor.engine.results import FixOutcome, Outcome, Report, Status
 from otdoctor.engine.runner import build_report, run_checks
 
@@ -38,9 +39,78 @@ def _diagnose(ctx: Context, checks: list[Check]) -> Report:
     return build_report(run_checks(checks, fresh), fresh, started)
 
 
-def _wanted(o: Outcome, patterns: Iterable[str], checks: dict[str, Check]) -> bool:
-    patterns = list(patterns)
-    return not patterns or any(_matches(checks[o.check_id], p) for p in patterns)
+def _settled(target: Outcome, after: Outcome | None) -> bool:
+    """The fix worked: the check passes now, or a failure went down to a warning."""
+    if after is None:
+        return False
+    if after.status in (Status.OK, Status.SKIP):
+        return True
+    return after.status is Status.WARN and target.status is not Status.WARN
+
+
+@dataclass
+class _FixRun:
+    ctx: Context
+    checks: list[Check]
+    patterns: list[str]
+    view: FixUI
+    dry_run: bool
+    attempted: set[str] = field(default_factory=set)
+    fixed: int = 0
+    failed: int = 0
+    by_id: dict[str, Check] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.checks}
+
+    def wanted(self, o: Outcome) -> bool:
+        return not self.patterns or any(matches(self.by_id[o.check_id], p) for p in self.patterns)
+
+    def next_target(self, report: Report) -> Outcome | None:
+        return next(
+            (
+                o
+                for o in report.outcomes
+                if o.status in NEEDS_FIX and o.can_fix and o.check_id not in self.attempted and self.wanted(o)
+            ),
+            None,
+        )
+
+    def attempt(self, target: Outcome, report: Report) -> Report:
+        """Plan, confirm and apply the fix for `target`; the report after it (the same one when nothing ran)."""
+        ctx, view = self.ctx, self.view
+        self.attempted.add(target.check_id)
+        check = self.by_id[target.check_id]
+        assert check.fix is not None  # only outcomes that can_fix are targets
+        view.header(target)
+        plan = check.fix(ctx, view.confirm, True)  # dry run: the plan only
+        view.plan(plan)
+        if self.dry_run or not plan.commands:  # nothing to run (already fine, or only manual steps): said by the plan
+            return report
+        if not view.confirm(f"Apply the fix for {target.check_id}?"):
+            view.applied(FixOutcome(target.check_id, False, "skipped (not confirmed)"))
+            return report
+        ctx.forget()
+        view.applied(check.fix(ctx, view.confirm, False))
+        report = _diagnose(ctx, self.checks)
+        after = report.get(target.check_id)
+        view.after(target, after)
+        if _settled(target, after):
+            self.fixed += 1
+        else:
+            self.failed += 1
+        return report
+
+    def show_manual(self, report: Report) -> set[str]:
+        """What remains and cannot be fixed automatically: the manual steps."""
+        manual: set[str] = set()
+        for o in report.outcomes:
+            # No checkout at all is only a warning for `check`, but nothing here can be fixed without one.
+            no_checkout = o.check_id == "onetrainer.checkout" and o.status is not Status.OK
+            if (o.status in (Status.FAIL, Status.ERROR) or no_checkout) and not o.can_fix and self.wanted(o):
+                self.view.manual(o)
+                manual.add(o.check_id)
+        return manual
 
 
 def run_fix(ctx: Context, patterns: Iterable[str], dry_run: bool, view: FixUI) -> int:
@@ -49,60 +119,14 @@ def run_fix(ctx: Context, patterns: Iterable[str], dry_run: bool, view: FixUI) -
     checks = selected_checks()  # all of them: prerequisites must run for the targets to run
     if patterns:
         selected_checks(patterns)  # unknown names are a usage error
-    by_id = {c.id: c for c in checks}
+    run = _FixRun(ctx, checks, patterns, view, dry_run)
     report = _diagnose(ctx, checks)
-    attempted: set[str] = set()
-    fixed = failed = 0
-    manual: set[str] = set()
-
-    while True:
-        target = next(
-            (
-                o
-                for o in report.outcomes
-                if o.status in NEEDS_FIX and o.can_fix and o.check_id not in attempted and _wanted(o, patterns, by_id)
-            ),
-            None,
-        )
-        if target is None:
-            break
-        attempted.add(target.check_id)
-        check = by_id[target.check_id]
-        view.header(target)
-        plan = check.fix(ctx, view.confirm, True)  # dry run: the plan only
-        view.plan(plan)
-        if dry_run:
-            continue
-        if not plan.commands:  # nothing to run (already fine, or only manual steps): said by the plan
-            continue
-        if not view.confirm(f"Apply the fix for {target.check_id}?"):
-            view.applied(FixOutcome(target.check_id, False, "skipped (not confirmed)"))
-            continue
-        ctx.forget()
-        outcome = check.fix(ctx, view.confirm, False)
-        view.applied(outcome)
-        report = _diagnose(ctx, checks)
-        after = report.get(target.check_id)
-        view.after(target, after)
-        if (
-            after is not None
-            and after.status in (Status.OK, Status.SKIP)
-            or (after is not None and after.status is Status.WARN and target.status is not Status.WARN)
-        ):
-            fixed += 1
-        else:
-            failed += 1
-
-    # What remains and cannot be fixed automatically: the manual steps.
-    for o in report.outcomes:
-        # No checkout at all is only a warning for `check`, but nothing here can be fixed without one.
-        no_checkout = o.check_id == "onetrainer.checkout" and o.status is not Status.OK
-        if (o.status in (Status.FAIL, Status.ERROR) or no_checkout) and not o.can_fix and _wanted(o, patterns, by_id):
-            view.manual(o)
-            manual.add(o.check_id)
-    nothing = not attempted and not manual
-    view.summary(fixed, failed, len(manual), nothing, dry_run)
+    while (target := run.next_target(report)) is not None:
+        report = run.attempt(target, report)
+    manual = run.show_manual(report)
+    nothing = not run.attempted and not manual
+    view.summary(run.fixed, run.failed, len(manual), nothing, dry_run)
     if dry_run:
         return 0
-    remaining = [o for o in report.outcomes if _wanted(o, patterns, by_id) and o.is_failure()]
-    return 1 if remaining or failed else 0
+    remaining = [o for o in report.outcomes if run.wanted(o) and o.is_failure()]
+    return 1 if remaining or run.failed else 0

@@ -108,7 +108,7 @@ def load_checks(include_plugins: bool = True) -> tuple[list[Check], list[LoadErr
     return checks, errors
 
 
-def _matches(check: Check, pattern: str) -> bool:
+def matches(check: Check, pattern: str) -> bool:
     """`--only venv` selects the area, `--only venv.pip` one check, `venv.*` a prefix."""
     if pattern.endswith(".*"):
         pattern = pattern[:-2]
@@ -119,8 +119,8 @@ def select(checks: list[Check], only: Iterable[str] = (), skip: Iterable[str] = 
     """Filter by id, prefix or area. Unknown names raise ValueError (a usage error for the CLI)."""
     only, skip = list(only), list(skip)
     for pattern in only + skip:
-        if not any(_matches(c, pattern) for c in checks):
+        if not any(matches(c, pattern) for c in checks):
             known = ", ".join(sorted({c.area for c in checks}))
             raise ValueError(f"no check matches {pattern!r} (areas: {known}; see otdoctor check --list)")
-    chosen = [c for c in checks if not only or any(_matches(c, p) for p in only)]
-    return [c for c in chosen if not any(_matches(c, p) for p in skip)]
+    chosen = [c for c in checks if not only or any(matches(c, p) for p in only)]
+    return [c for c in chosen if not any(matches(c, p) for p in skip)]

@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from otdoctor import __version__
 from otdoctor.engine.check import Check, Context
@@ -93,6 +94,68 @@ def _blocked_by(check: Check, ctx: Context, selected: set[str]) -> str | None:
     return None
 
 
+@dataclass
+class _Run:
+    """The state of one `run_checks`: what waits, what runs (with its start time), what is done."""
+
+    ctx: Context
+    selected: set[str]
+    pending: list[Check]
+    max_workers: int
+    on_done: Callable[[Outcome], None] | None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    running: dict[str, tuple[Check, float]] = field(default_factory=dict)
+    done_queue: queue.Queue[Outcome] = field(default_factory=queue.Queue)
+
+    def finish(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.check_id] = outcome
+        self.ctx.record(outcome)
+        if self.on_done:
+            self.on_done(outcome)
+
+    def _work(self, check: Check) -> None:
+        self.done_queue.put(run_one(check, self.ctx))
+
+    def start_ready(self) -> None:
+        """Start every pending check whose prerequisites are done, up to `max_workers` at once."""
+        for check in list(self.pending):
+            if len(self.running) >= self.max_workers:
+                break
+            if any(dep in self.selected and dep not in self.outcomes for dep in check.requires):
+                continue
+            self.pending.remove(check)
+            reason = _blocked_by(check, self.ctx, self.selected)
+            if reason:
+                self.finish(_outcome(check, CheckResult(Status.SKIP, reason)))
+                continue
+            self.running[check.id] = (check, time.monotonic())
+            # Daemon threads: a check stuck past its timeout must not keep the process alive.
+            threading.Thread(target=self._work, args=(check,), name=f"check {check.id}", daemon=True).start()
+
+    def wait_for_one(self) -> None:
+        """Take one finished check, waiting at most until the earliest running check's deadline."""
+        deadline = min(started + check.timeout_s for check, started in self.running.values())
+        try:
+            outcome = self.done_queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            if outcome.check_id in self.running:  # not already given up on
+                self.running.pop(outcome.check_id)
+                self.finish(outcome)
+        except queue.Empty:
+            pass
+
+    def give_up_overdue(self) -> None:
+        now = time.monotonic()
+        for check_id, (check, started) in list(self.running.items()):
+            if now - started >= check.timeout_s:
+                self.running.pop(check_id)
+                result = CheckResult(
+                    Status.ERROR,
+                    f"the check did not finish within {check.timeout_s:g} s",
+                    why="something it waits for hangs (a slow disk, a hung driver, a stuck process)",
+                )
+                self.finish(_outcome(check, result, now - started))
+
+
 def run_checks(
     checks: Iterable[Check],
     ctx: Context,
@@ -101,56 +164,14 @@ def run_checks(
 ) -> list[Outcome]:
     """Run `checks` concurrently as their prerequisites finish; outcomes in the checks' order."""
     ordered = _order(list(checks))
-    selected = {c.id for c in ordered}
-    pending = list(ordered)
-    outcomes: dict[str, Outcome] = {}
-    running: dict[str, tuple[Check, float]] = {}
-    done_queue: queue.Queue[Outcome] = queue.Queue()
-
-    def finish(outcome: Outcome) -> None:
-        outcomes[outcome.check_id] = outcome
-        ctx.record(outcome)
-        if on_done:
-            on_done(outcome)
-
-    def work(check: Check) -> None:
-        done_queue.put(run_one(check, ctx))
-
-    while pending or running:
-        for check in list(pending):
-            if len(running) >= max_workers:
-                break
-            if any(dep in selected and dep not in outcomes for dep in check.requires):
-                continue
-            pending.remove(check)
-            reason = _blocked_by(check, ctx, selected)
-            if reason:
-                finish(_outcome(check, CheckResult(Status.SKIP, reason)))
-                continue
-            running[check.id] = (check, time.monotonic())
-            # Daemon threads: a check stuck past its timeout must not keep the process alive.
-            threading.Thread(target=work, args=(check,), name=f"check {check.id}", daemon=True).start()
-        if not running:
+    run = _Run(ctx, {c.id for c in ordered}, list(ordered), max_workers, on_done)
+    while run.pending or run.running:
+        run.start_ready()
+        if not run.running:
             continue
-        deadline = min(started + check.timeout_s for check, started in running.values())
-        try:
-            outcome = done_queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            if outcome.check_id in running:  # not already given up on
-                running.pop(outcome.check_id)
-                finish(outcome)
-        except queue.Empty:
-            pass
-        now = time.monotonic()
-        for check_id, (check, started) in list(running.items()):
-            if now - started >= check.timeout_s:
-                running.pop(check_id)
-                result = CheckResult(
-                    Status.ERROR,
-                    f"the check did not finish within {check.timeout_s:g} s",
-                    why="something it waits for hangs (a slow disk, a hung driver, a stuck process)",
-                )
-                finish(_outcome(check, result, now - started))
-    return [outcomes[c.id] for c in ordered]
+        run.wait_for_one()
+        run.give_up_overdue()
+    return [run.outcomes[c.id] for c in ordered]
 
 
 def _os_string() -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>78]")
 
@@ -93,10 +92,7 @@ def parse_bar(segment: str, t: float = 0.0) -> BarUpdate | None:
     rate: float | None = None
     if m["rate"] != "?":
         value = parse_number(m["rate"])
-        if m["rate_unit"].startswith("s/"):
-            rate = 1.0 / value if value > 0 else None
-        else:
-            rate = value
+        rate = (1.0 / value if value > 0 else None) if m["rate_unit"].startswith("s/") else value
     return BarUpdate(
         desc=(m["desc"] or "").strip(),
         n=parse_number(m["n"]),
@@ -110,7 +106,7 @@ def parse_bar(segment: str, t: float = 0.0) -> BarUpdate | None:
     )
 
 
-Event = Union[BarUpdate, str]
+Event = BarUpdate | str
 
 
 class BarStream:

@@ -5,26 +5,14 @@ holds the VRAM. Pure functions over the probe's values plus the tables in `otdoc
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
+from otdoctor.data import load_table
 from otdoctor.probe.nvml import GpuDevice, GpuInfo, GpuProcess
 from otdoctor.probe.processes import ProcessDetails
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised by the 3.10 test pass
-    import tomli as tomllib
-
 GIB = 1024**3
-
-
-@cache
-def data_table(name: str) -> dict[str, Any]:
-    return tomllib.loads(resources.files("otdoctor.data").joinpath(name).read_text(encoding="utf-8"))
 
 
 # Which GPUs CUDA sees ---------------------------------------------------------------------------
@@ -45,44 +33,58 @@ def visible_devices(info: GpuInfo) -> Visibility:
     devices = list(info.devices)
     raw = info.cuda_visible_devices
     order_pci = (info.cuda_device_order or "").strip().upper() == "PCI_BUS_ID"
-    order_warning = None
     if raw is None:
-        if len(devices) > 1 and not order_pci:
-            # Without PCI_BUS_ID, CUDA numbers the fastest GPU 0; nvidia-smi numbers by bus.
-            devices.sort(key=lambda d: (d.compute_capability or (0, 0), d.memory_total_bytes or 0), reverse=True)
-        return Visibility(tuple(devices), order_warning=None)
-    chosen: list[GpuDevice] = []
-    problems: list[str] = []
+        return Visibility(_cuda_order(devices, order_pci), order_warning=None)
     entries = [e.strip() for e in raw.split(",")] if raw.strip() else []
-    for entry in entries:
-        match: GpuDevice | None = None
-        if entry.lstrip("-").isdigit():
-            n = int(entry)
-            match = devices[n] if 0 <= n < len(devices) else None
-        elif entry.startswith("GPU-"):
-            hits = [d for d in devices if d.uuid.startswith(entry)]
-            match = hits[0] if len(hits) == 1 else None
-        if match is None:
-            rest = entries[entries.index(entry) :]
-            problems.append(
-                f"CUDA_VISIBLE_DEVICES entry {entry!r} matches no GPU, so CUDA hides it and everything after it "
-                f"({', '.join(rest)})"
-            )
-            break
-        if match not in chosen:
-            chosen.append(match)
+    chosen, problems = _apply_entries(entries, devices)
     if not entries:
         problems.append("CUDA_VISIBLE_DEVICES is empty: CUDA sees no GPU at all")
-    numeric = any(e.isdigit() for e in entries)
-    if len(info.devices) > 1 and numeric and not order_pci:
+    order_warning = None
+    if len(info.devices) > 1 and not order_pci and any(e.isdigit() for e in entries):
         order_warning = (
             "CUDA_VISIBLE_DEVICES uses indices but CUDA_DEVICE_ORDER is not PCI_BUS_ID: CUDA numbers the "
             "fastest GPU 0, nvidia-smi numbers by PCI bus, so the index may pick a different GPU"
         )
-    notes = (
-        f"CUDA_VISIBLE_DEVICES={raw}: CUDA sees {', '.join(f'GPU {d.index} ({d.name})' for d in chosen) or 'no GPU'}",
-    )
+    seen = ", ".join(f"GPU {d.index} ({d.name})" for d in chosen) or "no GPU"
+    notes = (f"CUDA_VISIBLE_DEVICES={raw}: CUDA sees {seen}",)
     return Visibility(tuple(chosen), notes, tuple(problems), order_warning)
+
+
+def _cuda_order(devices: list[GpuDevice], order_pci: bool) -> tuple[GpuDevice, ...]:
+    """The GPUs in CUDA's numbering: without PCI_BUS_ID, CUDA numbers the fastest GPU 0, while
+    nvidia-smi numbers by bus."""
+    if len(devices) > 1 and not order_pci:
+        return tuple(
+            sorted(devices, key=lambda d: (d.compute_capability or (0, 0), d.memory_total_bytes or 0), reverse=True)
+        )
+    return tuple(devices)
+
+
+def _match_entry(entry: str, devices: list[GpuDevice]) -> GpuDevice | None:
+    """The GPU one CUDA_VISIBLE_DEVICES entry names: an index, or a GPU-UUID prefix naming exactly one."""
+    if entry.lstrip("-").isdigit():
+        n = int(entry)
+        return devices[n] if 0 <= n < len(devices) else None
+    if entry.startswith("GPU-"):
+        hits = [d for d in devices if d.uuid.startswith(entry)]
+        return hits[0] if len(hits) == 1 else None
+    return None
+
+
+def _apply_entries(entries: list[str], devices: list[GpuDevice]) -> tuple[list[GpuDevice], list[str]]:
+    """(the GPUs the entries make visible, in their order; the entry that hides the rest, if any)."""
+    chosen: list[GpuDevice] = []
+    for position, entry in enumerate(entries):
+        match = _match_entry(entry, devices)
+        if match is None:
+            rest = entries[position:]
+            return chosen, [
+                f"CUDA_VISIBLE_DEVICES entry {entry!r} matches no GPU, so CUDA hides it and everything after it "
+                f"({', '.join(rest)})"
+            ]
+        if match not in chosen:
+            chosen.append(match)
+    return chosen, []
 
 
 def training_device(info: GpuInfo, train_device: str = "cuda") -> GpuDevice | None:
@@ -117,7 +119,7 @@ def tag_cuda(tag: str) -> tuple[int, int]:
 def default_arch_list(tag: str | None) -> list[str] | None:
     if tag is None:
         return None
-    return list(data_table("cuda_drivers.toml")["arch_list"].get(tag, [])) or None
+    return list(load_table("cuda_drivers.toml")["arch_list"].get(tag, [])) or None
 
 
 def arch_supports(arch_list: list[str], cc: tuple[int, int]) -> bool:
@@ -148,7 +150,7 @@ def version_tuple(v: str) -> tuple[int, ...]:
 
 def min_driver(tag: str, windows: bool) -> tuple[str | None, str | None]:
     """(driver for the full toolkit, driver through minor-version compatibility)."""
-    table = data_table("cuda_drivers.toml")
+    table = load_table("cuda_drivers.toml")
     os_key = "windows" if windows else "linux"
     major, minor = tag_cuda(tag)
     full = table["toolkit_min_driver"][os_key].get(f"{major}.{minor}")
@@ -166,7 +168,7 @@ class Plan:
 
 
 def plan_for(model_type: str | None, method: str | None, fused_back_pass: bool | None, source: str) -> Plan:
-    table = data_table("vram.toml")
+    table = load_table("vram.toml")
     if model_type is None:
         row = next(r for r in table["plan"] if r["id"] == table["default_plan"])
         return Plan(row["id"], row["title"], int(row["need_vram_gib"] * GIB), "default")

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from otdoctor.probe import Probe
-
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from otdoctor.data import load_table
+
+if TYPE_CHECKING:
+    from otdoctor.probe import Probe
 
 # Files whose presence makes a folder a OneTrainer checkout (the Linux and Windows launchers).
 LAUNCHERS = ("install.sh", "start-ui.sh", "lib.include.sh")
 MARKERS = ("scripts/train.py", "modules")
-
-# Fallbacks when the checkout does not say (ONETRAINER.md, Aug 2026).
-DEFAULT_PYTHON_MINIMUM = "3.10"
-DEFAULT_PYTHON_TOO_HIGH = "3.14"
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ def launcher_variables(ot_dir: Path) -> dict[str, str]:
     found = {m.group(1): m.group(2) for m in _ASSIGN.finditer(text)}
     # `export OT_X="${OT_X:-value}"` style: take the default.
     for key, value in list(found.items()):
-        m = re.match(r"\$\{%s:-([^}]*)\}" % key, value)
+        m = re.match(r"\$\{" + re.escape(key) + r":-([^}]*)\}", value)
         if m:
             found[key] = m.group(1)
     for m in re.finditer(r'(OT_[A-Z_]+)="?\$\{\1:-([^}]*)\}', text):
@@ -89,4 +86,5 @@ def python_range(ot_dir: Path | None) -> tuple[str, str, str]:
         lo, hi = found.get("OT_PYTHON_VERSION_MINIMUM"), found.get("OT_PYTHON_VERSION_TOO_HIGH")
         if lo and hi:
             return lo, hi, str(ot_dir / "lib.include.sh")
-    return DEFAULT_PYTHON_MINIMUM, DEFAULT_PYTHON_TOO_HIGH, "otdoctor's built-in default"
+    fallback = load_table("python.toml")["fallback_range"]
+    return fallback["minimum"], fallback["too_high"], "otdoctor's built-in default"

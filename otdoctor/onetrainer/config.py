@@ -15,78 +15,28 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from otdoctor.data import load_table
 from otdoctor.errors import UserError
+from otdoctor.onetrainer.config_keys import KNOWN_CONFIG_VERSION, concept_warnings, config_warnings
 
 if TYPE_CHECKING:
     from otdoctor.engine.check import Context
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised by the 3.10 pass
-    import tomli as tomllib
 
-
-@cache
 def data_table(name: str) -> Mapping[str, Any]:
-    """A TOML table shipped in `otdoctor/data/` (`onetrainer_config`, `training`)."""
-    text = resources.files("otdoctor.data").joinpath(f"{name}.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    """A table shipped in `otdoctor/data/`, by its bare name (`onetrainer_config`, `training`)."""
+    return load_table(f"{name}.toml")
 
 
-KNOWN_CONFIG_VERSION = int(data_table("onetrainer_config")["config_version"])
-KNOWN_CONCEPT_VERSION = int(data_table("onetrainer_config")["concept_version"])
 LAST_USED_NAME = "#.json"  # the UI's last-session state, in training_presets/ (BaseTopBarView)
 
-# OneTrainer's defaults for the keys otdoctor reads (TrainConfig.default_values at 23df383).
-DEFAULTS: dict[str, Any] = {
-    "training_method": "FINE_TUNE",
-    "model_type": "STABLE_DIFFUSION_15",
-    "base_model_name": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-    "output_dtype": "FLOAT_32",
-    "train_dtype": "FLOAT_16",
-    "fallback_train_dtype": "BFLOAT_16",
-    "output_model_format": "SAFETENSORS",
-    "output_model_destination": "models/model.safetensors",
-    "resolution": "512",
-    "batch_size": 1,
-    "gradient_accumulation_steps": 1,
-    "epochs": 100,
-    "learning_rate": 3e-6,
-    "aspect_ratio_bucketing": True,
-    "latent_caching": True,
-    "clear_cache_before_training": True,
-    "continue_last_backup": False,
-    "ema": "OFF",
-    "masked_training": False,
-    "sample_after": 10,
-    "sample_after_unit": "MINUTE",
-    "backup_after": 30,
-    "backup_after_unit": "MINUTE",
-    "rolling_backup": False,
-    "rolling_backup_count": 3,
-    "backup_before_save": True,
-    "save_every": 0,
-    "save_every_unit": "NEVER",
-    "workspace_dir": "workspace/run",
-    "cache_dir": "workspace-cache/run",
-    "concept_file_name": "training_concepts/concepts.json",
-    "lora_rank": 16,
-    "optimizer.optimizer": "ADAMW",
-    "optimizer.fused_back_pass": False,
-    "vae.model_name": "",
-    "unet.train": True,
-    "text_encoder.train": True,
-    "text_encoder_2.train": True,
-    "unet.weight_dtype": "FLOAT_32",
-}
+# OneTrainer's defaults for the keys otdoctor reads (onetrainer_config.toml's [defaults]).
+DEFAULTS: dict[str, Any] = dict(load_table("onetrainer_config.toml")["defaults"])
 
 
 @dataclass(frozen=True)
@@ -287,69 +237,6 @@ def _parse_json(path: Path, what: str) -> Any:
         raise UserError(
             f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", exit_code=2
         ) from None
-
-
-def _unknown(section: Mapping[str, Any], known: Iterable[str]) -> list[str]:
-    allowed = set(known) | {"__version"}
-    return sorted(k for k in section if k not in allowed)
-
-
-def _version_warning(where: str, section: Mapping[str, Any], expected: int) -> str | None:
-    v = section.get("__version")
-    if v is None or v == expected:
-        return None
-    if isinstance(v, int) and v < expected:
-        return f"{where} has __version {v} (OneTrainer migrates it to {expected} when it loads; some keys may be read wrongly)"
-    return f"{where} has __version {v!r}; otdoctor knows version {expected}: some keys may be read wrongly"
-
-
-def config_warnings(raw: Mapping[str, Any]) -> list[str]:
-    """Unknown keys and unknown `__version`s, top level and nested sections."""
-    table = data_table("onetrainer_config")
-    out: list[str] = []
-    w = _version_warning("the config", raw, KNOWN_CONFIG_VERSION)
-    if w:
-        out.append(w)
-    unknown = _unknown(raw, table["train_keys"])
-    if unknown:
-        out.append(f"unknown key(s) in the config: {', '.join(unknown)}")
-    nested_version = int(table["nested_version"])
-    for part in table["model_parts"]:
-        section = raw.get(part)
-        if isinstance(section, Mapping):
-            unknown = _unknown(section, table["model_part_keys"])
-            if unknown:
-                out.append(f"unknown key(s) in {part}: {', '.join(unknown)}")
-            w = _version_warning(part, section, nested_version)
-            if w:
-                out.append(w)
-    optimizer = raw.get("optimizer")
-    if isinstance(optimizer, Mapping):
-        unknown = _unknown(optimizer, table["optimizer_keys"])
-        if unknown:
-            out.append(f"unknown key(s) in optimizer: {', '.join(unknown)}")
-        w = _version_warning("optimizer", optimizer, nested_version)
-        if w:
-            out.append(w)
-    return out
-
-
-def concept_warnings(concepts: Iterable[Mapping[str, Any]], where: str) -> list[str]:
-    table = data_table("onetrainer_config")
-    out: list[str] = []
-    for i, c in enumerate(concepts):
-        label = f"concept {i + 1} ({c.get('name') or c.get('path') or 'unnamed'}) in {where}"
-        unknown = _unknown(c, table["concept_keys"])
-        for sub, keys in (("image", "concept_image_keys"), ("text", "concept_text_keys")):
-            section = c.get(sub)
-            if isinstance(section, Mapping):
-                unknown += [f"{sub}.{k}" for k in _unknown(section, table[keys])]
-        if unknown:
-            out.append(f"unknown key(s) in {label}: {', '.join(unknown)}")
-        w = _version_warning(label, c, KNOWN_CONCEPT_VERSION)
-        if w:
-            out.append(w)
-    return out
 
 
 def load_config(path: Path, ot_dir: Path | None = None) -> TrainConfig:

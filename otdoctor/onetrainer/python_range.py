@@ -12,32 +12,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from otdoctor.data import load_table
 from otdoctor.onetrainer.checkout import python_range
 from otdoctor.probe.python import InterpreterInfo, PyenvInfo
 
 if TYPE_CHECKING:
     from otdoctor.engine.check import Context
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - exercised by the 3.10 test pass
-    import tomli as tomllib  # type: ignore[no-redef]
-
-
-@cache
-def load_data(name: str) -> dict[str, Any]:
-    """A TOML table from `otdoctor/data/` (shipped as package data)."""
-    text = resources.files("otdoctor.data").joinpath(name).read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    from otdoctor.probe import Probe
 
 
 def python_data() -> dict[str, Any]:
-    return load_data("python.toml")
+    return load_table("python.toml")
 
 
 # Range rules --------------------------------------------------------------------------------------
@@ -80,16 +68,18 @@ def judge(version: tuple[int, ...], ot_dir: Path | None) -> RangeVerdict:
     lo, hi, source = python_range(ot_dir)
     lo_t, hi_t = parse_version(lo) or (3, 10), parse_version(hi) or (3, 14)
     shown = ".".join(map(str, version))
-    base = dict(minimum=lo, too_high=hi, range_source=source)
+
+    def verdict(problem: str | None, deprecated: bool = False) -> RangeVerdict:
+        return RangeVerdict(problem is None, lo, hi, source, problem, deprecated)
+
     if version < lo_t:
-        return RangeVerdict(False, problem=f"Python {shown} is too old for OneTrainer (needs >= {lo})", **base)
+        return verdict(f"Python {shown} is too old for OneTrainer (needs >= {lo})")
     if version >= hi_t:
-        return RangeVerdict(False, problem=f"Python {shown} is too new for OneTrainer (needs < {hi})", **base)
+        return verdict(f"Python {shown} is too new for OneTrainer (needs < {hi})")
     for rejected, reason in python_data().get("rejected", {}).items():
         if len(version) == 3 and version == parse_version(rejected):
-            return RangeVerdict(False, problem=f"Python {shown} is rejected: {reason}", **base)
-    deprecated = version < (parse_version(python_data()["deprecated_below"]) or (3, 11))
-    return RangeVerdict(True, deprecated=deprecated, **base)
+            return verdict(f"Python {shown} is rejected: {reason}")
+    return verdict(None, deprecated=version < (parse_version(python_data()["deprecated_below"]) or (3, 11)))
 
 
 def version_matches(request: str, version: tuple[int, ...]) -> bool:
@@ -127,7 +117,7 @@ class PythonChoice:
 
 
 def _is_shim(path: str | None) -> bool:
-    return bool(path) and Path(path).parent.name == "shims"
+    return path is not None and bool(path) and Path(path).parent.name == "shims"
 
 
 def _path_without_shims(env: dict[str, str]) -> dict[str, str]:
@@ -145,37 +135,41 @@ def _choose(ctx: Context) -> PythonChoice:
     pyenv = probe.pyenv()
     command = probe.env.get("OT_PYTHON_CMD") or "python"
     resolved = probe.which(command) if "/" not in command else (command if Path(command).exists() else None)
-    folder = ctx.ot_dir if ctx.ot_dir is not None and ctx.ot_dir.is_dir() else probe.home
     pinned = ctx.ot_dir is not None and (ctx.ot_dir / ".python-version").is_file()
-
     if pyenv.root is not None and _is_shim(resolved):
-        req = probe.python_request(folder)
-        requested = req.version or "system"
-        source = {"PYENV_VERSION": "PYENV_VERSION", "global": f"pyenv global ({pyenv.root / 'version'})"}.get(
-            req.source, req.source
-        )
-        if req.version is None:
-            source = "pyenv default (no version set anywhere)"
-        exe: Path | None = None
-        name = None
-        if requested == "system":
-            from otdoctor.probe.commands import which
-
-            found = which(command, _path_without_shims(probe.env))
-            exe = Path(found) if found else None
-        elif req.prefix is not None:
-            exe = req.prefix / "bin" / "python"
-            name = req.prefix.name
-        info = _interpreter(ctx, exe) if exe is not None else None
-        return PythonChoice(
-            command, "pyenv", pyenv, requested, source, pinned, exe is not None, exe, name, info, resolved
-        )
-
+        return _through_pyenv(ctx, pyenv, pyenv.root, command, pinned, resolved)
     via = "OT_PYTHON_CMD" if probe.env.get("OT_PYTHON_CMD") else "PATH"
     exe = Path(resolved) if resolved else None
     info = _interpreter(ctx, exe) if exe is not None else None
     source = f"OT_PYTHON_CMD={command}" if via == "OT_PYTHON_CMD" else f"`{command}` on PATH"
     return PythonChoice(command, via, pyenv, None, source, pinned, exe is not None, exe, None, info, resolved)
+
+
+def _through_pyenv(
+    ctx: Context, pyenv: PyenvInfo, root: Path, command: str, pinned: bool, resolved: str | None
+) -> PythonChoice:
+    """`python` is a pyenv shim: the version pyenv resolves in the checkout (or home) decides."""
+    probe: Probe = ctx.probe
+    folder = ctx.ot_dir if ctx.ot_dir is not None and ctx.ot_dir.is_dir() else probe.home
+    req = probe.python_request(folder)
+    requested = req.version or "system"
+    source = {"PYENV_VERSION": "PYENV_VERSION", "global": f"pyenv global ({root / 'version'})"}.get(
+        req.source, req.source
+    )
+    if req.version is None:
+        source = "pyenv default (no version set anywhere)"
+    exe: Path | None = None
+    name = None
+    if requested == "system":
+        from otdoctor.probe.commands import which
+
+        found = which(command, _path_without_shims(probe.env))
+        exe = Path(found) if found else None
+    elif req.prefix is not None:
+        exe = req.prefix / "bin" / "python"
+        name = req.prefix.name
+    info = _interpreter(ctx, exe) if exe is not None else None
+    return PythonChoice(command, "pyenv", pyenv, requested, source, pinned, exe is not None, exe, name, info, resolved)
 
 
 def _interpreter(ctx: Context, exe: Path) -> InterpreterInfo:

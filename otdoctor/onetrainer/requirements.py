@@ -59,6 +59,7 @@ class RequirementLine:
     url: str | None = None
     vcs_ref: str | None = None
     marker: Marker | None = None
+    raw: str = ""  # the line as written, comment included
 
     @property
     def where(self) -> str:
@@ -70,6 +71,7 @@ class RequirementSet:
     """Everything read from a set of files. `problems`: unreadable files and lines pip would reject."""
 
     files: list[Path] = field(default_factory=list)
+    named: list[Path] = field(default_factory=list)  # every file named, readable or not, in pip's order
     lines: list[RequirementLine] = field(default_factory=list)
     index_urls: list[str] = field(default_factory=list)
     extra_index_urls: list[str] = field(default_factory=list)
@@ -79,8 +81,9 @@ class RequirementSet:
     skipped: list[str] = field(default_factory=list)  # lines otdoctor cannot judge (local paths...)
 
 
-def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
-    """pip's order: join `\\` continuations, then strip comments (a `#` after whitespace)."""
+def _logical_lines(text: str) -> Iterable[tuple[int, str, str]]:
+    """(first line number, line, as written): pip's order: join `\\` continuations, then strip
+    comments (a `#` after whitespace)."""
     buffer, start = "", 0
     for number, raw in enumerate(text.splitlines(), start=1):
         if not buffer:
@@ -89,11 +92,12 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
             buffer += raw[:-1] + " "
             continue
         line = _COMMENT.sub("", buffer + raw).strip()
+        written = (buffer + raw).strip()
         buffer = ""
         if line:
-            yield start, line
+            yield start, line, written
     if buffer.strip():
-        yield start, _COMMENT.sub("", buffer).strip()
+        yield start, _COMMENT.sub("", buffer).strip(), buffer.strip()
 
 
 def _egg_name(url: str) -> str | None:
@@ -123,17 +127,18 @@ def _read_file(path: Path, out: RequirementSet, seen: set[Path]) -> None:
     if key in seen:
         return
     seen.add(key)
+    out.named.append(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         out.problems.append(f"cannot read {path}: {exc.strerror or exc}")
         return
     out.files.append(path)
-    for lineno, line in _logical_lines(text):
-        _parse_line(path, lineno, line, out, seen)
+    for lineno, line, written in _logical_lines(text):
+        _parse_line(path, lineno, line, written, out, seen)
 
 
-def _parse_line(path: Path, lineno: int, line: str, out: RequirementSet, seen: set[Path]) -> None:
+def _parse_line(path: Path, lineno: int, line: str, written: str, out: RequirementSet, seen: set[Path]) -> None:
     where = f"{path.name}:{lineno}"
     if line.startswith("-"):
         try:
@@ -150,7 +155,7 @@ def _parse_line(path: Path, lineno: int, line: str, out: RequirementSet, seen: s
         elif opt in _INDEX_OPTIONS:
             getattr(out, _INDEX_OPTIONS[opt]).append(value)
         elif opt in ("-e", "--editable"):
-            _editable(path, lineno, line, value, out)
+            _editable(path, lineno, line, written, value, out)
         elif opt in _VALUE_OPTIONS or opt in _FLAG_OPTIONS:
             pass  # install-time options; nothing to compare with what is installed
         else:
@@ -169,12 +174,20 @@ def _parse_line(path: Path, lineno: int, line: str, out: RequirementSet, seen: s
     ref = _vcs_ref(req.url) if req.url else None
     out.lines.append(
         RequirementLine(
-            path, lineno, line, canonicalize_name(req.name), req, url=req.url, vcs_ref=ref, marker=req.marker
+            path,
+            lineno,
+            line,
+            canonicalize_name(req.name),
+            req,
+            url=req.url,
+            vcs_ref=ref,
+            marker=req.marker,
+            raw=written,
         )
     )
 
 
-def _editable(path: Path, lineno: int, line: str, value: str, out: RequirementSet) -> None:
+def _editable(path: Path, lineno: int, line: str, written: str, value: str, out: RequirementSet) -> None:
     where = f"{path.name}:{lineno}"
     url, _, marker_text = value.partition(";")
     name = _egg_name(url)
@@ -189,7 +202,9 @@ def _editable(path: Path, lineno: int, line: str, value: str, out: RequirementSe
             out.problems.append(f"{where}: bad marker `{marker_text.strip()}` ({exc})")
             return
     out.lines.append(
-        RequirementLine(path, lineno, line, canonicalize_name(name), None, True, url.strip(), _vcs_ref(url), marker)
+        RequirementLine(
+            path, lineno, line, canonicalize_name(name), None, True, url.strip(), _vcs_ref(url), marker, written
+        )
     )
 
 
@@ -253,7 +268,7 @@ def applies(line: RequirementLine, markers: Mapping[str, str]) -> bool:
         return True
     env = {"extra": "", **markers}
     try:
-        return line.marker.evaluate(env)  # type: ignore[arg-type]
+        return line.marker.evaluate(env)
     except Exception:  # an unknown marker variable: pip would fail too; judge the line anyway
         return True
 
@@ -276,53 +291,52 @@ def judge(
             not_here += 1
             continue
         checked += 1
-        dist = installed.get(line.name)
-        if dist is None:
-            mismatches.append(
-                Mismatch(line, "missing", None, f"{line.name}: not installed ({line.where} asks for `{_short(line)}`)")
-            )
-            continue
-        if line.requirement is not None and line.requirement.specifier:
-            try:
-                ok = line.requirement.specifier.contains(Version(dist.version), prereleases=True)
-            except InvalidVersion:
-                ok = False
-            if not ok:
-                mismatches.append(
-                    Mismatch(
-                        line,
-                        "version",
-                        dist.version,
-                        f"{dist.name}: {dist.version} installed, {line.where} asks for {line.requirement.specifier}",
-                    )
-                )
-                continue
-        if line.editable and not dist.editable:
-            mismatches.append(
-                Mismatch(
-                    line,
-                    "not-editable",
-                    dist.version,
-                    f"{dist.name}: {dist.version} installed from a wheel, {line.where} asks for an editable checkout of {line.url}",
-                )
-            )
-            continue
-        if line.vcs_ref and commit_of is not None:
-            source = dist.source_dir if line.editable else None
-            head = dist.vcs_commit if not line.editable else None
-            resolved = commit_of(source, line.vcs_ref, head)
-            if resolved is not None:
-                have, want = resolved
-                if have and want and have != want:
-                    mismatches.append(
-                        Mismatch(
-                            line,
-                            "commit",
-                            have[:10],
-                            f"{dist.name}: checkout at {have[:10]}, {line.where} asks for @{line.vcs_ref[:10]}",
-                        )
-                    )
+        mismatch = _judge_line(line, installed.get(line.name), commit_of)
+        if mismatch is not None:
+            mismatches.append(mismatch)
     return mismatches, checked, not_here
+
+
+def _judge_line(line: RequirementLine, dist: Installed | None, commit_of: Any) -> Mismatch | None:
+    if dist is None:
+        return Mismatch(line, "missing", None, f"{line.name}: not installed ({line.where} asks for `{_short(line)}`)")
+    if line.requirement is not None and line.requirement.specifier:
+        try:
+            ok = line.requirement.specifier.contains(Version(dist.version), prereleases=True)
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            return Mismatch(
+                line,
+                "version",
+                dist.version,
+                f"{dist.name}: {dist.version} installed, {line.where} asks for {line.requirement.specifier}",
+            )
+    if line.editable and not dist.editable:
+        return Mismatch(
+            line,
+            "not-editable",
+            dist.version,
+            f"{dist.name}: {dist.version} installed from a wheel, "
+            f"{line.where} asks for an editable checkout of {line.url}",
+        )
+    if line.vcs_ref and commit_of is not None:
+        return _judge_commit(line, line.vcs_ref, dist, commit_of)
+    return None
+
+
+def _judge_commit(line: RequirementLine, ref: str, dist: Installed, commit_of: Any) -> Mismatch | None:
+    source = dist.source_dir if line.editable else None
+    head = dist.vcs_commit if not line.editable else None
+    resolved = commit_of(source, ref, head)
+    if resolved is None:
+        return None
+    have, want = resolved
+    if have and want and have != want:
+        return Mismatch(
+            line, "commit", have[:10], f"{dist.name}: checkout at {have[:10]}, {line.where} asks for @{ref[:10]}"
+        )
+    return None
 
 
 def _short(line: RequirementLine) -> str:

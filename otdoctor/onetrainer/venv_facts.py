@@ -9,14 +9,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otdoctor.engine.check import Context
 from otdoctor.probe.python import SCRIPT as INTERPRETER_SCRIPT
 from otdoctor.probe.python import InterpreterInfo, read_pyvenv_cfg, venv_python
+
+if TYPE_CHECKING:
+    from otdoctor.engine.check import Context
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,8 @@ def _disk_cached(
         return stored.get("value"), True
     value, keep = compute()
     if keep:
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache folder costs speed, not correctness
             write_json(path, {"key": json.loads(key_text), "value": value})
-        except OSError:  # a read-only cache folder costs speed, not correctness
-            pass
     return value, False
 
 

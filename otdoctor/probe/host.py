@@ -75,9 +75,9 @@ def mount_of(path: Path):  # -> psutil._common.sdiskpart | None
     best = None
     for part in parts:
         mp = part.mountpoint
-        if real == mp or real.startswith(mp.rstrip(os.sep) + os.sep) or mp == os.sep:
-            if best is None or len(mp) > len(best.mountpoint):
-                best = part
+        inside = real == mp or real.startswith(mp.rstrip(os.sep) + os.sep) or mp == os.sep
+        if inside and (best is None or len(mp) > len(best.mountpoint)):
+            best = part
     return best
 
 

@@ -10,7 +10,7 @@ STDLIB_MODULES = ["ssl", "ctypes", "bz2", "lzma", "sqlite3", "readline", "tkinte
 
 
 def _stdlib():
-    found = {}
+    found = {}  # type: dict
     for name in STDLIB_MODULES:
         try:
             __import__(name)
@@ -42,11 +42,10 @@ def _dists():
                 direct_url = json.loads(text)
         except Exception:  # noqa: BLE001
             direct_url = None
-        location = None
         try:
             location = str(dist.locate_file(""))
         except Exception:  # noqa: BLE001
-            pass
+            location = None
         dists.append({"name": name, "version": dist.version, "direct_url": direct_url, "location": location})
     return dists
 
@@ -80,7 +79,7 @@ def _torch_static():
     for entry in sys.path:
         path = os.path.join(entry or ".", "torch", "version.py")
         if os.path.isfile(path):
-            ns = {}
+            ns = {}  # type: dict
             try:
                 with open(path) as fh:
                     exec(compile(fh.read(), path, "exec"), ns)  # a few assignments, no imports of torch

@@ -14,186 +14,25 @@ the adapter code runs unchanged against it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from otdoctor.errors import UserError
 from otdoctor.probe.commands import CommandResult
+from otdoctor.probe.nvidia_smi import read_smi
+from otdoctor.probe.nvml_types import (
+    CLOCK_EVENT_BITS,
+    GpuDevice,
+    GpuInfo,
+    GpuProcess,
+    NvmlProblem,
+    problem_from_error,
+)
 
 SNAPSHOT_ENV = "OTDOCTOR_NVML_SNAPSHOT"
 WSL_NVIDIA_SMI = "/usr/lib/wsl/lib/nvidia-smi"
-
-# NVML error codes (nvml.h) -> (kind, what it means for the user, fix summary, fix commands).
-_PROBLEMS: dict[int, tuple[str, str, str, tuple[str, ...]]] = {
-    12: (
-        "library-not-found",
-        "libnvidia-ml.so.1 is not installed: no NVIDIA driver on this machine (in a container: it was "
-        "started without the NVIDIA Container Toolkit, e.g. without `--gpus all`)",
-        "install the NVIDIA driver (580 or newer for CUDA 13), or start the container with GPU access",
-        ("sudo ubuntu-drivers install", "docker run --gpus all ..."),
-    ),
-    9: (
-        "driver-not-loaded",
-        "the NVIDIA driver is installed but its kernel module is not loaded (Secure Boot refusing an "
-        "unsigned module, or a kernel update the DKMS module was not built for)",
-        "load the module and look at why it failed",
-        ("sudo modprobe nvidia", "sudo dmesg | grep -i nvidia", "dkms status"),
-    ),
-    18: (
-        "version-mismatch",
-        "the driver's user-space library and the loaded kernel module are different versions: the "
-        "driver was upgraded and the old module is still running",
-        "reboot, so the new kernel module is loaded",
-        ("sudo reboot",),
-    ),
-    4: (
-        "no-permission",
-        "this user may not open /dev/nvidia* (not in the group that owns the device files, or a "
-        "container started without the GPU devices)",
-        "give this user access to the GPU device files",
-        ("ls -l /dev/nvidia*", "sudo usermod -aG video $USER   # then log out and in"),
-    ),
-    3: (
-        "not-supported",
-        "the driver does not support this query on this GPU",
-        "update the NVIDIA driver",
-        ("nvidia-smi",),
-    ),
-    15: (
-        "gpu-lost",
-        "the GPU fell off the bus (Xid 79): power, riser cable or overheating",
-        "reboot; if it repeats, check the power supply, the PCIe slot and cooling",
-        ("sudo dmesg | grep -i xid", "sudo reboot"),
-    ),
-    13: (
-        "function-not-found",
-        "the installed driver is older than the NVML functions otdoctor asks for",
-        "update the NVIDIA driver",
-        ("nvidia-smi",),
-    ),
-}
-
-# Clock-event (throttle) reason bits, nvml.h `nvmlClocksEventReason*`.
-CLOCK_EVENT_BITS: dict[int, str] = {
-    0x1: "gpu_idle",
-    0x2: "applications_clocks_setting",
-    0x4: "sw_power_cap",
-    0x8: "hw_slowdown",
-    0x10: "sync_boost",
-    0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown",
-    0x80: "hw_power_brake_slowdown",
-    0x100: "display_clock_setting",
-}
-
-
-@dataclass(frozen=True)
-class NvmlProblem:
-    kind: str  # library-not-found, driver-not-loaded, version-mismatch, no-permission, not-supported, ...
-    code: int | None
-    message: str  # NVML's own words
-    meaning: str
-    fix_summary: str
-    fix_commands: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GpuProcess:
-    pid: int
-    kind: str  # "compute" or "graphics"
-    used_memory_bytes: int | None  # None: NVML cannot tell (Windows WDDM, WSL), not zero
-    gpu_index: int
-    gpu_uuid: str
-
-
-@dataclass(frozen=True)
-class GpuDevice:
-    index: int
-    name: str
-    uuid: str
-    pci_bus_id: str | None
-    compute_capability: tuple[int, int] | None
-    memory_total_bytes: int | None
-    memory_free_bytes: int | None
-    memory_used_bytes: int | None
-    memory_reserved_bytes: int | None = None
-    utilization_gpu_pct: int | None = None
-    utilization_memory_pct: int | None = None
-    temperature_c: int | None = None
-    power_mw: int | None = None
-    power_limit_mw: int | None = None
-    pcie_gen_current: int | None = None
-    pcie_gen_max: int | None = None
-    pcie_width_current: int | None = None
-    pcie_width_max: int | None = None
-    clock_event_reasons: int | None = None
-    ecc_uncorrected_errors: int | None = None  # None: no ECC on this GPU (GeForce) or not reported
-    processes: tuple[GpuProcess, ...] = ()
-    processes_error: str | None = None  # why the process list is missing
-
-    @property
-    def clock_events(self) -> tuple[str, ...]:
-        if not self.clock_event_reasons:
-            return ()
-        return tuple(name for bit, name in CLOCK_EVENT_BITS.items() if self.clock_event_reasons & bit)
-
-    @property
-    def compute_capability_str(self) -> str | None:
-        return f"{self.compute_capability[0]}.{self.compute_capability[1]}" if self.compute_capability else None
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    source: str  # "nvml", "nvidia-smi", or "none"
-    driver_version: str | None = None
-    cuda_driver_version: int | None = None  # 1000*major + 10*minor, as NVML gives it (13000 = 13.0)
-    devices: tuple[GpuDevice, ...] = ()
-    problem: NvmlProblem | None = None
-    snapshot: str | None = None  # the replayed snapshot, when OTDOCTOR_NVML_SNAPSHOT is set
-    nvidia_smi: str | None = None
-    nvidia_pci_devices: tuple[str, ...] = ()  # NVIDIA display controllers on the PCI bus (sysfs)
-    dev_nvidia0: bool = False
-    container: str | None = None
-    wsl: bool = False
-    cuda_visible_devices: str | None = None
-    cuda_device_order: str | None = None
-    device_problems: tuple[str, ...] = ()
-    # Replayed snapshots: the PIDs that are processes of this machine (tests, demos). Any other PID
-    # ran on the recorded machine and must never be looked up, let alone stopped, here.
-    local_pids: frozenset[int] | None = None
-
-    def is_local_pid(self, pid: int) -> bool:
-        return self.local_pids is None or pid in self.local_pids
-
-    @property
-    def cuda_driver_version_str(self) -> str | None:
-        v = self.cuda_driver_version
-        return f"{v // 1000}.{(v % 1000) // 10}" if v else None
-
-    @property
-    def nvidia_hardware(self) -> bool:
-        """Is there an NVIDIA GPU, working or not? (No: the GPU checks are skipped.)"""
-        if self.devices or self.nvidia_pci_devices or self.dev_nvidia0:
-            return True
-        return bool(self.problem and self.problem.kind not in ("library-not-found",))
-
-
-def problem_from_error(exc: BaseException) -> NvmlProblem:
-    code = getattr(exc, "value", None)
-    message = str(exc) if code is not None else f"{type(exc).__name__}: {exc}"
-    if isinstance(code, int) and code in _PROBLEMS:
-        kind, meaning, summary, commands = _PROBLEMS[code]
-        return NvmlProblem(kind, code, message, meaning, summary, commands)
-    return NvmlProblem(
-        "unknown",
-        code if isinstance(code, int) else None,
-        message,
-        "NVML, the library behind nvidia-smi, failed",
-        "run nvidia-smi and read its error; reinstalling the driver or a reboot usually helps",
-        ("nvidia-smi",),
-    )
 
 
 # Loading -------------------------------------------------------------------------------------
@@ -330,108 +169,8 @@ def read_nvml(nvml: Any) -> tuple[str | None, int | None, tuple[GpuDevice, ...],
     except pynvml.NVMLError as exc:
         return None, None, (), (), problem_from_error(exc)
     finally:
-        try:
+        with suppress(pynvml.NVMLError):
             nvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
-
-
-# nvidia-smi fallback ---------------------------------------------------------------------------
-SMI_FIELDS = (
-    "index",
-    "name",
-    "uuid",
-    "pci.bus_id",
-    "driver_version",
-    "memory.total",
-    "memory.used",
-    "memory.free",
-    "compute_cap",
-    "utilization.gpu",
-    "utilization.memory",
-    "temperature.gpu",
-    "power.draw",
-    "power.limit",
-    "pcie.link.gen.current",
-    "pcie.link.gen.max",
-    "pcie.link.width.current",
-    "pcie.link.width.max",
-)
-MIB = 1024 * 1024
-
-
-def _smi_num(value: str) -> float | None:
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:  # "[N/A]", "[Not Supported]"
-        return None
-
-
-def _smi_int(value: str, scale: float = 1.0) -> int | None:
-    n = _smi_num(value)
-    return None if n is None else int(round(n * scale))
-
-
-def parse_smi_cuda_version(header: str) -> int | None:
-    """`CUDA Version: 13.0` in nvidia-smi's banner -> 13000."""
-    import re
-
-    m = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", header)
-    return int(m.group(1)) * 1000 + int(m.group(2)) * 10 if m else None
-
-
-def read_smi(
-    smi: str, run: Callable[[Sequence[str]], CommandResult]
-) -> tuple[str | None, int | None, tuple[GpuDevice, ...]] | None:
-    """`nvidia-smi --query-gpu=... --format=csv,noheader,nounits`; None when it fails too."""
-    res = run([smi, "--query-gpu=" + ",".join(SMI_FIELDS), "--format=csv,noheader,nounits"])
-    if not res.ok:
-        return None
-    apps = run([smi, "--query-compute-apps=pid,used_memory,gpu_uuid", "--format=csv,noheader,nounits"])
-    by_uuid: dict[str, list[tuple[int, int | None]]] = {}
-    if apps.ok:
-        for line in apps.stdout.splitlines():
-            cols = [c.strip() for c in line.split(",")]
-            if len(cols) >= 3 and cols[0].isdigit():
-                by_uuid.setdefault(cols[2], []).append((int(cols[0]), _smi_int(cols[1], MIB)))
-    driver = None
-    devices: list[GpuDevice] = []
-    for line in res.stdout.splitlines():
-        cols = [c.strip() for c in line.split(",")]
-        if len(cols) != len(SMI_FIELDS):
-            continue
-        v = dict(zip(SMI_FIELDS, cols))
-        driver = v["driver_version"]
-        cc = v["compute_cap"].split(".")
-        index = int(v["index"])
-        procs = tuple(GpuProcess(pid, "compute", used, index, v["uuid"]) for pid, used in by_uuid.get(v["uuid"], []))
-        devices.append(
-            GpuDevice(
-                index=index,
-                name=v["name"],
-                uuid=v["uuid"],
-                pci_bus_id=v["pci.bus_id"],
-                compute_capability=(int(cc[0]), int(cc[1])) if len(cc) == 2 and all(c.isdigit() for c in cc) else None,
-                memory_total_bytes=_smi_int(v["memory.total"], MIB),
-                memory_free_bytes=_smi_int(v["memory.free"], MIB),
-                memory_used_bytes=_smi_int(v["memory.used"], MIB),
-                utilization_gpu_pct=_smi_int(v["utilization.gpu"]),
-                utilization_memory_pct=_smi_int(v["utilization.memory"]),
-                temperature_c=_smi_int(v["temperature.gpu"]),
-                power_mw=_smi_int(v["power.draw"], 1000),
-                power_limit_mw=_smi_int(v["power.limit"], 1000),
-                pcie_gen_current=_smi_int(v["pcie.link.gen.current"]),
-                pcie_gen_max=_smi_int(v["pcie.link.gen.max"]),
-                pcie_width_current=_smi_int(v["pcie.link.width.current"]),
-                pcie_width_max=_smi_int(v["pcie.link.width.max"]),
-                processes=procs,
-                processes_error=None if apps.ok else apps.describe_failure(),
-            )
-        )
-    header = run([smi])
-    cuda = parse_smi_cuda_version(header.stdout) if header.ok else None
-    return driver, cuda, tuple(devices)
 
 
 # Host facts ------------------------------------------------------------------------------------
@@ -499,13 +238,69 @@ def read_gpu(
     return GpuInfo("none", problem=problem, nvidia_smi=smi, **common)
 
 
+# Smoke runs --------------------------------------------------------------------------------------
+def _decoded(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def gpu_name_and_driver(env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(name of GPU 0, driver version), or (None, None) on a machine without one."""
+    try:
+        nvml = load_nvml(os.environ if env is None else env)
+        nvml.nvmlInit()
+        try:
+            name = nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(0))
+            driver = nvml.nvmlSystemGetDriverVersion()
+        finally:
+            nvml.nvmlShutdown()
+        return _decoded(name), _decoded(driver)
+    except Exception:
+        return None, None
+
+
+class MemorySampler:
+    """An NVML session over every GPU, read again and again during a run; `close()` ends it.
+
+    Raises whatever loading or initialising NVML raises (no driver, no pynvml, a bad snapshot).
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        nvml = load_nvml(env)
+        nvml.nvmlInit()
+        self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+        self._nvml = nvml
+
+    def device_used_bytes(self) -> int:
+        """Memory in use on all GPUs together."""
+        return sum(int(self._nvml.nvmlDeviceGetMemoryInfo(h).used) for h in self._handles)
+
+    def processes_used_bytes(self, pids: Collection[int]) -> int | None:
+        """Memory the processes `pids` hold on all GPUs; None when NVML names none of them with a size."""
+        total = None
+        for h in self._handles:
+            for name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                try:
+                    procs = getattr(self._nvml, name)(h)
+                except Exception:
+                    continue
+                for p in procs:
+                    mem = getattr(p, "usedGpuMemory", None)
+                    if int(p.pid) in pids and mem is not None:
+                        total = (total or 0) + int(mem)
+        return total
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self._nvml.nvmlShutdown()
+
+
 def to_jsonable(info: GpuInfo) -> dict[str, Any]:
     from dataclasses import asdict
 
     data = asdict(info)
     data.pop("local_pids", None)
     data["cuda_driver_version_str"] = info.cuda_driver_version_str
-    for dev, raw in zip(info.devices, data["devices"]):
+    for dev, raw in zip(info.devices, data["devices"], strict=True):
         raw["clock_events"] = list(dev.clock_events)
         raw["compute_capability"] = dev.compute_capability_str
     return data
@@ -525,4 +320,6 @@ __all__ = [
     "to_jsonable",
     "SNAPSHOT_ENV",
     "CLOCK_EVENT_BITS",
+    "gpu_name_and_driver",
+    "MemorySampler",
 ]

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pynvml
+
+from otdoctor.probe.processes import pid_alive
 
 SNAPSHOT_FORMAT = "otdoctor-nvml-snapshot/1"
 _HANDLE_CALL = "nvmlDeviceGetHandleByIndex"
@@ -226,9 +227,9 @@ class FakeNvml:
     def _drop_exited(self, slot: dict[str, Any], key: str, procs: list[Any]) -> list[Any]:
         raw = slot[key].get("value") or []
         keep = []
-        for entry, proc in zip(raw, procs):
+        for entry, proc in zip(raw, procs, strict=False):
             local = isinstance(entry, dict) and entry.get("__object__", {}).get("_local")
-            if local and not _pid_alive(int(proc.pid)):
+            if local and not pid_alive(int(proc.pid)):
                 continue
             keep.append(proc)
         return keep
@@ -254,24 +255,9 @@ class FakeNvml:
                 continue
             for raw in entry["value"] or []:
                 obj = raw.get("__object__", {}) if isinstance(raw, dict) else {}
-                if obj.get("_local") and not _pid_alive(int(obj["pid"])) and obj.get("usedGpuMemory") is not None:
+                if obj.get("_local") and not pid_alive(int(obj["pid"])) and obj.get("usedGpuMemory") is not None:
                     total += int(obj["usedGpuMemory"])
         return total
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers signal 0; the driver has already freed its memory.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 LoadNvml = Callable[[], Any]

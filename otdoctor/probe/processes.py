@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 import psutil
@@ -48,6 +49,29 @@ def current_user() -> str:
         return pwd.getpwuid(current_uid()).pw_name
     except (ImportError, KeyError):
         return os.environ.get("USERNAME") or os.environ.get("USER") or "?"
+
+
+def pid_alive(pid: int) -> bool:
+    """Is PID a running process here? A zombie is not: it has exited and the driver has freed its memory."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def process_tree(pid: int) -> set[int]:
+    """PID and all its descendants (only PID when psutil cannot see them)."""
+    pids = {pid}
+    with suppress(Exception):
+        pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    return pids
 
 
 def describe(pid: int) -> ProcessDetails:

@@ -7,8 +7,11 @@ log file for the failure report and for `otdoctor explain`.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +35,34 @@ class StreamResult:
         return self.returncode == 0
 
 
+def popen_merged(
+    args: Sequence[str], env: Mapping[str, str], cwd: Path | None, own_group: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ARGS with stdin closed and stderr merged into a stdout pipe: every streamed child starts here.
+
+    `own_group`: a new session, so Ctrl-C reaches otdoctor alone, and on Linux the child dies with
+    otdoctor (PR_SET_PDEATHSIG); otherwise the child shares otdoctor's process group.
+    """
+    return subprocess.Popen(
+        args,
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=own_group,
+        preexec_fn=_pdeathsig if own_group and sys.platform.startswith("linux") else None,
+    )
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the parent
+    except Exception:
+        pass
+
+
 def stream_command(
     argv: Sequence[str | os.PathLike[str]],
     env: Mapping[str, str],
@@ -51,14 +82,7 @@ def stream_command(
         log.write(redact(f"$ {' '.join(args)}") + "\n")
         log.flush()
     try:
-        proc = subprocess.Popen(
-            args,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        proc = popen_merged(args, env, cwd)
     except OSError as exc:
         msg = redact(f"could not start {args[0]}: {exc.strerror or exc}")
         if log is not None:

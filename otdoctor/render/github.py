@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from otdoctor.engine.results import Report, Status
 from otdoctor.redact import redact
 
@@ -50,3 +53,11 @@ def step_summary(report: Report) -> str:
     rows.append("")
     rows.append(f"{c['ok']} ok, {c['warn']} warnings, {c['fail']} failed, {c['error']} crashed, {c['skip']} skipped")
     return redact("\n".join(rows)) + "\n"
+
+
+def append_step_summary(report: Report, env: Mapping[str, str] | None = None) -> None:
+    """Add the table to $GITHUB_STEP_SUMMARY when set: appended, as every step of a job shares the file."""
+    path = (os.environ if env is None else env).get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(step_summary(report))

@@ -8,7 +8,9 @@ in the log file either way.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -17,6 +19,10 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from otdoctor.redact import redact
+
+if TYPE_CHECKING:
+    from otdoctor.engine.results import Report
+    from otdoctor.install.installer import Installer
 
 
 class InstallView:
@@ -66,6 +72,52 @@ class InstallView:
 
     def fail(self) -> None:
         self._stop()
+
+    # What `otdoctor install` says around the phases ----------------------------------------------
+    def show_intro(self, inst: Installer, ref: str | None, warnings: Sequence[str]) -> None:
+        assert inst.platform is not None
+        out = self.out
+        out.print(f"[bold]OneTrainer install[/] into {escape(str(inst.dir))}")
+        out.print(f"  from {escape(redact(inst.repo_url))}" + (f" at {escape(ref)}" if ref else ""))
+        out.print(
+            f"  Python {escape(inst.python_request)} through pyenv; requirements-global.txt + "
+            f"{escape(inst.platform.file)} ({escape(inst.platform.reason)})"
+        )
+        for w in warnings:
+            out.print(f"  [yellow]![/] {escape(redact(w))}")
+
+    def show_plan(self, steps: Sequence[Any], ot_dir: Path) -> None:
+        out = self.out
+        out.print()
+        out.print("[bold]Plan[/]")
+        for step in steps:
+            mark = "[green]✓[/]" if step.done else "[cyan]•[/]"
+            out.print(f"  {mark} {step.phase}: {escape(redact(step.summary))}")
+            for cmd in step.commands:
+                out.print(f"      {escape(redact(cmd))}")
+        out.print(f"  [cyan]•[/] check: otdoctor check --ot-dir {escape(str(ot_dir))}")
+        out.print()
+
+    def show_installed(self, report: Report, ot_dir: Path) -> None:
+        """The final check's report, and where to go from here."""
+        from otdoctor.render import text
+
+        counts = report.counts()
+        self.done("check", ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+        out = self.out
+        out.print()
+        text.render(report, out)
+        where = escape(str(ot_dir))
+        out.print(
+            f"OneTrainer is installed in {where}; start it with: cd {where} && ./start-ui.sh"
+            if report.exit_code() == 0
+            else "OneTrainer is installed, but otdoctor check found problems (above); "
+            "`otdoctor fix` repairs what it can"
+        )
+        out.print(
+            "[dim]training setup (config, dataset, checkpoints): "
+            f"otdoctor check --ot-dir {where} --config CONFIG.json[/]"
+        )
 
     # -----------------------------------------------------------------------------------------------
     def _render(self) -> Group:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -9,13 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from otdoctor.redact import redact
-from otdoctor.render import human_bytes
-from otdoctor.report.merge import FACTS, Fleet, Machine
+from otdoctor.render.emit import Destination, Draw
+from otdoctor.render.units import human_bytes
+from otdoctor.report.merge import FLEET_COLUMNS, Fleet, Machine
 
 STATUS_SYMBOL = {"ok": "✓", "warn": "!", "fail": "✗", "error": "‼", "skip": "-", None: "·"}
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "error": "bold red", "skip": "dim", None: "dim"}
 DIFF_MARK = "≠"
-_UNIT = {f.name: f.unit for f in FACTS}
+_UNIT = {f.name: f.unit for f in FLEET_COLUMNS}
 
 
 def fact_text(name: str, value: Any) -> str:
@@ -48,14 +51,24 @@ def _verdict(m: Machine) -> str:
     return text or "healthy"
 
 
-def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
-    """Two tables with machines as rows: the facts that matter across a fleet, then the checks.
-    Check columns are numbered (the legend names them): forty check ids never fit a terminal."""
-    facts, checks, diff = _columns(fleet, all_checks)
+def _header(title: str, differs: bool) -> str:
+    return f"[bold yellow]{DIFF_MARK}{escape(title)}[/]" if differs else escape(title)
 
-    def header(title: str, differs: bool) -> str:
-        return f"[bold yellow]{DIFF_MARK}{escape(title)}[/]" if differs else escape(title)
 
+def _machine_row(m: Machine, facts: list[str], diff: set[str], unreadable: bool) -> list[str]:
+    verdict_style = "red" if m.failed else "green"
+    row = [escape(redact(m.name)), f"[{verdict_style}]{escape(_verdict(m))}[/]"]
+    if unreadable:  # the short reason here, the whole message under the table
+        row.append(escape(redact((m.error or "").split(":")[0])))
+    if m.error:
+        return row + [""] * len(facts)
+    for n in facts:
+        cell = escape(redact(fact_text(n, m.facts.get(n))))
+        row.append(f"[bold yellow]{cell}[/]" if n in diff else cell)
+    return row
+
+
+def _facts_table(fleet: Fleet, facts: list[str], diff: set[str]) -> Table:
     table = Table(title=f"otdoctor merge: {len(fleet.machines)} machines", title_justify="left")
     table.add_column("machine", no_wrap=True)
     table.add_column("verdict")
@@ -64,32 +77,33 @@ def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
         table.add_column("problem", style="red", max_width=24)
     for name in facts:
         # Versions and sizes never wrap (570.133.0|7 misleads); GPU names and commits may.
-        table.add_column(header(name, name in diff), no_wrap=name not in ("GPU", "OneTrainer"), overflow="fold")
+        table.add_column(_header(name, name in diff), no_wrap=name not in ("GPU", "OneTrainer"), overflow="fold")
     for m in fleet.machines:
-        verdict_style = "red" if m.failed else "green"
-        row = [escape(redact(m.name)), f"[{verdict_style}]{escape(_verdict(m))}[/]"]
-        if unreadable:  # the short reason here, the whole message under the table
-            row.append(escape(redact((m.error or "").split(":")[0])))
-        if m.error:
-            row += [""] * len(facts)
-        else:
-            for n in facts:
-                cell = escape(redact(fact_text(n, m.facts.get(n))))
-                row.append(f"[bold yellow]{cell}[/]" if n in diff else cell)
-        table.add_row(*row)
-    console.print(table)
+        table.add_row(*_machine_row(m, facts, diff, unreadable))
+    return table
+
+
+def _checks_grid(fleet: Fleet, checks: list[str], diff: set[str]) -> Table:
+    grid = Table(title="checks (numbered below)", title_justify="left")
+    grid.add_column("machine", no_wrap=True)
+    for n, cid in enumerate(checks, 1):
+        grid.add_column(_header(str(n), cid in diff), justify="center", no_wrap=True)
+    for m in fleet.machines:
+        cells = [escape(redact(m.name))]
+        for cid in checks:
+            status = None if m.error else m.checks.get(cid, {}).get("status")
+            cells.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
+        grid.add_row(*cells)
+    return grid
+
+
+def text(fleet: Fleet, console: Console, all_checks: bool = False) -> None:
+    """Two tables with machines as rows: the facts that matter across a fleet, then the checks.
+    Check columns are numbered (the legend names them): forty check ids never fit a terminal."""
+    facts, checks, diff = _columns(fleet, all_checks)
+    console.print(_facts_table(fleet, facts, diff))
     if checks:
-        grid = Table(title="checks (numbered below)", title_justify="left")
-        grid.add_column("machine", no_wrap=True)
-        for n, cid in enumerate(checks, 1):
-            grid.add_column(header(str(n), cid in diff), justify="center", no_wrap=True)
-        for m in fleet.machines:
-            cells = [escape(redact(m.name))]
-            for cid in checks:
-                status = None if m.error else m.checks.get(cid, {}).get("status")
-                cells.append(f"[{STATUS_STYLE.get(status, 'dim')}]{STATUS_SYMBOL.get(status, '?')}[/]")
-            grid.add_row(*cells)
-        console.print(grid)
+        console.print(_checks_grid(fleet, checks, diff))
         console.print(
             "\n".join(
                 f"  {n:>2} {escape(cid)}" + (f"  [bold yellow]{DIFF_MARK}[/]" if cid in diff else "")
@@ -142,3 +156,26 @@ def markdown(fleet: Fleet, all_checks: bool = False) -> str:
             cells += [icon.get(m.checks.get(c, {}).get("status"), "?") for c in checks]
         rows.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n\n" + _legend(fleet, checks, diff) + "\n"
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """`otdoctor merge`: the fleet as tables (text), a Markdown table or the JSON summary."""
+
+    fleet: Fleet
+    all_checks: bool = False
+
+    def formats(self) -> Mapping[str, Draw]:
+        return {"text": self._text, "markdown": self._markdown, "json": self._json}
+
+    def _text(self, dest: Destination) -> None:
+        text(self.fleet, dest.console(), self.all_checks)
+
+    def _markdown(self, dest: Destination) -> None:
+        dest.write(redact(markdown(self.fleet, self.all_checks)))
+
+    def _json(self, dest: Destination) -> None:
+        from otdoctor.render import jsonout
+        from otdoctor.report import merge
+
+        dest.write(jsonout.dumps(merge.summary(self.fleet)))

@@ -5,17 +5,23 @@ when it is there. The CLI puts one of these callables there:
 - `BarReporter(console)`: a rich progress bar on a terminal, nothing otherwise; it starts on the
   first call and goes away when `done == total`, so questions asked between two jobs stay readable.
 - `status_reporter(status)`: updates the text of the `otdoctor check` spinner.
+`smoke_status` is `otdoctor smoke`'s one-line live status.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from otdoctor.redact import redact
 
 
 class BarReporter:
@@ -58,8 +64,47 @@ class BarReporter:
             self._finish()
 
 
+@contextlib.contextmanager
+def checking_spinner(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """`otdoctor check`'s spinner on a terminal, yielding its progress reporter (None when off)."""
+    if not enabled:
+        yield None
+        return
+    from otdoctor.render.text import console
+
+    with console().status("Checking…") as status:
+        yield status_reporter(status)
+
+
 def status_reporter(status: Any, base: str = "Checking…") -> Callable[[str, int, int], None]:
     def report(what: str, done: int, total: int) -> None:
         status.update(f"{base} {escape(what)}: {done}/{total}" if done < total else base)
 
     return report
+
+
+def smoke_status(enabled: bool) -> Callable[..., None] | None:
+    """A one-line live status on stderr (TTY only): phase, bar and rate as OneTrainer draws them."""
+    if not enabled:
+        return None
+    state = {"last": 0.0}
+
+    def show(msg: str, bar: Any = None) -> None:
+        now = time.monotonic()
+        if bar is not None:
+            if now - state["last"] < 0.2:
+                return
+            total = f"/{bar.total:.0f}" if bar.total else ""
+            rate = f" {bar.rate_its:.2f} it/s" if bar.rate_its else ""
+            msg = f"{bar.desc} {bar.n:.0f}{total}{rate}"
+        state["last"] = now
+        sys.stderr.write("\r\x1b[2K" + redact(msg)[:150])
+        if bar is None:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def clear_status_line() -> None:
+    sys.stderr.write("\r\x1b[2K")

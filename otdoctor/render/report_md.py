@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from otdoctor.render import human_bytes
+from otdoctor.render.units import human_bytes
 
 ICON = {"ok": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skip": "⏭️"}
 
@@ -100,10 +100,24 @@ def _onetrainer(f: Mapping[str, Any]) -> str:
     return text
 
 
-def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[str, int]) -> str:
+def _config(cfg: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    if not cfg:
+        return []
+    if cfg.get("error"):
+        return [("config", f"{cfg['path']} ({cfg.get('source')}): does not load: {cfg['error']}")]
+    return [
+        (
+            "config",
+            f"{cfg['path']} ({cfg.get('source')}): {cfg.get('model_type')} "
+            f"{cfg.get('training_method')}, {cfg.get('concepts')} concept(s)",
+        )
+    ]
+
+
+def _fact_rows(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
     mem = facts.get("memory") or {}
     cpu = facts.get("cpu") or {}
-    rows = [
+    return [
         (
             "otdoctor",
             f"{facts.get('otdoctor_version')}, {facts.get('generated_at')}"
@@ -124,23 +138,28 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
         ("venv", _venv(facts)),
         ("torch", _torch(facts)),
         ("OneTrainer", _onetrainer(facts)),
+        *_config(facts.get("config")),
     ]
-    cfg = facts.get("config")
-    if cfg and cfg.get("error"):
-        rows.append(("config", f"{cfg['path']} ({cfg.get('source')}): does not load: {cfg['error']}"))
-    elif cfg:
-        rows.append(
-            (
-                "config",
-                f"{cfg['path']} ({cfg.get('source')}): {cfg.get('model_type')} "
-                f"{cfg.get('training_method')}, {cfg.get('concepts')} concept(s)",
-            )
-        )
-    out = ["## otdoctor report", "", "| | |", "|---|---|"]
-    out += [f"| **{k}** | {_cell(v)} |" for k, v in rows]
 
+
+def _details(summary: str, body: list[str]) -> list[str]:
+    return ["", f"<details><summary>{summary}</summary>", "", *body, "", "</details>"]
+
+
+def _problem_lines(problems: list[Mapping[str, Any]]) -> list[str]:
+    lines = []
+    for c in problems:
+        lines.append(f"- `{c['id']}`: {c['summary']}")
+        if c.get("expected"):
+            lines.append(f"  - expected: {c['expected']}")
+        if c.get("fix"):
+            lines.append(f"  - fix: {c['fix']['summary']}" + "".join(f" `{cmd}`" for cmd in c["fix"]["commands"]))
+    return lines
+
+
+def _check_lines(checks: Mapping[str, Any]) -> list[str]:
     summary = checks.get("summary") or {}
-    out += [
+    out = [
         "",
         f"### Checks: {summary.get('ok', 0)} ok, {summary.get('warn', 0)} warnings, "
         f"{summary.get('fail', 0)} failed, {summary.get('error', 0)} crashed, {summary.get('skip', 0)} skipped",
@@ -159,32 +178,41 @@ def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[s
         if c["status"] in ("warn", "fail", "error"):
             problems.append(c)
     if skipped:
-        out += [
-            "",
-            f"<details><summary>{len(skipped)} skipped checks</summary>",
-            "",
-            "| | check | why skipped |",
-            "|---|---|---|",
-            *skipped,
-            "",
-            "</details>",
-        ]
+        out += _details(f"{len(skipped)} skipped checks", ["| | check | why skipped |", "|---|---|---|", *skipped])
     if problems:
-        out += ["", "<details><summary>Warnings and failures: what was expected, how to fix</summary>", ""]
-        for c in problems:
-            out.append(f"- `{c['id']}`: {c['summary']}")
-            if c.get("expected"):
-                out.append(f"  - expected: {c['expected']}")
-            if c.get("fix"):
-                out.append(f"  - fix: {c['fix']['summary']}" + "".join(f" `{cmd}`" for cmd in c["fix"]["commands"]))
-        out += ["", "</details>"]
+        out += _details("Warnings and failures: what was expected, how to fix", _problem_lines(problems))
+    return out
+
+
+def render(facts: Mapping[str, Any], checks: Mapping[str, Any], files: Mapping[str, int]) -> str:
+    out = ["## otdoctor report", "", "| | |", "|---|---|"]
+    out += [f"| **{k}** | {_cell(v)} |" for k, v in _fact_rows(facts)]
+    out += _check_lines(checks)
     if files:
-        out += ["", "<details><summary>Files in the attached zip</summary>", ""]
-        out += [f"- `{name}` ({human_bytes(size)})" for name, size in files.items()]
-        out += ["", "</details>"]
+        out += _details(
+            "Files in the attached zip", [f"- `{name}` ({human_bytes(size)})" for name, size in files.items()]
+        )
     out.append("")
     out.append(
         "Personal names and secrets were removed by `otdoctor report` (home folder → `~`, "
         "user → `<user>`, host → `<host>`, tokens → `***`)."
     )
     return "\n".join(out) + "\n"
+
+
+def bundle_text(markdown: str, files: Mapping[str, str]) -> str:
+    """`otdoctor report --print`: the summary, then every other file of the zip under its name."""
+    parts = [markdown]
+    for name, text in files.items():
+        if name == "summary.md":
+            continue
+        parts.append(f"\n===== otdoctor-report/{name} =====\n{text}")
+        if text and not text.endswith("\n"):
+            parts.append("\n")
+    return "".join(parts)
+
+
+def bundle_contents(markdown: str, files: Mapping[str, str]) -> str:
+    """The summary and what the zip would hold, shown before asking whether to write it."""
+    listing = "".join(f"  {name} ({human_bytes(len(text.encode()))})\n" for name, text in files.items())
+    return markdown + "\nThe zip would hold:\n" + listing

@@ -35,28 +35,32 @@ def _e(text: str) -> str:
     return escape(redact(text))
 
 
+def _problem_lines(o: Outcome) -> list[str]:
+    """expected, why and fix: shown for a check that is not OK and not skipped."""
+    r = o.result
+    lines = []
+    if r.expected:
+        lines.append(f"      [dim]expected:[/] {_e(r.expected)}")
+    if r.why:
+        lines.append(f"      [dim]why:[/] {_e(r.why)}")
+    if r.fix:
+        auto = " [dim](otdoctor fix " + o.check_id + ")[/]" if r.fix.automatic and o.can_fix else ""
+        lines.append(f"      [dim]fix:[/] {_e(r.fix.summary)}{auto}")
+        lines += [f"        {_e(cmd)}" for cmd in r.fix.commands]
+    return lines
+
+
 def outcome_lines(o: Outcome, verbose: bool = False) -> list[str]:
     """Rich-markup lines for one outcome; shared by `check` and `fix`."""
     r = o.result
     style = STYLE[r.status]
     lines = [f"  [{style}]{SYMBOL[r.status]}[/] {_e(o.title)} [dim]({o.check_id})[/]: {_e(r.summary)}"]
-    show_details = r.status is not Status.OK or verbose
-    if show_details:
-        for d in r.details:
-            lines.append(f"      {_e(d)}")
+    if r.status is not Status.OK or verbose:
+        lines += [f"      {_e(d)}" for d in r.details]
         if r.status not in (Status.OK, Status.SKIP):
-            if r.expected:
-                lines.append(f"      [dim]expected:[/] {_e(r.expected)}")
-            if r.why:
-                lines.append(f"      [dim]why:[/] {_e(r.why)}")
-            if r.fix:
-                auto = " [dim](otdoctor fix " + o.check_id + ")[/]" if r.fix.automatic and o.can_fix else ""
-                lines.append(f"      [dim]fix:[/] {_e(r.fix.summary)}{auto}")
-                for cmd in r.fix.commands:
-                    lines.append(f"        {_e(cmd)}")
+            lines += _problem_lines(o)
     if o.traceback and verbose:
-        for tb_line in o.traceback.rstrip().splitlines():
-            lines.append(f"      [dim]{_e(tb_line)}[/]")
+        lines += [f"      [dim]{_e(tb_line)}[/]" for tb_line in o.traceback.rstrip().splitlines()]
     if verbose and o.duration_s:
         lines.append(f"      [dim]took {o.duration_s * 1000:.0f} ms[/]")
     return lines
@@ -81,6 +85,25 @@ def summary_line(report: Report, strict: bool = False) -> str:
     return f"{verdict}: {', '.join(parts)} in {report.duration_s:.2f} s"
 
 
+def _area_lines(area: str, items: list[Outcome], verbose: bool) -> list[str]:
+    """One area's checks; three or more skipped for one reason share a line."""
+    lines = ["", f"[bold]{_e(area)}[/]"]
+    collapsed = set() if verbose else _collapsible_skips(items)
+    shown_group: set[str] = set()
+    for o in items:
+        if o.check_id not in collapsed:
+            lines += outcome_lines(o, verbose)
+            continue
+        reason = o.result.summary
+        if reason in shown_group:
+            continue
+        shown_group.add(reason)
+        ids = [x.check_id for x in items if x.check_id in collapsed and x.result.summary == reason]
+        lines.append(f"  [{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]}[/] {len(ids)} {_e(area)} checks {_e(reason)}")
+        lines.append(f"      [dim]{_e(', '.join(ids))}[/]")
+    return lines
+
+
 def render(report: Report, out: Console, verbose: bool = False, strict: bool = False) -> None:
     header = f"OneTrainer: {_e(report.ot_dir)}" if report.ot_dir else "OneTrainer: not found"
     out.print(f"[bold]otdoctor {report.otdoctor_version}[/] · {header}")
@@ -88,23 +111,8 @@ def render(report: Report, out: Console, verbose: bool = False, strict: bool = F
     for o in report.outcomes:
         areas.setdefault(o.area, []).append(o)
     for area, items in areas.items():
-        out.print()
-        out.print(f"[bold]{_e(area)}[/]")
-        collapsed = set() if verbose else _collapsible_skips(items)
-        shown_group: set[str] = set()
-        for o in items:
-            if o.check_id in collapsed:
-                reason = o.result.summary
-                if reason not in shown_group:
-                    shown_group.add(reason)
-                    ids = [x.check_id for x in items if x.check_id in collapsed and x.result.summary == reason]
-                    out.print(
-                        f"  [{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]}[/] {len(ids)} {_e(area)} checks {_e(reason)}"
-                    )
-                    out.print(f"      [dim]{_e(', '.join(ids))}[/]")
-                continue
-            for line in outcome_lines(o, verbose):
-                out.print(line)
+        for line in _area_lines(area, items, verbose):
+            out.print(line)
     out.print()
     out.print(summary_line(report, strict))
     if report.exit_code(strict) and any(o.can_fix and o.status is Status.FAIL for o in report.outcomes):

@@ -15,6 +15,7 @@ pastes into a public GitHub issue needs more:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -132,13 +133,9 @@ def _replace_word(text: str, name: str, mask: str) -> str:
     return re.sub(r"(?i)(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", mask, text)
 
 
-def for_machine(
-    env: Mapping[str, str],
-    home: Path,
-    ot_dir: Path | None = None,
-    secret_files: Iterable[Path] = (),
-) -> Anonymizer:
-    """Register this machine's secrets and learn its personal names."""
+def _register_machine_secrets(
+    env: Mapping[str, str], home: Path, ot_dir: Path | None, secret_files: Iterable[Path]
+) -> None:
     for name, value in env.items():
         if looks_secret_env(name):
             register_secret(value)
@@ -158,13 +155,15 @@ def for_machine(
         except OSError:
             pass
 
-    homes = {str(home)}
-    try:
-        homes.add(str(home.resolve()))
-    except OSError:
-        pass
-    homes = {h.rstrip("/") for h in homes if h and h.rstrip("/")}
 
+def _home_paths(home: Path) -> set[str]:
+    homes = {str(home)}
+    with contextlib.suppress(OSError):
+        homes.add(str(home.resolve()))
+    return {h.rstrip("/") for h in homes if h and h.rstrip("/")}
+
+
+def _user_names(env: Mapping[str, str], home: Path) -> set[str]:
     users: set[str] = {home.name}
     for var in ("USER", "LOGNAME", "USERNAME", "SUDO_USER"):
         if env.get(var):
@@ -175,20 +174,35 @@ def for_machine(
         users.add(pwd.getpwuid(os.getuid()).pw_name)
     except (ImportError, KeyError, OSError):
         pass
+    return users
 
+
+def _host_names(env: Mapping[str, str]) -> set[str]:
     hosts: set[str] = set()
     for var in ("OTDOCTOR_HOSTNAME", "HOSTNAME", "COMPUTERNAME"):
         if env.get(var):
             hosts.add(env[var])
-    try:
+    with contextlib.suppress(OSError):
         hosts.add(socket.gethostname())  # never getfqdn(): that asks DNS, and --offline means offline
-    except OSError:
-        pass
     for h in list(hosts):
         hosts.add(h.split(".")[0])
+    return hosts
 
-    def keep(names: set[str]) -> tuple[str, ...]:
-        ok = {n for n in names if len(n) >= _MIN_NAME_LEN and n.lower() not in _COMMON_NAMES}
-        return tuple(sorted(ok, key=len, reverse=True))
 
-    return Anonymizer(tuple(sorted(homes, key=len, reverse=True)), keep(users), keep(hosts))
+def _keep(names: set[str]) -> tuple[str, ...]:
+    ok = {n for n in names if len(n) >= _MIN_NAME_LEN and n.lower() not in _COMMON_NAMES}
+    return tuple(sorted(ok, key=len, reverse=True))
+
+
+def for_machine(
+    env: Mapping[str, str],
+    home: Path,
+    ot_dir: Path | None = None,
+    secret_files: Iterable[Path] = (),
+) -> Anonymizer:
+    """Register this machine's secrets and learn its personal names."""
+    _register_machine_secrets(env, home, ot_dir, secret_files)
+    homes = _home_paths(home)
+    return Anonymizer(
+        tuple(sorted(homes, key=len, reverse=True)), _keep(_user_names(env, home)), _keep(_host_names(env))
+    )

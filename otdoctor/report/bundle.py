@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from otdoctor.engine.check import Context
 from otdoctor.engine.results import Report
 from otdoctor.errors import UserError
 from otdoctor.probe import Probe
+from otdoctor.probe.files import atomic_path
 from otdoctor.report.anonymize import Anonymizer, for_machine, looks_secret_env
 
 INSTALL_LOG = "otdoctor-install.log"
@@ -86,27 +85,15 @@ class Bundle:
         return buf.getvalue()
 
     def write(self, path: Path) -> None:
-        """Temp file + rename: an interrupted write never leaves half a zip under the user's name."""
+        """Through a temporary file: an interrupted write never leaves half a zip under the user's name."""
         path = path.expanduser()
         if path.is_dir():  # `-o ""` names the current folder; replacing a folder is never meant
             raise UserError(f"cannot write --output {path}: Is a directory", exit_code=2)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        except OSError as exc:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(self.zip_bytes())
+        except OSError as exc:  # a missing or read-only folder, a full disk
             raise UserError(f"cannot write --output {path}: {exc.strerror or exc}", exit_code=2) from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.zip_bytes())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):  # onto a folder ('-o ""' is the current one), a full disk
-                raise UserError(f"cannot write --output {path}: {exc.strerror or exc}", exit_code=2) from None
-            raise
 
 
 def default_output(now: _dt.datetime | None = None) -> Path:
@@ -115,7 +102,7 @@ def default_output(now: _dt.datetime | None = None) -> Path:
 
 
 # Facts ------------------------------------------------------------------------------------------
-def _git_facts(probe: Probe, ot_dir: Path | None) -> dict[str, Any]:
+def _git_state(probe: Probe, ot_dir: Path | None) -> dict[str, Any]:
     if ot_dir is None or not ot_dir.is_dir():
         return {"found": False}
     head = probe.git(ot_dir, "rev-parse", "HEAD")
@@ -251,37 +238,18 @@ def _environment(env: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def collect(
-    probe: Probe,
-    ot_dir: Path | None = None,
-    config_path: Path | None = None,
-    offline: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> Bundle:
-    """Run every check, gather the facts and files, anonymise them, render the Markdown."""
-    from otdoctor.engine.doctor import make_context, run_doctor
+def _machine_facts(ctx: Context, generated_at: str, offline: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """(facts.json, the GPU's files): the machine, its GPUs, the checkout's git state, Python and the venv."""
     from otdoctor.probe.cpu import cpu_info
-    from otdoctor.render import jsonout, report_md
 
-    step = progress or (lambda _msg: None)
-    if config_path is not None and not config_path.is_file():
-        raise UserError(f"config file not found: {config_path}", exit_code=2)
-    ctx = make_context(probe, ot_dir, config_path, offline=offline)
-    # Learn the secrets first, so nothing gathered below can carry one out.
-    anon = for_machine(probe.env, probe.home, ctx.ot_dir)
-
-    step("running the checks")
-    report: Report = run_doctor(ctx)
-    checks = jsonout.report_dict(report)
-
-    step("collecting facts")
+    probe = ctx.probe
     platform = probe.platform()
     memory = probe.memory()
     cpu = cpu_info()
     gpu, gpu_files = _gpu_facts(probe, offline)
     facts: dict[str, Any] = {
         "otdoctor_version": __version__,
-        "generated_at": checks["generated_at"],
+        "generated_at": generated_at,
         "os": {
             "system": platform.system,
             "release": platform.release,
@@ -300,18 +268,27 @@ def collect(
         "onetrainer": {
             "path": str(ctx.ot_dir) if ctx.ot_dir else None,
             "source": ctx.options.ot_dir_source,
-            **_git_facts(probe, ctx.ot_dir),
+            **_git_state(probe, ctx.ot_dir),
         },
         **_python_facts(ctx),
         "offline": offline,
     }
+    return facts, gpu_files
+
+
+def _evidence_files(
+    ctx: Context, checks: dict[str, Any], facts: dict[str, Any], gpu_files: dict[str, str], step: Callable[[str], None]
+) -> dict[str, str]:
+    """The zip's files before anonymising; adds the config's facts to `facts`."""
+    from otdoctor.render import jsonout
+
+    probe = ctx.probe
     step("pip freeze")
     freeze, freeze_note = _pip_freeze(ctx)
     config_facts, config_files = _config_files(ctx)
     if config_facts is not None:
         facts["config"] = config_facts
     install_log = ctx.ot_dir / INSTALL_LOG if ctx.ot_dir else None
-    has_log = install_log is not None and install_log.is_file()
 
     files: dict[str, str] = {}
     files["checks.json"] = json.dumps(checks, indent=2, ensure_ascii=False) + "\n"
@@ -319,12 +296,39 @@ def collect(
     files["pip-freeze.txt"] = (f"# {freeze_note}" if freeze_note else "") + freeze
     files.update(gpu_files)
     files.update(config_files)
-    if has_log:
-        assert install_log is not None
+    if install_log is not None and install_log.is_file():
         files["install.log"] = install_log.read_text(encoding="utf-8", errors="replace")
     files["environment.txt"] = _environment(probe.env)
     if facts["onetrainer"].get("git"):
         files["git.txt"] = _git_text(probe, ctx.ot_dir)
+    return files
+
+
+def collect(
+    probe: Probe,
+    ot_dir: Path | None = None,
+    config_path: Path | None = None,
+    offline: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Bundle:
+    """Run every check, gather the facts and files, anonymise them, render the Markdown."""
+    from otdoctor.engine.doctor import make_context, run_doctor
+    from otdoctor.render import jsonout, report_md
+
+    step = progress or (lambda _msg: None)
+    if config_path is not None and not config_path.is_file():
+        raise UserError(f"config file not found: {config_path}", exit_code=2)
+    ctx = make_context(probe, ot_dir, config_path, offline=offline)
+    # Learn the secrets first, so nothing gathered below can carry one out.
+    anon = for_machine(probe.env, probe.home, ctx.ot_dir)
+
+    step("running the checks")
+    report: Report = run_doctor(ctx)
+    checks = jsonout.report_dict(report)
+
+    step("collecting facts")
+    facts, gpu_files = _machine_facts(ctx, checks["generated_at"], offline)
+    files = _evidence_files(ctx, checks, facts, gpu_files, step)
 
     safe_files = {name: anon(text) for name, text in files.items()}
     safe_facts = anon.value(jsonout._plain(facts))

@@ -23,7 +23,7 @@ STATUS_ORDER = ("ok", "skip", "warn", "fail", "error")
 
 
 @dataclass(frozen=True)
-class Fact:
+class FleetColumn:
     name: str  # column title
     sources: tuple[tuple[str, tuple[str, ...]], ...]  # (check id, data keys): the checks that own the fact
     areas: tuple[str, ...] = ()  # fallback: any check of these areas holding one of the keys
@@ -35,22 +35,23 @@ class Fact:
         return tuple(k for _cid, keys in self.sources for k in keys)
 
 
-FACTS: tuple[Fact, ...] = (
-    Fact("GPU", (("gpu.devices", ("name",)), ("gpu.vram", ("gpu",))), ("gpu",)),
-    Fact("driver", (("gpu.driver", ("driver_version",)),), ("gpu",)),
-    Fact("CUDA (driver)", (("gpu.driver", ("cuda_driver_version",)),), ("gpu",)),
-    Fact("torch", (("venv.torch", ("version",)),), ()),
-    Fact("torch build", (("venv.torch", ("cuda", "hip", "build")),), ()),
-    Fact("free VRAM", (("gpu.vram", ("free_vram_bytes",)),), ("gpu",), "bytes", 0.10),
-    Fact(
+# The fleet table's columns: values worth comparing across machines, and the checks that hold them.
+FLEET_COLUMNS: tuple[FleetColumn, ...] = (
+    FleetColumn("GPU", (("gpu.devices", ("name",)), ("gpu.vram", ("gpu",))), ("gpu",)),
+    FleetColumn("driver", (("gpu.driver", ("driver_version",)),), ("gpu",)),
+    FleetColumn("CUDA (driver)", (("gpu.driver", ("cuda_driver_version",)),), ("gpu",)),
+    FleetColumn("torch", (("venv.torch", ("version",)),), ()),
+    FleetColumn("torch build", (("venv.torch", ("cuda", "hip", "build")),), ()),
+    FleetColumn("free VRAM", (("gpu.vram", ("free_vram_bytes",)),), ("gpu",), "bytes", 0.10),
+    FleetColumn(
         "total VRAM",
         (("gpu.vram", ("total_vram_bytes",)), ("gpu.devices", ("memory_total_bytes",))),
         ("gpu",),
         "bytes",
         0.01,
     ),
-    Fact("Python", (("venv.python-version", ("version",)),), ()),
-    Fact("OneTrainer", (("onetrainer.git", ("commit",)),), ()),
+    FleetColumn("Python", (("venv.python-version", ("version",)),), ()),
+    FleetColumn("OneTrainer", (("onetrainer.git", ("commit",)),), ()),
 )
 
 
@@ -83,12 +84,12 @@ class Fleet:
 
     def differing_facts(self) -> list[str]:
         out = []
-        for fact in FACTS:
-            if fact.name not in self.fact_names:
+        for column in FLEET_COLUMNS:
+            if column.name not in self.fact_names:
                 continue
-            values = [m.facts.get(fact.name) for m in self.machines if m.error is None]
-            if not _same(values, fact.tolerance):
-                out.append(fact.name)
+            values = [m.facts.get(column.name) for m in self.machines if m.error is None]
+            if not _same(values, column.tolerance):
+                out.append(column.name)
         return out
 
     def differing_checks(self) -> list[str]:
@@ -137,25 +138,31 @@ def _find(data: Any, keys: tuple[str, ...]) -> Any:
     return None
 
 
+def _column_value(column: FleetColumn, by_id: Mapping[Any, Mapping[str, Any]]) -> Any:
+    for cid, keys in column.sources:
+        c = by_id.get(cid)
+        if c is not None:
+            value = _find(c.get("data") or {}, keys)
+            if value is not None:
+                return value
+    if not column.areas:
+        return None
+    for c in by_id.values():  # a renamed or plugin check that still says driver_version
+        if c.get("area") in column.areas:
+            value = _find(c.get("data") or {}, column.keys)
+            if value is not None:
+                return value
+    return None
+
+
 def facts_from_checks(checks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each fleet column's value, read from the checks' `data`."""
     out: dict[str, Any] = {}
     by_id = {c.get("id"): c for c in checks}
-    for fact in FACTS:
-        value = None
-        for cid, keys in fact.sources:
-            c = by_id.get(cid)
-            if c is not None:
-                value = _find(c.get("data") or {}, keys)
-                if value is not None:
-                    break
-        if value is None and fact.areas:  # a renamed or plugin check that still says driver_version
-            for c in by_id.values():
-                if c.get("area") in fact.areas:
-                    value = _find(c.get("data") or {}, fact.keys)
-                    if value is not None:
-                        break
+    for column in FLEET_COLUMNS:
+        value = _column_value(column, by_id)
         if value is not None and not isinstance(value, Mapping):
-            out[fact.name] = value
+            out[column.name] = value
     torch = (by_id.get("venv.torch") or {}).get("data") or {}
     if "torch build" in out and torch.get("build"):  # "CUDA 12.8", "ROCm 6.2", "CPU-only"
         out["torch build"] = {"cuda": f"CUDA {torch.get('cuda')}", "rocm": f"ROCm {torch.get('hip')}"}.get(
@@ -217,16 +224,24 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return report, None
 
 
-def _machine(path: Path) -> Machine:
-    try:
-        report, bundle_facts = _read(path)
-    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        return Machine(path.stem, str(path), error=str(exc))
+def _unreadable(path: Path, report: Any) -> Machine | None:
+    """A row for a report that holds no checks, or None for a usable one."""
     if isinstance(report, dict) and report.get("otdoctor_error") and "checks" not in report:
         # Written by the fleet playbook for a host where otdoctor itself could not run.
         return Machine(str(report.get("host") or path.stem), str(path), error=str(report["otdoctor_error"]))
     if not isinstance(report, dict) or not isinstance(report.get("checks"), list):
         return Machine(path.stem, str(path), error="not an otdoctor check report (no 'checks' list)")
+    return None
+
+
+def _machine(path: Path) -> Machine:
+    try:
+        report, bundle_facts = _read(path)
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        return Machine(path.stem, str(path), error=str(exc))
+    bad = _unreadable(path, report)
+    if bad is not None:
+        return bad
     checks = [c for c in report["checks"] if isinstance(c, dict) and "id" in c]
     summary = report.get("summary") or {}
     facts = facts_from_checks(checks)
@@ -283,7 +298,7 @@ def load(paths: Iterable[Path]) -> Fleet:
         for cid in m.checks:
             if cid not in check_ids:
                 check_ids.append(cid)
-    fact_names = [f.name for f in FACTS if any(f.name in m.facts for m in machines)]
+    fact_names = [f.name for f in FLEET_COLUMNS if any(f.name in m.facts for m in machines)]
     return Fleet(machines, check_ids, fact_names)
 
 

@@ -11,9 +11,17 @@ from typing import Any
 
 from otdoctor.errors import UserError
 from otdoctor.onetrainer.checkout import find_checkout
+from otdoctor.onetrainer.config import TrainConfig, load_config
+from otdoctor.probe import Probe
+from otdoctor.smoke.onetrainer_mode import base_model_present, run_onetrainer
 from otdoctor.smoke.results import SmokeResult
+from otdoctor.smoke.run import Progress, SmokeOptions, _noop
+from otdoctor.smoke.synthetic_mode import run_synthetic
 
 DTYPE_SHORT = {"BFLOAT_16": "bf16", "FLOAT_16": "fp16", "FLOAT_32": "fp32"}
+_NO_INTERPRETER_HINT = (
+    "pass --python /path/to/venv/bin/python (any venv with torch and diffusers), or install OneTrainer"
+)
 
 
 def venv_python(ot_dir: Path) -> Path:
@@ -44,9 +52,7 @@ class SmokeRequest:
     timeout_s: float = 3600.0
 
 
-def check_request(req: SmokeRequest) -> SmokeRequest:
-    """Refuse impossible options before anything runs; returns the request with --python made absolute
-    (a bare relative name would otherwise be looked up on PATH by the subprocess and crash)."""
+def _check_numbers(req: SmokeRequest) -> None:
     if req.steps < 1 or req.warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0", exit_code=2)
     if req.batch_size is not None and req.batch_size < 1:
@@ -57,6 +63,12 @@ def check_request(req: SmokeRequest) -> SmokeRequest:
         raise UserError(f"unknown --device {req.device!r}; choose auto, cuda or cpu", exit_code=2)
     if not req.timeout_s > 0:  # also refuses nan
         raise UserError(f"--timeout-s must be a positive number of seconds, got {req.timeout_s:g}", exit_code=2)
+
+
+def check_request(req: SmokeRequest) -> SmokeRequest:
+    """Refuse impossible options before anything runs; returns the request with --python made absolute
+    (a bare relative name would otherwise be looked up on PATH by the subprocess and crash)."""
+    _check_numbers(req)
     for item in req.overrides:
         key, sep, _ = item.partition("=")
         if not sep or not key.strip():
@@ -70,107 +82,131 @@ def check_request(req: SmokeRequest) -> SmokeRequest:
     return req
 
 
-def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResult, list[str]]:
-    """Run the smoke test the request asks for; returns the result and lines saying why this mode.
-
-    `notice(line)` hears each reason as soon as it is known (before a long run, or an error).
-    """
-    from otdoctor.probe import Probe
-    from otdoctor.smoke import run as smoke_run
-
-    why: list[str] = []
-    req = check_request(req)
+def _checkout(req: SmokeRequest) -> Path | None:
+    """The OneTrainer checkout to use (None: none found); an --ot-dir that is not one is an error."""
     located = find_checkout(Probe(), req.ot_dir)
     ot_dir = located.path if located.path is not None and (located.path / "scripts" / "train.py").is_file() else None
     if req.ot_dir is not None and ot_dir is None:
         raise UserError(f"{req.ot_dir} is not a OneTrainer checkout (no scripts/train.py)", exit_code=2)
+    return ot_dir
 
-    cfg = None
-    raw: dict[str, Any] | None = None
-    if req.config is not None:
-        from otdoctor.onetrainer.config import load_config
 
-        cfg = load_config(req.config, ot_dir)
-        raw = dict(cfg.raw)
-        if cfg.concepts and cfg.concepts_source == "inline":
-            raw["concepts"] = [dict(c.raw) for c in cfg.concepts]
+def _user_config(req: SmokeRequest, ot_dir: Path | None) -> tuple[TrainConfig | None, dict[str, Any] | None]:
+    """The --config as read, and its raw dict with concepts from a concepts file put inline."""
+    if req.config is None:
+        return None, None
+    cfg = load_config(req.config, ot_dir)
+    raw = dict(cfg.raw)
+    if cfg.concepts and cfg.concepts_source == "inline":
+        raw["concepts"] = [dict(c.raw) for c in cfg.concepts]
+    return cfg, raw
 
-    model = "tiny" if req.tiny else (req.model or (("sdxl" if cfg.is_sdxl else "sd15") if cfg else "sdxl"))
-    dtype = (
-        req.dtype or (DTYPE_SHORT.get(str(cfg.get("train_dtype"))) if cfg else None) or ("fp32" if req.tiny else "bf16")
-    )
-    batch = req.batch_size or (int(cfg.get("batch_size")) if cfg else 1)
-    resolution = req.resolution
-    if resolution is None and cfg is not None and not req.tiny:
-        try:
-            resolution = int(str(cfg.get("resolution")).split(",")[0].split("x")[0])
-        except ValueError:
-            resolution = None
-    fused = (
-        req.fused_back_pass
-        if req.fused_back_pass is not None
-        else (bool(cfg.get("optimizer.fused_back_pass", False)) if cfg else False)
-    )
-    opts = smoke_run.SmokeOptions(
-        model=model,
-        resolution=resolution,
-        batch_size=batch,
-        dtype=dtype,
+
+def _model(req: SmokeRequest, cfg: TrainConfig | None) -> str:
+    if req.tiny:
+        return "tiny"
+    return req.model or (("sdxl" if cfg.is_sdxl else "sd15") if cfg else "sdxl")
+
+
+def _dtype(req: SmokeRequest, cfg: TrainConfig | None) -> str:
+    from_config = DTYPE_SHORT.get(str(cfg.get("train_dtype"))) if cfg else None
+    return req.dtype or from_config or ("fp32" if req.tiny else "bf16")
+
+
+def _resolution(req: SmokeRequest, cfg: TrainConfig | None) -> int | None:
+    if req.resolution is not None or cfg is None or req.tiny:
+        return req.resolution
+    try:
+        return int(str(cfg.get("resolution")).split(",")[0].split("x")[0])
+    except ValueError:
+        return None
+
+
+def _fused_back_pass(req: SmokeRequest, cfg: TrainConfig | None) -> bool:
+    if req.fused_back_pass is not None:
+        return req.fused_back_pass
+    return bool(cfg.get("optimizer.fused_back_pass", False)) if cfg else False
+
+
+def _options(req: SmokeRequest, cfg: TrainConfig | None) -> SmokeOptions:
+    """The run's settings: the options given, else the config's, else the defaults."""
+    return SmokeOptions(
+        model=_model(req, cfg),
+        resolution=_resolution(req, cfg),
+        batch_size=req.batch_size or (int(cfg.get("batch_size")) if cfg else 1),
+        dtype=_dtype(req, cfg),
         steps=req.steps,
         warmup=req.warmup,
         gradient_checkpointing=True if req.gradient_checkpointing is None else req.gradient_checkpointing,
-        fused_back_pass=fused,
+        fused_back_pass=_fused_back_pass(req, cfg),
         keep=req.keep,
         device="cpu" if req.tiny and req.device == "auto" else req.device,
         timeout_s=req.timeout_s,
         overrides=list(req.overrides),
     )
 
-    synthetic = req.synthetic or req.tiny
+
+def _why_synthetic(ot_dir: Path | None, base_model: str | None) -> str | None:
+    """Why OneTrainer mode cannot run here (None: it can)."""
+    if ot_dir is None:
+        return "no OneTrainer checkout found: running the synthetic UNet instead"
+    if not venv_python(ot_dir).exists():
+        return f"OneTrainer's venv is missing ({venv_python(ot_dir)}): synthetic run instead"
+    if not base_model:
+        return "no base model named (pass --config or --base-model): synthetic run instead"
+    if not base_model_present(base_model, ot_dir):
+        return f"base model {base_model} is not downloaded yet: synthetic run instead"
+    return None
+
+
+def _synthetic(
+    req: SmokeRequest, ot_dir: Path | None, opts: SmokeOptions, why: list[str], progress: Progress
+) -> SmokeResult:
+    if req.python is not None and not Path(req.python).exists():
+        raise UserError(f"--python: interpreter not found: {req.python}", exit_code=2)
+    python = req.python or (venv_python(ot_dir) if ot_dir is not None else None)
+    if python is None or not Path(python).exists():
+        raise UserError(
+            "no interpreter with torch and diffusers for the synthetic run",
+            exit_code=2,
+            hint=_NO_INTERPRETER_HINT,
+        )
+    if opts.model == "tiny" and req.model not in (None, "tiny"):
+        why.append("--tiny: the toy UNet, not " + str(req.model))
+    return run_synthetic(Path(python), opts, progress)
+
+
+def _first_concept(cfg: TrainConfig | None, ot_dir: Path) -> Path | None:
+    """The folder of the config's first concept that counts for training (relative to the checkout)."""
+    for c in cfg.concepts if cfg is not None else ():
+        if c.counts_for_training:
+            p = Path(c.path).expanduser()
+            return p if p.is_absolute() else ot_dir / p
+    return None
+
+
+def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResult, list[str]]:
+    """Run the smoke test the request asks for; returns the result and lines saying why this mode.
+
+    `notice(line)` hears each reason as soon as it is known (before a long run, or an error).
+    """
+    req = check_request(req)
+    ot_dir = _checkout(req)
+    cfg, raw = _user_config(req, ot_dir)
+    opts = _options(req, cfg)
     base_model = req.base_model or (cfg.base_model_name if cfg else None)
-    if not synthetic:
-        if ot_dir is None:
-            synthetic = True
-            why.append("no OneTrainer checkout found: running the synthetic UNet instead")
-        elif not venv_python(ot_dir).exists():
-            synthetic = True
-            why.append(f"OneTrainer's venv is missing ({venv_python(ot_dir)}): synthetic run instead")
-        elif not base_model:
-            synthetic = True
-            why.append("no base model named (pass --config or --base-model): synthetic run instead")
-        elif not smoke_run.base_model_present(base_model, ot_dir):
-            synthetic = True
-            why.append(f"base model {base_model} is not downloaded yet: synthetic run instead")
-
-    for line in why:
+    why: list[str] = []
+    reason = None if req.synthetic or req.tiny else _why_synthetic(ot_dir, base_model)
+    if reason is not None:
+        why.append(reason)
         if notice is not None:
-            notice(line)
-    if synthetic:
-        if req.python is not None and not Path(req.python).exists():
-            raise UserError(f"--python: interpreter not found: {req.python}", exit_code=2)
-        python = req.python or (venv_python(ot_dir) if ot_dir is not None else None)
-        if python is None or not Path(python).exists():
-            raise UserError(
-                "no interpreter with torch and diffusers for the synthetic run",
-                exit_code=2,
-                hint="pass --python /path/to/venv/bin/python (any venv with torch and diffusers), or install OneTrainer",
-            )
-        if model == "tiny" and req.model not in (None, "tiny"):
-            why.append("--tiny: the toy UNet, not " + str(req.model))
-        result = smoke_run.run_synthetic(Path(python), opts, progress or smoke_run._noop)
-        return result, why
-
+            notice(reason)
+    if req.synthetic or req.tiny or reason is not None:
+        return _synthetic(req, ot_dir, opts, why, progress or _noop), why
     assert ot_dir is not None
-    source = None
-    if cfg is not None:
-        for c in cfg.concepts:
-            if c.counts_for_training:
-                p = Path(c.path).expanduser()
-                source = p if p.is_absolute() else ot_dir / p
-                break
-    result = smoke_run.run_onetrainer(
-        ot_dir, req.python or venv_python(ot_dir), opts, raw, base_model, source, progress or smoke_run._noop
-    )
+    python = req.python or venv_python(ot_dir)
+    source = _first_concept(cfg, ot_dir)
+    result = run_onetrainer(ot_dir, python, opts, raw, base_model, source, progress or _noop)
     return result, why
 
 

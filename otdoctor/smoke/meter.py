@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 
 from otdoctor.estimate.progress_bars import BarUpdate
+from otdoctor.probe.nvml import MemorySampler
+from otdoctor.probe.processes import process_tree
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -68,7 +70,7 @@ def steady_rate(points: list[tuple[float, float]], warmup: int) -> StepRate | No
     if t1 <= t0 or n1 <= n0:
         return None
     per_step: list[float] = []
-    for (ta, na), (tb, nb) in zip(dedup, dedup[1:]):
+    for (ta, na), (tb, nb) in zip(dedup, dedup[1:], strict=False):
         if nb > na and tb > ta:
             per_step += [(tb - ta) / (nb - na)] * int(nb - na)
     its = (n1 - n0) / (t1 - t0)
@@ -129,8 +131,8 @@ class Meter:
 class VramPoller:
     """Polls NVML every `interval_s` for the peak GPU memory of a process tree (or of the GPU).
 
-    Uses the GPU engineer's NVML loader (`otdoctor.probe.nvml.load_nvml`, which also replays
-    recorded snapshots); with no NVML the peak stays unavailable and says why.
+    Reads through `otdoctor.probe.nvml.MemorySampler` (which also replays recorded snapshots); with
+    no NVML the peak stays unavailable and says why.
     """
 
     def __init__(self, pid: int, interval_s: float = 0.25) -> None:
@@ -141,58 +143,28 @@ class VramPoller:
         self.baseline_device_bytes: int | None = None
         self.error: str | None = None
         self._stop = threading.Event()
-        self._nvml = None
-        self._handles: list = []
+        self._sampler: MemorySampler | None = None
         try:
-            from otdoctor.probe.nvml import load_nvml
-
-            nvml = load_nvml(os.environ)
-            nvml.nvmlInit()
-            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
-            self._nvml = nvml
-            self.baseline_device_bytes = self._device_used()
+            self._sampler = MemorySampler(os.environ)
+            self.baseline_device_bytes = self._sampler.device_used_bytes()
         except Exception as exc:  # no driver, no GPU, no pynvml: a fact, not an error
             self.error = f"NVML unavailable ({type(exc).__name__}: {exc})".strip()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        if self._nvml is not None:
+        if self._sampler is not None:
             self._thread.start()
 
-    def _device_used(self) -> int:
-        return sum(int(self._nvml.nvmlDeviceGetMemoryInfo(h).used) for h in self._handles)
-
-    def _tree(self) -> set[int]:
-        pids = {self.pid}
-        try:
-            import psutil
-
-            pids |= {c.pid for c in psutil.Process(self.pid).children(recursive=True)}
-        except Exception:
-            pass
-        return pids
-
-    def _poll(self) -> None:
-        nvml = self._nvml
-        used = self._device_used()
+    def _poll(self, sampler: MemorySampler) -> None:
+        used = sampler.device_used_bytes()
         self.peak_device_bytes = max(self.peak_device_bytes or 0, used)
-        tree = self._tree()
-        total = None
-        for h in self._handles:
-            for name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
-                try:
-                    procs = getattr(nvml, name)(h)
-                except Exception:
-                    continue
-                for p in procs:
-                    mem = getattr(p, "usedGpuMemory", None)
-                    if int(p.pid) in tree and mem is not None:
-                        total = (total or 0) + int(mem)
+        total = sampler.processes_used_bytes(process_tree(self.pid))
         if total is not None:
             self.peak_process_bytes = max(self.peak_process_bytes or 0, total)
 
     def _loop(self) -> None:
+        assert self._sampler is not None
         while not self._stop.wait(self.interval_s):
             try:
-                self._poll()
+                self._poll(self._sampler)
             except Exception as exc:
                 self.error = f"NVML polling failed: {exc}"
                 return
@@ -202,11 +174,8 @@ class VramPoller:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
-        if self._nvml is not None:
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception:
-                pass
+        if self._sampler is not None:
+            self._sampler.close()
         if self.peak_process_bytes:
             return self.peak_process_bytes, "NVML, the training process"
         if self.peak_device_bytes is not None and self.baseline_device_bytes is not None:

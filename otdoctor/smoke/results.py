@@ -89,7 +89,7 @@ def save(result: SmokeResult) -> Path:
 
 
 def load_all() -> list[tuple[Path, SmokeResult]]:
-    out = []
+    out: list[tuple[Path, SmokeResult]] = []
     folder = results_dir()
     if not folder.is_dir():
         return out
@@ -103,6 +103,11 @@ def load_all() -> list[tuple[Path, SmokeResult]]:
     return out
 
 
+def _same_gpu(wanted: str | None, gpu: str) -> bool:
+    """Does `wanted` name `gpu`? "RTX 4090" picks "NVIDIA GeForce RTX 4090": people type the short name."""
+    return not wanted or wanted in gpu.lower() or gpu.lower() in wanted
+
+
 def latest_for(
     gpu: str | None = None,
     model: str | None = None,
@@ -111,26 +116,14 @@ def latest_for(
     dtype: str | None = None,
 ) -> tuple[Path, SmokeResult, list[str]] | None:
     """The newest successful result matching what is given; the list says which settings differ."""
-    wanted = {
-        "gpu": gpu.lower() if gpu else None,
-        "model": model,
-        "resolution": resolution,
-        "batch_size": batch_size,
-        "dtype": dtype,
-    }
+    wanted_gpu = gpu.lower() if gpu else None
+    settings = {"resolution": resolution, "batch_size": batch_size, "dtype": dtype}
     best: tuple[int, Path, SmokeResult, list[str]] | None = None
     for path, r in load_all():
-        if not r.ok or not r.its:
-            continue
-        # "RTX 4090" picks "NVIDIA GeForce RTX 4090": people type the short name.
-        if wanted["gpu"] and wanted["gpu"] not in r.gpu.lower() and r.gpu.lower() not in wanted["gpu"]:
-            continue
-        if model and r.model != model:
+        if not r.ok or not r.its or not _same_gpu(wanted_gpu, r.gpu) or (model and r.model != model):
             continue
         differs = [
-            f"{k} {getattr(r, k)} (you: {v})"
-            for k, v in wanted.items()
-            if v is not None and k not in ("gpu", "model") and getattr(r, k) != v
+            f"{k} {getattr(r, k)} (you: {v})" for k, v in settings.items() if v is not None and getattr(r, k) != v
         ]
         score = -len(differs)
         if best is None or score >= best[0]:  # later files win ties: sorted by date

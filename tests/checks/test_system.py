@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from otdoctor.checks.system import assess_memory, assess_platform, fstype_problem, memory_need, save_bytes
+from otdoctor.checks.system import assess_platform
+from otdoctor.checks.system_disk import save_bytes
+from otdoctor.checks.system_memory import assess_memory, memory_need
+from otdoctor.checks.system_path import fstype_problem
 from otdoctor.engine.results import Status
 from otdoctor.probe import Probe
 from otdoctor.probe.host import PlatformInfo

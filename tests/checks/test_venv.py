@@ -531,12 +531,14 @@ def test_torch_that_does_not_import(run_cli, tmp_path, wheels, delta_repo, share
         "torch",
         "2.12.0+cu130",
         modules={
-            "torch/__init__.py": "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')\n",
+            "torch/__init__.py": (
+                "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')\n"
+            ),
             "torch/version.py": "__version__ = '2.12.0+cu130'\ncuda = '13.0'\nhip = None\n",
         },
     )
     pip_into(venv, shared_venv, str(broken), find_links=wheels)
-    for attempt in range(2):  # a failed import is not cached: the second run imports again
+    for _attempt in range(2):  # a failed import is not cached: the second run imports again
         proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.torch", env=env)
         torch = res["venv.torch"]
         assert proc.returncode == 1

@@ -314,8 +314,8 @@ def _table(text: str) -> dict[str, dict[str, str]]:
     starts = [header.index(n) for n in names]
     rows = {}
     for line in lines[1:]:
-        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
-        rows[cells[0]] = dict(zip(names, cells))
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None], strict=False)]
+        rows[cells[0]] = dict(zip(names, cells, strict=False))
     return rows
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from otdoctor.dataset.listing import list_concept
 from otdoctor.dataset.repair import pad_folder
-from otdoctor.dataset.scan import list_concept, scan_images
+from otdoctor.dataset.scan import scan_images
 from otdoctor.engine.results import Status
 from tests.support.trainingdata import Scenario, concept, image
 

@@ -1,5 +1,7 @@
 """`otdoctor explain`: one realistic excerpt of OneTrainer's output per known problem, and an unknown one."""
 
+# ruff: noqa: E501  (the logs are verbatim, long lines included)
+
 from __future__ import annotations
 
 import json

@@ -197,7 +197,8 @@ def test_nvidia_smi_fallback_when_nvml_cannot_load(tmp_path, run_cli):
     smi.write_text(
         "#!/bin/sh\n"
         'case "$1" in\n'
-        "  --query-gpu=*) echo '0, NVIDIA GeForce RTX 3060, GPU-7e21f0aa-4c9b-4d3e-8f12-a0b1c2d3e4f5, 00000000:01:00.0, "
+        "  --query-gpu=*) echo '0, NVIDIA GeForce RTX 3060, GPU-7e21f0aa-4c9b-4d3e-8f12-a0b1c2d3e4f5, "
+        "00000000:01:00.0, "
         "576.02, 12288, 1650, 10638, 8.6, 7, 5, 47, 24.31, 170.00, 4, 4, 16, 16' ;;\n"
         "  --query-compute-apps=*) echo '51234, [N/A], GPU-7e21f0aa-4c9b-4d3e-8f12-a0b1c2d3e4f5' ;;\n"
         "  *) echo '| NVIDIA-SMI 575.51.02   Driver Version: 576.02   CUDA Version: 12.9 |' ;;\n"
@@ -315,7 +316,9 @@ def ot_with_torch(tmp_path_factory):
                 version,
                 modules={
                     "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
-                    "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
+                    "torch/version.py": (
+                        f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n"
+                    ),
                 },
             )
             make_venv(ot / "venv", pyenv_python("3.11"))

@@ -233,6 +233,7 @@ def _free_port() -> int:
 @pytest.fixture
 def slurm(tmp_path: Path):
     """A one-node Slurm cluster on this machine (Debian's slurm-wlm and munge), torn down after."""
+    import contextlib
     import os
     import signal
     import socket
@@ -288,10 +289,8 @@ def slurm(tmp_path: Path):
         yield env
     finally:
         for pid_file in reversed(started):  # only the daemons this fixture started, by their pid
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
 
 
 @pytest.mark.slow

@@ -21,8 +21,7 @@ from __future__ import annotations
 import sys
 import time
 
-from otdoctor.engine.check import Check
-from otdoctor.engine.results import CheckResult, Fix
+from otdoctor.engine import Check, CheckResult, Fix
 
 
 class Fine(Check):

@@ -1,0 +1,218 @@
+"""gpu.vram: free VRAM on the training GPU against what the planned training needs, who holds the
+rest, and a fix that stops the current user's processes holding it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from otdoctor.engine.check import Check, Context
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome
+from otdoctor.gpu import reasoning as g
+from otdoctor.probe.nvml import GpuDevice, GpuInfo
+from otdoctor.render.units import human_bytes
+
+from .gpu_common import gpu_info, no_gpu
+
+
+def _plan(ctx: Context) -> tuple[g.Plan, str, list[str]]:
+    notes: list[str] = []
+    path = ctx.options.config_path
+    if path is None:
+        return (
+            g.plan_for(None, None, None, "default"),
+            "cuda",
+            ["no --config given: planning for the guide's SDXL full fine-tune"],
+        )
+    from otdoctor.errors import UserError
+    from otdoctor.onetrainer.config import load_config
+
+    try:
+        cfg = load_config(path, ctx.ot_dir)
+    except UserError as exc:
+        notes.append(f"config not readable ({exc.message}): planning for SDXL full fine-tune")
+        return g.plan_for(None, None, None, "default"), "cuda", notes
+    optimizer = cfg.get("optimizer") or {}
+    fused = optimizer.get("fused_back_pass") if isinstance(optimizer, dict) else None
+    plan = g.plan_for(cfg.model_type, cfg.training_method, bool(fused), str(path))
+    return plan, str(cfg.get("train_device") or "cuda"), notes
+
+
+def _holder_line(row: g.HolderRow, info: GpuInfo) -> str:
+    p, d = row.process, row.details
+    mem = human_bytes(p.used_memory_bytes)  # None -> "unknown", never 0
+    if not d.visible:
+        return f"PID {p.pid} ({p.kind}, {mem}) on GPU {p.gpu_index}: not visible here"
+    who = f"{d.user or '?'}" + (" (you)" if d.owned_by_current_user else "")
+    return f"PID {p.pid} {who} {p.kind} {mem} on GPU {p.gpu_index}: {d.name}: {d.command}"
+
+
+class Vram(Check):
+    id = "gpu.vram"
+    title = "Free VRAM"
+    area = "gpu"
+    required = False
+    requires = ("gpu.driver",)
+
+    def diagnose(self, ctx: Context) -> CheckResult:
+        info = gpu_info(ctx)
+        skip = no_gpu(ctx, info)
+        if skip is not None:
+            return skip
+        plan, train_device, notes = _plan(ctx)
+        dev = g.training_device(info, train_device)
+        if dev is None:
+            return CheckResult.fail(
+                f"OneTrainer's train_device {train_device} matches no GPU CUDA can see",
+                details=tuple(g.visible_devices(info).notes + g.visible_devices(info).problems),
+                why="training would not start",
+                fix=Fix("correct CUDA_VISIBLE_DEVICES or train_device", ("nvidia-smi -L",)),
+            )
+        rows = g.holders(info, ctx.probe.process, dev)
+        data: dict[str, Any] = {
+            "gpu_index": dev.index,
+            "gpu": dev.name,
+            "free_vram_bytes": dev.memory_free_bytes,
+            "total_vram_bytes": dev.memory_total_bytes,
+            "need_vram_bytes": plan.need_vram_bytes,
+            "plan": plan.id,
+            "plan_source": plan.source,
+            "processes": [r.as_dict() for r in rows],
+        }
+        details = _details(info, plan, notes, rows)
+        return _judge(info, dev, plan, rows, tuple(details), data)
+
+    def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
+        """Stop the current user's processes holding VRAM on the training GPU, one confirmation each."""
+        info = gpu_info(ctx)
+        _plan_, train_device, _notes = _plan(ctx)
+        dev = g.training_device(info, train_device)
+        if dev is None:
+            return FixOutcome(self.id, False, "no GPU to free")
+        rows = [r for r in g.holders(info, ctx.probe.process, dev) if r.visible]
+        own = [r for r in rows if r.details.owned_by_current_user]
+        others = [r for r in rows if not r.details.owned_by_current_user]
+        force = bool(ctx.options.extra.get("force"))
+        commands = tuple(f"kill {r.process.pid}" + (f"; kill -9 {r.process.pid}" if force else "") for r in own)
+        refused = [
+            f"PID {r.process.pid} ({r.details.name}) belongs to {r.details.user}: not touched; "
+            f"ask {r.details.user} (or an administrator) to stop it"
+            for r in others
+        ]
+        if dry_run:
+            plan = [
+                f"would stop PID {r.process.pid} ({r.details.command}, {human_bytes(r.process.used_memory_bytes)})"
+                for r in own
+            ]
+            return FixOutcome(self.id, False, "; ".join(plan + refused) or "nothing of yours holds VRAM", commands)
+        lines, stopped = _stop_own(ctx, confirm, dev, own, force)
+        ctx.forget("gpu")
+        if not own:
+            lines.append("none of the processes holding VRAM is yours")
+        return FixOutcome(self.id, stopped > 0, "; ".join(lines + refused), commands)
+
+
+def _details(info: GpuInfo, plan: g.Plan, notes: list[str], rows: list[g.HolderRow]) -> list[str]:
+    need = plan.need_vram_bytes
+    details = [f"plan: {plan.title} needs ~{human_bytes(need)}" if need else f"plan: {plan.title}: no VRAM figure"]
+    details += notes + list(g.visible_devices(info).notes)
+    details += [_holder_line(r, info) for r in rows]
+    if any(not r.visible for r in rows):
+        details.append(g.invisible_explanation(info))
+    if any(r.process.used_memory_bytes is None for r in rows):
+        details.append("per-process memory is unknown here (Windows WDDM / WSL): NVML cannot tell, it is not zero")
+    return details
+
+
+_WHY_OOM = "training stops with 'CUDA out of memory', or spills into shared memory and runs 10-100x slower"
+
+
+def _judge(
+    info: GpuInfo,
+    dev: GpuDevice,
+    plan: g.Plan,
+    rows: list[g.HolderRow],
+    details: tuple[str, ...],
+    data: dict[str, Any],
+) -> CheckResult:
+    free, total = dev.memory_free_bytes, dev.memory_total_bytes
+    need = plan.need_vram_bytes
+    where = f"GPU {dev.index} ({dev.name})"
+    if free is None or total is None:
+        return CheckResult.warn(f"{where}: free VRAM unknown", details=details, data=data)
+    if need is None:
+        return CheckResult.ok(
+            f"{human_bytes(free)} free of {human_bytes(total)} on {where}", details=details, data=data
+        )
+    if total < need:
+        return CheckResult.fail(
+            f"{where} has {human_bytes(total)} in total; {plan.title} needs ~{human_bytes(need)}",
+            expected=f"at least ~{human_bytes(need)} of VRAM",
+            details=details,
+            data=data,
+            why=_WHY_OOM,
+            fix=Fix(
+                "train something lighter on this GPU: a LoRA, Adafactor with fused back pass, gradient "
+                "checkpointing, a lower resolution",
+                ("export OT_CUDA_LOWMEM_MODE=true",),
+            ),
+        )
+    if free >= need:
+        return CheckResult.ok(
+            f"{human_bytes(free)} free of {human_bytes(total)} on {where}; needs ~{human_bytes(need)}",
+            details=details,
+            data=data,
+        )
+    return _held(info, rows, f"{human_bytes(free)} free of {human_bytes(total)} on {where}", plan, need, details, data)
+
+
+def _held(
+    info: GpuInfo,
+    rows: list[g.HolderRow],
+    found: str,
+    plan: g.Plan,
+    need: int,
+    details: tuple[str, ...],
+    data: dict[str, Any],
+) -> CheckResult:
+    """FAIL: the GPU is big enough but processes hold what the plan needs; who they are, what to do."""
+    held = sum(r.process.used_memory_bytes or 0 for r in rows)
+    own = [r for r in rows if r.visible and r.details.owned_by_current_user]
+    others = [r for r in rows if r.visible and not r.details.owned_by_current_user]
+    commands = [f"kill {r.process.pid}   # {r.details.name}" for r in own]
+    commands += [f"# ask {r.details.user} to stop PID {r.process.pid} ({r.details.name})" for r in others]
+    if info.container and any(not r.visible for r in rows):
+        commands.append("nvidia-smi   # on the host: the processes this container cannot see")
+    return CheckResult.fail(
+        f"{found}; {plan.title} needs ~{human_bytes(need)}: "
+        f"{len(rows)} process(es) hold {human_bytes(held) if held else 'unknown amounts'}",
+        expected=f"~{human_bytes(need)} free when training starts",
+        why=_WHY_OOM,
+        fix=Fix(
+            "stop the processes that hold VRAM (yours can be stopped for you)", tuple(commands), automatic=bool(own)
+        ),
+        details=details,
+        data=data,
+    )
+
+
+def _stop_own(
+    ctx: Context, confirm: Callable[[str], bool], dev: GpuDevice, own: list[g.HolderRow], force: bool
+) -> tuple[list[str], int]:
+    """Stop each of OWN after its confirmation: (what happened, one line each; how many stopped)."""
+    lines: list[str] = []
+    stopped = 0
+    for r in own:
+        question = (
+            f"Stop PID {r.process.pid} ({r.details.name}: {r.details.command}) holding "
+            f"{human_bytes(r.process.used_memory_bytes)} on GPU {dev.index}?"
+        )
+        if not confirm(question):
+            lines.append(f"PID {r.process.pid} left running (declined)")
+            continue
+        res = ctx.probe.stop_process(
+            r.process.pid, timeout_s=float(ctx.options.extra.get("stop_timeout_s", 10.0)), force=force
+        )
+        lines.append(res.message)
+        stopped += res.stopped
+    return lines, stopped

@@ -1,0 +1,60 @@
+"""`otdoctor fix`: repair what `otdoctor check` found."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from otdoctor.cli.options import ConfigOption, ModelsDirOption, OtDirOption, confirmer, require_config
+from otdoctor.errors import UserError
+
+
+def fix_cmd(
+    check_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Only these checks (id, id prefix or area). Default: every failing check that can be fixed."
+        ),
+    ] = None,
+    ot_dir: OtDirOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each fix would run; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before each fix.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow fixes that stop processes (the GPU's VRAM fix).")
+    ] = False,
+    models_dir: ModelsDirOption = None,
+    config: ConfigOption = None,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place", help="dataset.resolution: replace the original images instead of writing a new folder."
+        ),
+    ] = False,
+) -> None:
+    """Repair what `otdoctor check` found: show each fix as commands, ask, run it, check again.
+
+    Exit code 0 when every selected check passes afterwards, 1 otherwise. What cannot be repaired
+    automatically (a space in the path, a FAT32 drive, a driver update) is printed as manual steps.
+    """
+    from otdoctor.engine.doctor import make_context
+    from otdoctor.engine.fixer import run_fix
+    from otdoctor.probe import Probe
+    from otdoctor.render.fix_view import FixView
+    from otdoctor.render.progress import BarReporter
+    from otdoctor.render.text import console
+
+    require_config(config)
+    if ot_dir is not None and not ot_dir.exists():
+        # Otherwise fixes are offered for a checkout that is not there (`cd /wrong/path && ...`).
+        raise UserError(
+            f"OneTrainer checkout not found: {ot_dir}",
+            exit_code=2,
+            hint=f"correct --ot-dir, or install OneTrainer there: otdoctor install --dir {ot_dir}",
+        )
+    out = console()
+    view = FixView(out, confirmer(yes))
+    ctx = make_context(Probe(), ot_dir, config, models_dir or ())
+    ctx.options.extra.update(force=force, yes=yes, ui=view, in_place=in_place)
+    ctx.options.extra["progress"] = BarReporter(out)  # long fixes (padding images) show a bar
+    raise typer.Exit(run_fix(ctx, check_ids or (), dry_run=dry_run, view=view))

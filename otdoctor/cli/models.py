@@ -1,0 +1,273 @@
+"""`otdoctor models list|verify|download`: the checkpoint catalog, what is on disk, and downloads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from otdoctor.cli.options import (
+    TEXT_JSON,
+    ConfigOption,
+    JsonAliasOption,
+    ModelsDirOption,
+    OtDirOption,
+    format_option,
+    require_config,
+)
+from otdoctor.errors import UserError
+from otdoctor.onetrainer.checkout import find_checkout
+from otdoctor.redact import redact
+
+if TYPE_CHECKING:
+    from otdoctor.checkpoints.catalog import CatalogEntry
+    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.checkpoints.inventory import Inventory
+    from otdoctor.checkpoints.verify import Verdict
+    from otdoctor.probe import Probe
+
+models_app = typer.Typer(
+    help="Checkpoints: list the catalog and what is on disk, verify files, download models.\n\n"
+    "The catalog (RealVisXL V4.0, Hyper Realism V3, plus your own entries in "
+    "~/.config/otdoctor/models.toml) says what each file must be: size, sha256, architecture.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+FormatOption = Annotated[str, format_option(TEXT_JSON, "Output format: text or json.")]
+
+
+def _inventory(ot_dir: Path | None, config: Path | None, models_dir: list[Path] | None) -> tuple[Probe, Inventory]:
+    from otdoctor.checkpoints.inventory import take_inventory
+    from otdoctor.probe import Probe
+
+    require_config(config)
+    for folder in models_dir or ():
+        if not folder.expanduser().is_dir():  # a typo would otherwise read as "no checkpoints found"
+            raise UserError(f"--models-dir {folder} is not a folder", exit_code=2)
+    probe = Probe()
+    located = find_checkout(probe, ot_dir)
+    return probe, take_inventory(probe.env, probe.home, models_dir or (), located.path, config)
+
+
+@models_app.command("list")
+def models_list_cmd(
+    ot_dir: OtDirOption = None,
+    config: ConfigOption = None,
+    models_dir: ModelsDirOption = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Also list every model repository in the Hugging Face cache.")
+    ] = False,
+    fmt: FormatOption = "text",
+    json_: JsonAliasOption = False,
+) -> None:
+    """Show the catalog, where each model was found and its state (from the verify cache; reads no file whole)."""
+    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.checkpoints.hf_cache import cached_model_repos
+    from otdoctor.checkpoints.inventory import verify_inventory
+    from otdoctor.render.emit import emit
+    from otdoctor.render.models import ModelsListView
+
+    probe, inv = _inventory(ot_dir, config, models_dir)
+    verify_inventory(inv, VerifyCache(env=probe.env), do_hash=False, include_others=True)
+    emit(ModelsListView(inv, cached_model_repos(inv.caches) if all_ else None), "json" if json_ else fmt)
+
+
+def _targets(paths: list[Path], inv: Inventory) -> list[tuple[Path, CatalogEntry | None, str | None, str]]:
+    """The files named on the command line; a folder stands for the model files in it."""
+    from otdoctor.checkpoints.locate import scan
+
+    targets: list[tuple[Path, CatalogEntry | None, str | None, str]] = []
+    for p in paths:
+        p = p.expanduser()
+        if p.is_dir() and not (p / "model_index.json").is_file():
+            targets += [(f, None, inv.expected_arch, "the config's model_type") for f in scan(p)]
+        else:
+            targets.append((p, None, inv.expected_arch, "the config's model_type"))
+    if not targets:
+        raise UserError(f"no model files (.safetensors, .ckpt, diffusers folders) under {', '.join(map(str, paths))}")
+    return targets
+
+
+def _verify(
+    paths: list[Path] | None, inv: Inventory, cache: VerifyCache, do_hash: bool, show_bar: bool
+) -> list[Verdict]:
+    from otdoctor.checkpoints.inventory import verify_inventory
+    from otdoctor.checkpoints.verify import Verifier
+    from otdoctor.render.models import hash_progress
+
+    with hash_progress(show_bar) as (on_start, on_bytes):
+        if paths:
+            return Verifier(inv.catalog, cache, do_hash=do_hash).verify(_targets(paths, inv), on_start, on_bytes)
+        verdicts = list(verify_inventory(inv, cache, do_hash, True, on_start, on_bytes).values())
+    if not verdicts:
+        raise UserError(
+            "no checkpoints found; name files, or use --models-dir / --config",
+            hint="otdoctor models list shows where otdoctor looked",
+        )
+    return verdicts
+
+
+@models_app.command("verify")
+def models_verify_cmd(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to verify. Default: every model found.")
+    ] = None,
+    ot_dir: OtDirOption = None,
+    config: ConfigOption = None,
+    models_dir: ModelsDirOption = None,
+    no_hash: Annotated[
+        bool, typer.Option("--no-hash", help="Check structure, size and architecture only; skip sha256.")
+    ] = False,
+    fmt: FormatOption = "text",
+    json_: JsonAliasOption = False,
+) -> None:
+    """Verify checkpoints: complete, not an HTML page or git-lfs pointer, right architecture and sha256.
+
+    sha256 results are cached by file identity (device, inode, size, mtime), so verifying an
+    unchanged file again does not read it. Exit code 1 when any file is bad.
+    """
+    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.render.emit import emit
+    from otdoctor.render.models import VerdictsView
+
+    fmt = "json" if json_ else fmt
+    probe, inv = _inventory(ot_dir, config, models_dir)
+    show_bar = sys.stderr.isatty() and fmt == "text"
+    verdicts = _verify(paths, inv, VerifyCache(env=probe.env), not no_hash, show_bar)
+    how: dict[Path, str] = {f.path: f.how for copies in inv.found.values() for f in copies}
+    how.update({f.path: f.how for f in inv.others})
+    emit(VerdictsView(verdicts, how), fmt)
+    raise typer.Exit(1 if any(v.problems for v in verdicts) else 0)
+
+
+def _civitai_dest(probe: Probe, ot_dir: Path | None, entry: CatalogEntry) -> Path:
+    located = find_checkout(probe, ot_dir)
+    if located.path is None:
+        raise UserError(
+            "no --dest given and no OneTrainer checkout found to put it in models/",
+            exit_code=2,
+            hint=f"otdoctor models download {entry.name} --dest /path/to/models",
+        )
+    return located.path / "models"
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(redact(f"otdoctor: {message}") + "\n")
+
+
+def _download_civitai(
+    probe: Probe,
+    entry: CatalogEntry,
+    cache: VerifyCache,
+    dest: Path,
+    token_file: Path | None,
+    offline: bool,
+    retries: int,
+) -> str:
+    """Download into `dest` (resuming a .part file) and say what happened, in one line."""
+    from otdoctor.checkpoints.download import download_civitai, read_token
+    from otdoctor.render.models import download_progress
+
+    token = read_token(probe.env, token_file)
+    part_hint = dest / (entry.filename + ".part")
+    try:
+        with download_progress(sys.stderr.isatty(), entry.filename) as (on_start, on_bytes):
+            result = download_civitai(
+                entry,
+                dest.expanduser(),
+                probe.env,
+                token,
+                offline,
+                retries,
+                on_start,
+                on_bytes,
+                note=_note,
+                cache=cache,
+            )
+    except KeyboardInterrupt:
+        if part_hint.exists():
+            sys.stderr.write(f"\notdoctor: interrupted; {part_hint} is kept and the same command resumes it\n")
+        raise
+    state = "already there, sha256 verified" if result.already_there else "downloaded, size and sha256 verified"
+    if result.resumed_from_bytes:
+        state += f"; resumed at byte {result.resumed_from_bytes}"
+    return redact(f"{entry.title}: {result.path} ({state})")
+
+
+def _download_hf(
+    probe: Probe, entry: CatalogEntry, cache: VerifyCache, dest: Path | None, offline: bool
+) -> tuple[Path, Verdict]:
+    """Download through huggingface_hub, then verify the file against the catalog."""
+    import dataclasses
+
+    from otdoctor.checkpoints.download import download_hf, hf_expected_file
+    from otdoctor.checkpoints.verify import Verifier
+    from otdoctor.render.models import hash_progress
+
+    known = hf_expected_file(entry, offline)
+    if known is not None and known not in entry.files:
+        entry = dataclasses.replace(entry, files=(*entry.files, known))
+    path = download_hf(entry, dest.expanduser() if dest else None, probe.env, probe.home, offline)
+    with hash_progress(sys.stderr.isatty()) as (on_start, on_bytes):
+        return path, Verifier([entry], cache).verify([(path, entry, None, "")], on_start, on_bytes)[0]
+
+
+@models_app.command("download")
+def models_download_cmd(
+    name: Annotated[
+        str, typer.Argument(help="Catalog name (otdoctor models list), e.g. realvisxl-v4 or hyper-realism-v3.")
+    ],
+    dest: Annotated[
+        Path | None,
+        typer.Option(
+            "--dest",
+            help="Folder to save into. Default: the Hugging Face cache (HF models) or the "
+            "OneTrainer checkout's models/ folder (Civitai models).",
+            file_okay=False,
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file", help="File holding your Civitai API key (default: $CIVITAI_TOKEN).", dir_okay=False
+        ),
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Take the expected size and sha256 from otdoctor's catalog, not the Civitai API."
+        ),
+    ] = False,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Resume this many times within one run when the connection drops.", min=0)
+    ] = 2,
+    ot_dir: OtDirOption = None,
+) -> None:
+    """Download a catalog model and verify it (size, structure, architecture, sha256).
+
+    Civitai downloads stream into NAME.part and resume from there when run again; the file gets its
+    final name only once it matches. Hugging Face downloads go through huggingface_hub.
+    """
+    from otdoctor.checkpoints.catalog import find_entry, load_catalog
+    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.probe import Probe
+    from otdoctor.render.models import render_verdicts
+    from otdoctor.render.text import console
+
+    probe = Probe()
+    entry = find_entry(load_catalog(probe.env), name)
+    cache = VerifyCache(env=probe.env)
+    if entry.source == "civitai":
+        target = dest if dest is not None else _civitai_dest(probe, ot_dir, entry)
+        line = _download_civitai(probe, entry, cache, target, token_file, offline, retries)
+        console().print(line, markup=False, highlight=False)
+        return
+    path, verdict = _download_hf(probe, entry, cache, dest, offline)
+    render_verdicts([verdict], console())
+    if verdict.problems:
+        raise UserError(
+            f"{path} was downloaded but does not match the catalog",
+            hint=f"move it away and download again: mv '{path}' '{path}.bad'",
+        )

@@ -1,0 +1,87 @@
+"""Options several commands share, and the one --format option with its validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from otdoctor.errors import UserError
+
+OtDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ot-dir",
+        help="OneTrainer checkout. Default: $OT_DIR, the current folder, ~/Projects/OneTrainer, ~/OneTrainer.",
+        file_okay=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="A OneTrainer training config (exported JSON or preset). `check` defaults to the UI's last-used "
+        "state, training_presets/#.json in the checkout.",
+        dir_okay=False,
+    ),
+]
+ModelsDirOption = Annotated[
+    list[Path] | None, typer.Option("--models-dir", help="A folder where you keep checkpoints. Repeatable.")
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="No network access at all; checks that need it are skipped.")
+]
+JsonAliasOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.", hidden=True)]
+
+TEXT_JSON = ("text", "json")
+R = TypeVar("R")
+
+
+def _choices(choices: tuple[str, ...]) -> str:
+    return " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+
+
+def format_option(choices: tuple[str, ...], help: str, echo_as_typed: bool = False) -> Any:
+    """`--format/-f`, lower-cased and checked against `choices` while the command line is parsed.
+
+    An unknown format is a usage error (exit 2) before any work starts. `explain` always quoted the
+    value as typed in that message, the other commands lower-cased: `echo_as_typed` keeps both.
+    """
+
+    def validate(value: str) -> str:
+        fmt = value.lower()
+        if fmt not in choices:
+            shown = value if echo_as_typed else fmt
+            raise UserError(f"unknown --format {shown!r}; choose {_choices(choices)}", exit_code=2)
+        return fmt
+
+    return typer.Option("--format", "-f", help=help, case_sensitive=False, callback=validate)
+
+
+def require_config(config: Path | None) -> None:
+    if config is not None and not config.is_file():
+        raise UserError(f"config file not found: {config}", exit_code=2)
+
+
+def confirmer(yes: bool) -> Callable[[str], bool]:
+    """--yes answers every question; without a terminal to ask on, a question is a usage error."""
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UserError(f"{question}\n  (no terminal to ask on: pass --yes to answer yes)", exit_code=2)
+        return typer.confirm(question, default=True)
+
+    return confirm
+
+
+def request_from(cls: type[R], options: Mapping[str, Any], **computed: Any) -> R:
+    """A request dataclass built from a command's options: each field takes the option of its name,
+    except the `computed` ones (options the command converted or renamed)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**{k: v for k, v in options.items() if k in names}, **computed})

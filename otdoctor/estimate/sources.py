@@ -1,0 +1,176 @@
+"""Where each figure of `otdoctor estimate` comes from: an option, a smoke result, the config, or a
+rough default from the shipped tables. Every figure travels with the words that say which."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from otdoctor.data import load_table
+from otdoctor.errors import UserError
+from otdoctor.estimate import arithmetic as est
+from otdoctor.estimate.inputs import EstimateRequest
+
+if TYPE_CHECKING:
+    from otdoctor.onetrainer.config import TrainConfig
+    from otdoctor.smoke.results import SmokeResult
+
+# A backup holds the weights in the train dtype (bf16) plus Adafactor's small optimizer state.
+_BACKUP_STATE_FACTOR = 1.05
+_LORA_SAVE_BYTES = int(50e6)
+_ROUGH_SPREAD = 0.15
+
+
+def gpu_table() -> dict[str, Any]:
+    return load_table("gpu_speed.toml")
+
+
+def unet_models() -> dict[str, Any]:
+    return load_table("unet_configs.toml")
+
+
+def save_bytes(params: int, dtype: str) -> float:
+    """A checkpoint of `params` weights written in `dtype` (16-bit when the dtype is unknown)."""
+    per_weight = load_table("training.toml")["dtype_bytes"]
+    return params * per_weight.get(dtype, per_weight["BFLOAT_16"])
+
+
+def backup_bytes(params: int) -> int:
+    return int(params * load_table("training.toml")["dtype_bytes"]["BFLOAT_16"] * _BACKUP_STATE_FACTOR)
+
+
+def rough_rate(gpu: str, model: str) -> est.Rate:
+    table = gpu_table()
+    matches = [g for g in table.get("gpu", []) if g["name"].lower() in gpu.lower()]
+    if not matches:
+        names = ", ".join(g["name"] for g in table.get("gpu", []))
+        raise UserError(
+            f"no rough reference speed for GPU {gpu!r}",
+            exit_code=2,
+            hint=f"known: {names}; or measure yours with `otdoctor smoke`, or pass --its",
+        )
+    g = max(matches, key=lambda g: len(g["name"]))
+    its = float(g["sdxl_its"] if model == "sdxl" else g["sd15_its"])
+    return est.Rate(
+        its,
+        its * (1 - _ROUGH_SPREAD),
+        its * (1 + _ROUGH_SPREAD),
+        f"ROUGH reference table, {g['name']} ({g['source']}); ±{_ROUGH_SPREAD:.0%}",
+    )
+
+
+# The speed ---------------------------------------------------------------------------------------
+def _smoke_result(req: EstimateRequest, model: str, resolution: int, batch: int) -> Any:
+    """The newest smoke result for this GPU (or, on a machine without one, any) and settings."""
+    from otdoctor.probe.nvml import gpu_name_and_driver
+    from otdoctor.smoke import results as smoke_results
+
+    gpu_name = req.gpu if req.gpu is not None else gpu_name_and_driver()[0]
+    found = smoke_results.latest_for(gpu=gpu_name, model=model, resolution=resolution, batch_size=batch)
+    if found is None and req.from_smoke:
+        raise UserError(
+            f"no smoke result for {model} in {smoke_results.results_dir()}",
+            exit_code=1,
+            hint="run `otdoctor smoke` first, or pass --its X / --gpu NAME",
+        )
+    return found
+
+
+def _smoke_rate(found: Any, notes: list[str]) -> est.Rate:
+    path, smoke, differs = found
+    if smoke.mode == "synthetic" and smoke.model != "tiny":
+        notes.append("it/s from a synthetic run (UNet only): real OneTrainer with text encoder training is slower")
+    return est.Rate(
+        smoke.its or 0,
+        smoke.its_low,
+        smoke.its_high,
+        f"smoke {smoke.mode} run on {smoke.gpu}, {smoke.date} ({path.name})"
+        + (f"; differs: {', '.join(differs)}" if differs else ""),
+    )
+
+
+def speed(
+    req: EstimateRequest, model: str, resolution: int, batch: int, notes: list[str]
+) -> tuple[est.Rate | None, SmokeResult | None]:
+    """The it/s: --its, else a smoke result, else the rough table; and the smoke result it used."""
+    rate = est.Rate(req.its, None, None, "--its (given)") if req.its is not None else None
+    smoke = None
+    if rate is None or req.from_smoke:
+        found = _smoke_result(req, model, resolution, batch)
+        if found is not None and rate is None:
+            rate, smoke = _smoke_rate(found, notes), found[1]
+    if rate is None and req.gpu:
+        rate = rough_rate(req.gpu, model)
+    if rate is None:
+        notes.append("no it/s known: pass --its X, run `otdoctor smoke`, or --gpu NAME for a rough figure")
+    return rate, smoke
+
+
+# Everything but the steps ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sourced:
+    value: float
+    source: str
+
+
+def model_load(req: EstimateRequest, smoke: SmokeResult | None, mtable: dict[str, Any]) -> Sourced:
+    if req.load_s is not None:
+        return Sourced(req.load_s, "--load-s")
+    if smoke is not None and smoke.load_s:
+        return Sourced(smoke.load_s, "smoke run")
+    return Sourced(float(mtable["model_load_s_rough"]), "rough default")
+
+
+def caching_rate(req: EstimateRequest, smoke: SmokeResult | None, mtable: dict[str, Any]) -> Sourced:
+    if smoke is not None and smoke.caching_images_per_s and req.caching_rate is None:
+        return Sourced(smoke.caching_images_per_s, "smoke run")
+    if req.caching_rate is not None:
+        return Sourced(req.caching_rate, "--caching-rate")
+    return Sourced(float(mtable["caching_images_per_s_rough"]), "rough default")
+
+
+@dataclass(frozen=True)
+class Writes:
+    save_bytes: int
+    backup_bytes: int
+    bytes_per_s: float
+    source: str
+
+
+def writes(
+    req: EstimateRequest, cfg: TrainConfig | None, smoke: SmokeResult | None, mtable: dict[str, Any], notes: list[str]
+) -> Writes:
+    """How big a save and a backup are, and how fast the disk writes them."""
+    write_src = "rough default (SATA SSD)"
+    write_bps = float(gpu_table()["disk_write_bytes_per_s"])
+    if req.write_mbps is not None:
+        write_bps, write_src = req.write_mbps * 1e6, "--write-mbps"
+    elif smoke is not None and smoke.write_bytes_per_s and smoke.save_bytes and smoke.save_bytes > 50e6:
+        write_bps, write_src = smoke.write_bytes_per_s, "smoke run's save"
+
+    out_dtype = str(cfg.get("output_dtype")) if cfg is not None else "BFLOAT_16"
+    params = int(mtable["checkpoint_parameters"])
+    if req.save_gb is not None:
+        save = int(req.save_gb * 1e9)
+    elif smoke is not None and smoke.model == "tiny" and smoke.save_bytes:
+        save = int(smoke.save_bytes)
+        if smoke.save_s:
+            write_bps, write_src = smoke.save_bytes / smoke.save_s, "smoke run's save"
+    else:
+        save = int(save_bytes(params, out_dtype))
+    backup = backup_bytes(params)
+    training_method = str(cfg.get("training_method")) if cfg is not None else "FINE_TUNE"
+    if training_method == "LORA":
+        save = backup = _LORA_SAVE_BYTES
+        notes.append("LoRA: saves are small; estimated at 50 MB")
+    return Writes(save, backup, write_bps, write_src)
+
+
+def sample_source(req: EstimateRequest) -> str:
+    if req.sample_s is not None:
+        return "--sample-s"
+    table = gpu_table()
+    return (
+        f"rough: {table['sample_steps']} steps at {table['sampling_speedup']:g}x the training rate"
+        f" + {table['sample_overhead_s']:g} s"
+    )

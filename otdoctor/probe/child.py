@@ -1,0 +1,105 @@
+"""A long child process we watch while it runs and stop cleanly (a training run).
+
+Started by `stream.popen_merged`, as `stream_command` (pip, git) is. Those share otdoctor's process
+group, so Ctrl-C reaches both. A training run is different: it gets its own process group (so
+Ctrl-C in the terminal reaches otdoctor, which decides), is told to die with otdoctor on Linux
+(PR_SET_PDEATHSIG), and is stopped like a user would stop OneTrainer: SIGINT to the whole group
+(train.py catches KeyboardInterrupt and returns), then SIGTERM, then SIGKILL if it ignores both.
+Output is read raw, in chunks, because tqdm redraws with `\\r` and never ends a line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from otdoctor.probe.stream import popen_merged
+
+
+class Child:
+    """A started child process whose merged stdout/stderr arrives as (text, monotonic time)."""
+
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, on_output: Callable[[str, float], None]
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.proc = popen_merged(self.argv, env, cwd, own_group=True)
+        self.started = time.monotonic()
+        self._on_output = on_output
+        self.stopped_by_us = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            self._on_output(data.decode("utf-8", errors="replace"), time.monotonic())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        try:
+            rc = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(timeout=5)
+        return rc
+
+    def _signal_group(self, sig: int) -> None:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, grace_s: float = 20.0) -> int | None:
+        """SIGINT to the group, then SIGTERM, then SIGKILL; returns the exit code."""
+        if self.proc.poll() is None:
+            self.stopped_by_us = True
+        for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            if self.proc.poll() is not None:
+                break
+            self._signal_group(sig)
+            if self.wait(wait_s) is not None:
+                break
+        # Whatever the child started in its group (dataloader workers) goes too.
+        self._signal_group(signal.SIGKILL)
+        rc = self.proc.wait()
+        self._reader.join(timeout=5)
+        return rc
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so the cleanup in `finally` blocks runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with suppress(ValueError, OSError):
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
