@@ -15,7 +15,7 @@ from otdoctor.onetrainer.config import TrainConfig, load_config
 from otdoctor.probe import Probe
 from otdoctor.smoke.onetrainer_mode import base_model_present, run_onetrainer
 from otdoctor.smoke.results import SmokeResult
-from otdoctor.smoke.run import Progress, SmokeOptions, _noop
+from otdoctor.smoke.run import Progress, SmokeOptions, noop
 from otdoctor.smoke.synthetic_mode import run_synthetic
 
 DTYPE_SHORT = {"BFLOAT_16": "bf16", "FLOAT_16": "fp16", "FLOAT_32": "fp32"}
@@ -202,11 +202,11 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
         if notice is not None:
             notice(reason)
     if req.synthetic or req.tiny or reason is not None:
-        return _synthetic(req, ot_dir, opts, why, progress or _noop), why
+        return _synthetic(req, ot_dir, opts, why, progress or noop), why
     assert ot_dir is not None
     python = req.python or venv_python(ot_dir)
     source = _first_concept(cfg, ot_dir)
-    result = run_onetrainer(ot_dir, python, opts, raw, base_model, source, progress or _noop)
+    result = run_onetrainer(ot_dir, python, opts, raw, base_model, source, progress or noop)
     return result, why
 
 

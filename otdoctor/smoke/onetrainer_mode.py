@@ -29,9 +29,9 @@ from otdoctor.smoke.run import (
     MODEL_TYPES,
     Progress,
     SmokeOptions,
-    _noop,
     explain_failure,
     model_key_for,
+    noop,
     short_dtype,
 )
 
@@ -274,7 +274,7 @@ def run_onetrainer(
     config_raw: dict[str, Any] | None = None,
     base_model: str | None = None,
     source_concept: Path | None = None,
-    progress: Progress = _noop,
+    progress: Progress = noop,
 ) -> SmokeResult:
     if not (ot_dir / "scripts" / "train.py").is_file():
         raise UserError(f"{ot_dir} has no scripts/train.py: not a OneTrainer checkout", exit_code=2)

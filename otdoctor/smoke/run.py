@@ -12,15 +12,15 @@ otdoctor never imports torch itself. This module holds what both modes share.
 
 from __future__ import annotations
 
-import platform
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from otdoctor.data import load_table
 from otdoctor.estimate.progress_bars import BarUpdate
 
+SCRIPT = Path(__file__).resolve().parent / "synthetic_train.py"  # run by the user's interpreter, never imported
 DTYPES = {"bf16": "BFLOAT_16", "fp16": "FLOAT_16", "fp32": "FLOAT_32"}
 MODEL_TYPES = {"sdxl": "STABLE_DIFFUSION_XL_10_BASE", "sd15": "STABLE_DIFFUSION_15"}
 
@@ -56,7 +56,7 @@ class SmokeOptions:
 Progress = Callable[[str, "BarUpdate | None"], None]
 
 
-def _noop(_msg: str, _bar: BarUpdate | None = None) -> None:
+def noop(_msg: str, _bar: BarUpdate | None = None) -> None:
     pass
 
 
@@ -82,18 +82,3 @@ def short_dtype(value: Any) -> str | None:
         if value == long:
             return short
     return None
-
-
-def describe_host() -> str:
-    return f"{platform.system()} {platform.machine()}, Python {sys.version.split()[0]}"
-
-
-# TRANSITIONAL: estimate/ still imports these two names from here.
-def _gpu_facts() -> tuple[str | None, str | None]:
-    from otdoctor.probe.nvml import gpu_name_and_driver
-
-    return gpu_name_and_driver()
-
-
-def _toml(path: Any) -> dict[str, Any]:
-    return load_table(path.name)

@@ -20,9 +20,8 @@ from otdoctor.probe.nvml import gpu_name_and_driver
 from otdoctor.smoke.folders import run_folder
 from otdoctor.smoke.meter import VramPoller, rate_spread
 from otdoctor.smoke.results import SmokeResult
-from otdoctor.smoke.run import Progress, SmokeOptions, _noop, explain_failure, unet_models
+from otdoctor.smoke.run import SCRIPT, Progress, SmokeOptions, explain_failure, noop, unet_models
 
-SCRIPT = Path(__file__).resolve().parent / "synthetic_train.py"
 _RESULT = "OTDOCTOR_RESULT "
 _EVENT = "OTDOCTOR_EVENT "
 _UNET_ONLY_NOTE = (
@@ -114,7 +113,7 @@ def _train(python: Path, opts: SmokeOptions, out: _ScriptOutput) -> tuple[int | 
     return rc, peak_vram, vram_source
 
 
-def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = _noop) -> SmokeResult:
+def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = noop) -> SmokeResult:
     if not Path(python).exists():
         raise UserError(f"interpreter not found: {python}", exit_code=2)
     models = unet_models()
