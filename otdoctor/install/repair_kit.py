@@ -20,6 +20,7 @@ from otdoctor.probe.python import match_installed, venv_python
 
 Confirm = Callable[[str], bool]
 FIX_LOG = "otdoctor-fix.log"
+UNINSTALL_TORCH = ("-m", "pip", "uninstall", "-y", "torch", "torchvision")
 
 
 def guide_python() -> str:
@@ -192,9 +193,6 @@ def broken_editables(ctx: Context, venv: Path) -> list[Path]:
 def in_checkout(ot_dir: Path, argv: list[str]) -> str:
     """A command line run in the checkout: `cd DIR && ARGV`."""
     return f"cd {quote([ot_dir])} && " + quote(argv)
-
-
-UNINSTALL_TORCH = ("-m", "pip", "uninstall", "-y", "torch", "torchvision")
 
 
 def reinstall_python(
