@@ -80,7 +80,7 @@ def timed(
         subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm-up, not timed
     results: list[tuple[list[float], list[float]]] = [([], []) for _ in commands]
     for _ in range(repeat):
-        for argv, (walls, cpus) in zip(commands, results):
+        for argv, (walls, cpus) in zip(commands, results, strict=True):
             wall, cpu = _once(argv, env, cwd)
             walls.append(wall)
             cpus.append(cpu)
@@ -102,7 +102,7 @@ def main() -> None:
     check, collect = timed([check_argv, collect_argv], env, ot, args.repeat)
     # Cold: an empty otdoctor cache, so the venv's interpreter, pip and `import torch` run again.
     cold = []
-    for i in range(3):
+    for _ in range(3):
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
             subprocess.run(check_argv, env={**env, "OTDOCTOR_CACHE_DIR": cache}, cwd=ot, capture_output=True)
@@ -115,7 +115,8 @@ def main() -> None:
     for name, (walls, cpus) in (("otdoctor check", check), ("python -m torch.utils.collect_env", collect)):
         print(f"{name:36} {statistics.median(walls):12.3f} {min(walls):9.3f} {statistics.median(cpus):11.3f}")
     print(
-        f"{'otdoctor check, empty cache (first run)':36} {statistics.median(cold):12.3f} {min(cold):9.3f} {'':>11}   (n=3)"
+        f"{'otdoctor check, empty cache (first run)':36} {statistics.median(cold):12.3f} {min(cold):9.3f} "
+        f"{'':>11}   (n=3)"
     )
     ratio = statistics.median(check[0]) / statistics.median(collect[0])
     print(f"otdoctor check / collect_env (wall median): {ratio:.2f}  (target: <= 0.25, and otdoctor check < 1 s)")

@@ -180,7 +180,8 @@ def main() -> int:
     terms = {t["name"]: t for t in e["terms"]}
     print(
         f"smoke run: {s['steps']} steps after {s['warmup_steps']} warm-up, {s['its']:.2f} it/s "
-        f"(slowest..fastest fifth {s['its_low']:.2f}..{s['its_high']:.2f}), load {s['load_s']:.1f} s, wall {smoke_wall:.1f} s"
+        f"(slowest..fastest fifth {s['its_low']:.2f}..{s['its_high']:.2f}), "
+        f"load {s['load_s']:.1f} s, wall {smoke_wall:.1f} s"
     )
     print(
         f"long run:  {args.steps} steps, a save every {args.save_every} steps + the final save "

@@ -37,7 +37,8 @@ def main() -> None:
     from otdoctor.probe import Probe
 
     print(
-        f"{'snapshot':<18} {'probe.gpu() ms':>15} {'checks ms (in-process)':>23} {'check cmd ms':>13} {'gpu cmd ms':>11}"
+        f"{'snapshot':<18} {'probe.gpu() ms':>15} {'checks ms (in-process)':>23} "
+        f"{'check cmd ms':>13} {'gpu cmd ms':>11}"
     )
     for name in ("h100-idle", "rtx4090-desktop", "container-a100", "no-gpu"):
         env = {**os.environ, "OTDOCTOR_NVML_SNAPSHOT": str(DATA / f"{name}.json"), "NO_COLOR": "1"}
@@ -45,14 +46,14 @@ def main() -> None:
         probe_ms = per_call_ms(probe.gpu, 50)
         inner: list[float] = []
 
-        def check() -> None:
+        def check(env: dict[str, str] = env, inner: list[float] = inner) -> None:
             out = subprocess.run(
                 [EXE, "check", "--only", "gpu", "--format", "json"], env=env, capture_output=True, text=True
             )
             inner.append(json.loads(out.stdout)["duration_s"] * 1000)
 
         check_ms = per_call_ms(check, 5)
-        gpu_ms = per_call_ms(lambda: subprocess.run([EXE, "gpu"], env=env, capture_output=True), 5)
+        gpu_ms = per_call_ms(lambda env=env: subprocess.run([EXE, "gpu"], env=env, capture_output=True), 5)
         print(f"{name:<18} {probe_ms:>15.2f} {statistics.median(inner):>23.0f} {check_ms:>13.0f} {gpu_ms:>11.0f}")
 
 

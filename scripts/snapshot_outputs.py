@@ -435,8 +435,15 @@ class Runner:
         self.exe, self.env, self.cwd, self.out, self.normalise = exe, env, cwd, out, normalise
         self.names: list[str] = []
 
-    def __call__(self, name: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-                 durations: bool = True, clock: bool = True) -> int:
+    def __call__(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        durations: bool = True,
+        clock: bool = True,
+    ) -> int:
         """Run `otdoctor ARGS`; DIR/NAME.txt gets the exit code, the command, stdout, then stderr."""
         assert name not in self.names, name
         self.names.append(name)
@@ -444,9 +451,15 @@ class Runner:
             durations = False
             clock = clock and "--start" not in args
         try:
-            p = subprocess.run([self.exe, *args], env={**self.env, **(env or {})}, cwd=str(self.cwd),
-                               input=stdin if stdin is not None else "", capture_output=True, text=True,
-                               timeout=TIMEOUT_S)
+            p = subprocess.run(
+                [self.exe, *args],
+                env={**self.env, **(env or {})},
+                cwd=str(self.cwd),
+                input=stdin if stdin is not None else "",
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+            )
             code, stdout, stderr = str(p.returncode), p.stdout, p.stderr
         except subprocess.TimeoutExpired as exc:
             code, stdout, stderr = f"TIMEOUT after {TIMEOUT_S} s", _s(exc.stdout), _s(exc.stderr)
@@ -507,8 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--otdoctor", required=True, help="the otdoctor console script to snapshot")
     ap.add_argument("--out", required=True, type=Path, help="folder for the outputs (emptied first)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary fixture folder")
-    ap.add_argument("--nvml-dir", type=Path, default=NVML_DIR,
-                    help=f"folder of NVML snapshot JSON files (default: {NVML_DIR})")
+    ap.add_argument(
+        "--nvml-dir", type=Path, default=NVML_DIR, help=f"folder of NVML snapshot JSON files (default: {NVML_DIR})"
+    )
     opts = ap.parse_args(argv)
 
     exe = str(Path(opts.otdoctor).absolute())
@@ -581,10 +595,13 @@ def main(argv: list[str] | None = None) -> int:
         normalise = make_normaliser(replacements)
         run = Runner(exe, env, w["work"], out, normalise)
         # The fixture's inputs, so a difference caused by changed test data shows up as such.
-        fixture = "".join(f"  {p.name} sha256 {hashlib.sha256(p.read_bytes()).hexdigest()}\n"
-                          for p in sorted(opts.nvml_dir.glob("*.json")))
-        run.save("_meta", f"otdoctor --version: {probe.stdout.strip()} (exit {probe.returncode})\n"
-                          f"NVML snapshots:\n{fixture}")
+        fixture = "".join(
+            f"  {p.name} sha256 {hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+            for p in sorted(opts.nvml_dir.glob("*.json"))
+        )
+        run.save(
+            "_meta", f"otdoctor --version: {probe.stdout.strip()} (exit {probe.returncode})\nNVML snapshots:\n{fixture}"
+        )
 
         cfg, ot, home = str(w["cfg"]), str(w["ot"]), w["home"]
 

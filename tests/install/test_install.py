@@ -282,8 +282,8 @@ def test_dir_below_a_file_is_a_one_line_error(run_cli, tmp_path, repo, wheels):
         res = _install(run_cli, tmp_path / "notes.txt" / "OneTrainer", repo, wheels, *extra)
         assert res.returncode == 2, res.stdout + res.stderr
         assert (
-            res.stderr.splitlines()[0]
-            == f"otdoctor: error: cannot create {tmp_path / 'notes.txt' / 'OneTrainer'}: {tmp_path / 'notes.txt'} is a file, not a folder"
+            res.stderr.splitlines()[0] == f"otdoctor: error: cannot create {tmp_path / 'notes.txt' / 'OneTrainer'}: "
+            f"{tmp_path / 'notes.txt'} is a file, not a folder"
         )
     assert (tmp_path / "notes.txt").read_text() == "mine"
 

@@ -42,7 +42,9 @@ def wheelhouse(dest: Path) -> Path:
             version,
             modules={
                 "torch/__init__.py": "raise ImportError('stand-in torch: only version.py is real')\n",
-                "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n",
+                "torch/version.py": (
+                    f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\ngit_version = 'stand-in'\n"
+                ),
             },
         )
     cache = Path(os.environ.get("OTDOCTOR_TEST_WHEEL_CACHE", Path.home() / ".cache" / "otdoctor-test-wheels"))
