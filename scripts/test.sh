@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from scratch: make a venv, install otdoctor with its test extras, run ruff and
-# mypy (the suite stops at the first lint or type error), then pytest.
+# The whole test suite, from scratch: make a venv, install otdoctor with its test extras, run ruff,
+# mypy and scripts/check_structure.py (layers, sizes; the suite stops at the first breach), then pytest.
 # Then the suite runs again under the oldest Python otdoctor supports (pyenv's 3.10).
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -k gpu     # extra arguments go to pytest
@@ -24,6 +24,7 @@ run_suite() {
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
     "$venv/bin/mypy"
+    "$venv/bin/python" scripts/check_structure.py
   fi
   echo "== pytest on $("$venv/bin/python" --version) =="
   "$venv/bin/python" -m pytest "$@"
