@@ -8,39 +8,24 @@ from typing import Any
 
 from otdoctor.data import load_table
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.results import CheckResult, Fix
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome
 from otdoctor.gpu import reasoning as g
-from otdoctor.install import repairs
-from otdoctor.onetrainer.gpu_facts import parse_capability
+from otdoctor.install.actions import no_checkout
+from otdoctor.install.python_pin import Confirm
+from otdoctor.onetrainer import platforms
+from otdoctor.onetrainer.gpu_facts import detect_gpu, parse_capability
+from otdoctor.onetrainer.platforms import PlatformChoice
 from otdoctor.probe.nvml import GpuDevice, GpuInfo
 
 from .gpu_common import gpu_info, no_gpu
+from .venv_packages import reinstall_platform_requirements, reinstall_torch_fix
 
 
-def launcher_choice(ctx: Context, info: GpuInfo) -> Any:
-    """The requirements file `./install.sh` would pick (otdoctor.onetrainer.platforms)."""
-    from otdoctor.onetrainer import platforms
-
+def launcher_choice(ctx: Context, info: GpuInfo) -> PlatformChoice:
+    """The requirements file `./install.sh` would pick; on a replayed machine, from its NVML snapshot."""
     if info.snapshot is None:
         return platforms.choose_requirements(ctx.probe, ctx.ot_dir)
-    # A replayed machine: its nvidia-smi header shows the CUDA version NVML reports.
-    override = (ctx.probe.env.get("OT_PLATFORM_REQUIREMENTS") or "detect").strip()
-    cuda = info.cuda_driver_version_str
-
-    def choice(platform: str, file: str, reason: str) -> Any:
-        path = ctx.ot_dir / file if ctx.ot_dir is not None else None
-        return platforms.PlatformChoice(platform, file, reason, path, path.is_file() if path else None, cuda)
-
-    if override != "detect":
-        return choice("override", override, f"OT_PLATFORM_REQUIREMENTS={override}")
-    major = int(cuda.split(".")[0]) if cuda else None
-    if major is None or major >= platforms.CUDA_FILE_MIN_MAJOR:
-        return choice("cuda", platforms.CUDA, f"NVIDIA GPU, driver supports CUDA {cuda}")
-    return choice(
-        "cuda-legacy",
-        platforms.CUDA_LEGACY,
-        f"NVIDIA GPU, driver supports only CUDA {cuda} (< {platforms.CUDA_FILE_MIN_MAJOR})",
-    )
+    return platforms.choose_requirements_replayed(ctx.probe, ctx.ot_dir, info.cuda_driver_version_str)
 
 
 def _arch_list(ctx: Context, tag: str | None) -> tuple[list[str] | None, str]:
@@ -113,7 +98,6 @@ def _cc_name(capability: tuple[int, int]) -> str:
 
 class CudaBuild(Check):
     id = "gpu.cuda-build"
-    fix = repairs.fix_torch_build  # otdoctor fix: see otdoctor/repairs.py
     title = "torch CUDA build vs driver and GPU"
     area = "gpu"
     requires = ("gpu.driver",)
@@ -135,6 +119,52 @@ class CudaBuild(Check):
         launcher_tag = _judge_launcher(found, info, dev, choice.file, choice.reason)
         static = _judge_venv(ctx, found, info, dev, choice.file, launcher_tag)
         return _result(found, info, dev, static)
+
+    def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+        """A driver too old for the venv's torch gets the legacy build (or the driver to install); a
+        CPU/ROCm/wrong-arch torch gets the platform file this machine needs."""
+        if ctx.ot_dir is None:
+            return no_checkout(self.id)
+        gpu = detect_gpu(ctx.probe)
+        if gpu.driver_cuda is not None and gpu.driver_cuda[0] < platforms.CUDA_FILE_MIN_MAJOR:
+            return _use_legacy_requirements(self.id, ctx, dry_run)
+        return reinstall_platform_requirements(self.id, ctx, dry_run)
+
+
+def _use_legacy_requirements(check_id: str, ctx: Context, dry_run: bool) -> FixOutcome:
+    """The driver is too old for the cu130 build: switch to the legacy (cu126) requirements.
+
+    A GPU that needs CUDA >= 12.8 (sm_120) cannot use the legacy build: then the only fix is a
+    newer driver, said as manual steps.
+    """
+    assert ctx.ot_dir is not None
+    gpu = detect_gpu(ctx.probe)
+    driver_step = (
+        f"update the NVIDIA driver to {platforms.CUDA_FILE_TOOLKIT_DRIVER} or newer "
+        "(Ubuntu: sudo ubuntu-drivers install; then reboot)"
+    )
+    if any(c >= platforms.BLACKWELL_CAPABILITY for c in gpu.compute_caps):
+        legacy_cuda = "{}.{}".format(*platforms.LEGACY_FILE_BUILD)
+        return FixOutcome(
+            check_id,
+            False,
+            f"{', '.join(gpu.names) or 'this GPU'} needs a CUDA {platforms.BLACKWELL_MIN_CUDA}+ build; the legacy "
+            f"requirements (CUDA {legacy_cuda}) cannot run it: {driver_step}",
+            (driver_step,),
+        )
+    legacy = platforms.CUDA_LEGACY
+    if not (ctx.ot_dir / legacy).is_file():
+        return FixOutcome(check_id, False, f"this checkout has no {legacy}: {driver_step}", (driver_step,))
+    drv = f"driver {gpu.driver_version}" if gpu.driver_version else "the driver"
+    cuda = f"CUDA {gpu.driver_cuda[0]}.{gpu.driver_cuda[1]}" if gpu.driver_cuda else "an older CUDA"
+    return reinstall_torch_fix(
+        check_id,
+        ctx,
+        dry_run,
+        legacy,
+        f"{drv} supports {cuda}; or {driver_step} to keep {platforms.CUDA_FILE_BUILD_TAG}",
+        f"the driver is too old for the {platforms.CUDA_FILE_BUILD_TAG} build",
+    )
 
 
 def _result(found: _Findings, info: GpuInfo, dev: GpuDevice | None, static: Any) -> CheckResult:

@@ -12,9 +12,11 @@ from otdoctor.checkpoints.hashing import VerifyCache
 from otdoctor.checkpoints.inventory import Inventory, take_inventory, verify_inventory
 from otdoctor.checkpoints.verify import Verdict
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.results import CheckResult, Fix
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome
 from otdoctor.errors import UserError
-from otdoctor.install import repairs
+from otdoctor.install.actions import run_download_line, run_repair
+from otdoctor.install.python_pin import Confirm
+from otdoctor.install.session import Session
 
 WHY = (
     "a truncated, wrong or mislabelled checkpoint makes OneTrainer fail when it loads the model, "
@@ -58,7 +60,6 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
 
 class Checkpoints(Check):
     id = "models.checkpoints"
-    fix = repairs.download_checkpoints  # otdoctor fix: see otdoctor/repairs.py
     title = "Checkpoints"
     area = "models"
     required = True
@@ -81,6 +82,42 @@ class Checkpoints(Check):
         if found.base_missing:
             return _base_not_found(inv, found, searched)
         return _judge(found, searched)
+
+    def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+        """Missing or corrupt checkpoints: run this check's own plan through `otdoctor models download`.
+
+        A damaged file is renamed to `<name>.bad` first (never deleted: it is the user's file), then
+        the catalog's copy is downloaded; lines the plan marks as notes (`# ...`) stay manual.
+        """
+        result = self.diagnose(ctx)
+        commands = list(result.fix.commands) if result.fix else []
+        runnable = [c for c in commands if c.startswith(("mv ", "otdoctor models download"))]
+        notes = [c.lstrip("# ") for c in commands if c.startswith("#")]
+        if not runnable:
+            return FixOutcome(
+                self.id,
+                False,
+                "nothing otdoctor can download here" + (f": {'; '.join(notes)}" if notes else ""),
+                tuple(commands),
+            )
+        explicit = ctx.options.extra.get("explicit") or ()
+        if result.status.value == "warn" and not any(p in ("models", self.id) for p in explicit):
+            # Gigabytes for a warning nobody asked about: only on request.
+            return FixOutcome(self.id, False, f"downloads are large: run `otdoctor fix {self.id}` to get them")
+        damaged = any(c.startswith("mv ") for c in runnable)
+        what = (
+            "move the damaged files aside (kept as .bad) and download them again"
+            if damaged
+            else "download the missing checkpoints"
+        )
+        if dry_run:
+            return FixOutcome(self.id, False, what, tuple(commands))
+
+        def action(session: Session) -> str:
+            done = [run_download_line(session, line) for line in runnable]
+            return "; ".join(d for d in done if d) + (f" (by hand: {'; '.join(notes)})" if notes else "")
+
+        return run_repair(self.id, ctx, action)
 
 
 @dataclass

@@ -11,8 +11,12 @@ from typing import Any
 
 from otdoctor.data import load_table
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.results import CheckResult, Fix, Status
-from otdoctor.install import repairs
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome, Status
+from otdoctor.install import python_pin
+from otdoctor.install.actions import no_checkout, platform_file, rebuild_pinned_venv, run_repair, venv_of
+from otdoctor.install.python_pin import Confirm, can_sudo, do_pin, guide_python, pick_python, pin_commands
+from otdoctor.install.session import Session
+from otdoctor.install.venv import rebuild_commands
 from otdoctor.onetrainer.python_range import PythonChoice, judge, parse_version, python_choice, python_data
 
 PYENV_INIT_LINES = (
@@ -106,9 +110,31 @@ def _choice_data(choice: PythonChoice) -> dict:
     }
 
 
+def pin_python(check: Check, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+    """The fix of python.version (and of python.stdlib without a pyenv Python): no `.python-version`,
+    or one naming a missing or unsupported Python: `pyenv local X`."""
+    ot_dir = ctx.ot_dir
+    if ot_dir is None:
+        return no_checkout(check.id)
+    pick = pick_python(ctx)
+    if pick.pinned:
+        return FixOutcome(check.id, False, f"nothing to do: {pick.reason}")
+    cmds = pin_commands(ctx, pick)
+    if dry_run:
+        return FixOutcome(
+            check.id, False, f"pin Python {pick.version or guide_python()} in the checkout ({pick.reason})", tuple(cmds)
+        )
+
+    def action(session: Session) -> str:
+        done = do_pin(session, ctx, pick, confirm)
+        return f"{done.reason} (wrote {ot_dir / '.python-version'})"
+
+    return run_repair(check.id, ctx, action)
+
+
 class PythonVersion(Check):
     id = "python.version"
-    fix = repairs.pin_python  # otdoctor fix: see otdoctor/repairs.py
+    fix = pin_python
     title = "Python for OneTrainer"
     area = "python"
 
@@ -271,7 +297,6 @@ def _stdlib_fix(choice: PythonChoice, table: dict[str, Any], missing: dict[str, 
 
 class PythonStdlib(Check):
     id = "python.stdlib"
-    fix = repairs.rebuild_python  # otdoctor fix: see otdoctor/repairs.py
     title = "Python standard library"
     area = "python"
     requires = ("python.version",)
@@ -307,6 +332,43 @@ class PythonStdlib(Check):
             fix=fix,
             data=data,
         )
+
+    def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+        """Stdlib modules missing from a pyenv Python: build packages (apt, where allowed),
+        `pyenv install --force`, then rebuild the venv against the complete Python."""
+        ot_dir = ctx.ot_dir
+        if ot_dir is None:
+            return no_checkout(self.id)
+        pick = pick_python(ctx)
+        version, prefix = pick.version, pick.prefix
+        if version is None or prefix is None:
+            return pin_python(self, ctx, confirm, dry_run)
+        packages = python_pin.build_packages()
+        sudo, sudo_why = can_sudo(ctx)
+        apt_allowed = sudo is not None and ctx.probe.which("apt-get") is not None
+        venv = venv_of(ctx)
+        file, _, _ = platform_file(ctx)
+        if dry_run:
+            cmds = [f"sudo apt-get install -y {' '.join(packages)}", f"pyenv install --force {version}"]
+            cmds += rebuild_commands(prefix / "bin" / "python", venv, ot_dir, file)
+            note = "" if apt_allowed else f" (apt: {sudo_why})"
+            what = f"install the build packages, rebuild Python {version} and the venv{note}"
+            return FixOutcome(self.id, False, what, tuple(cmds))
+
+        def action(session: Session) -> str:
+            if (
+                apt_allowed
+                and sudo is not None
+                and confirm(f"Install the build packages with apt-get ({' '.join(packages)})?")
+            ):
+                session.run("apt", [*sudo, "apt-get", "install", "-y", "--no-install-recommends", *packages])
+            elif not apt_allowed:
+                session.ui.message(f"skipping apt ({sudo_why}): sudo apt-get install -y {' '.join(packages)}")
+            python_pin.reinstall_python(session, ctx, version, prefix, packages, confirm)
+            message = rebuild_pinned_venv(session, ctx, pick, confirm, venv, file)
+            return f"rebuilt Python {version}; {message}"
+
+        return run_repair(self.id, ctx, action)
 
 
 CHECKS = [Pyenv, PythonVersion, PythonStdlib]

@@ -15,18 +15,52 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.results import CheckResult, Fix
-from otdoctor.install import repairs
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome
+from otdoctor.install.actions import no_checkout, platform_file, rebuild_pinned_venv, run_repair, venv_of
+from otdoctor.install.pip import setuptools_pin
+from otdoctor.install.python_pin import Confirm, guide_python, pick_python, pin_commands
+from otdoctor.install.session import Session, quote
+from otdoctor.install.venv import rebuild_commands
+from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS
 from otdoctor.onetrainer.python_range import judge, parse_version, python_choice, python_data, version_matches
 from otdoctor.onetrainer.venv_facts import VenvFacts, pip_facts
+from otdoctor.probe.python import venv_python
 
 from .venv_common import checkout_venv, q, recreate, relative
 from .venv_packages import VenvRequirements, VenvTorch
 
 
+def rebuild_venv(check: Check, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+    """The fix of venv.exists, venv.interpreter and venv.python-version: the venv is missing, was made
+    by a wrong or vanished Python, or is broken; make it again from the right one."""
+    ot_dir = ctx.ot_dir
+    if ot_dir is None:
+        return no_checkout(check.id)
+    pick = pick_python(ctx)
+    venv = venv_of(ctx)
+    file, why, blocker = platform_file(ctx)
+    if blocker:
+        return FixOutcome(check.id, False, f"cannot rebuild: {blocker}")
+    python_exe = (pick.prefix or Path("~/.pyenv/versions") / guide_python()) / "bin" / "python"
+    cmds = ([] if pick.pinned else pin_commands(ctx, pick)) + rebuild_commands(python_exe, venv, ot_dir, file)
+    if dry_run:
+        return FixOutcome(
+            check.id,
+            False,
+            f"rebuild {venv} from Python {pick.version or guide_python()} with {file} ({why})",
+            tuple(cmds),
+        )
+
+    def action(session: Session) -> str:
+        message = rebuild_pinned_venv(session, ctx, pick, confirm, venv, file)
+        return message + f" and installed {GLOBAL_REQUIREMENTS} + {file}"
+
+    return run_repair(check.id, ctx, action)
+
+
 class VenvExists(Check):
     id = "venv.exists"
-    fix = repairs.rebuild_venv  # otdoctor fix: see otdoctor/repairs.py
+    fix = rebuild_venv
     title = "OneTrainer venv"
     area = "venv"
     requires = ("onetrainer.checkout",)
@@ -69,7 +103,7 @@ class VenvExists(Check):
 
 class VenvInterpreter(Check):
     id = "venv.interpreter"
-    fix = repairs.rebuild_venv  # otdoctor fix: see otdoctor/repairs.py
+    fix = rebuild_venv
     title = "venv interpreter"
     area = "venv"
     requires = ("venv.exists",)
@@ -135,7 +169,7 @@ def _base_gone(ctx: Context, facts: VenvFacts, data: dict[str, Any]) -> CheckRes
 
 class VenvPythonVersion(Check):
     id = "venv.python-version"
-    fix = repairs.rebuild_venv  # otdoctor fix: see otdoctor/repairs.py
+    fix = rebuild_venv
     title = "venv Python version"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -190,7 +224,6 @@ class VenvPythonVersion(Check):
 
 class VenvPip(Check):
     id = "venv.pip"
-    fix = repairs.fix_pip  # otdoctor fix: see otdoctor/repairs.py
     title = "pip in the venv"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -226,6 +259,44 @@ class VenvPip(Check):
                 data={**data, "setuptools": setuptools},
             )
         return CheckResult.ok(pip.output, data={**data, "setuptools": setuptools})
+
+    def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+        """pip missing or broken (ensurepip), or setuptools >= 82 (the launcher's pin)."""
+        if ctx.ot_dir is None:
+            return no_checkout(self.id)
+        vpy = str(venv_python(venv_of(ctx)))
+        pip_ok = ctx.probe.run([vpy, "-m", "pip", "--version"], timeout_s=60).ok
+        if pip_ok:
+            return pin_setuptools(self.id, ctx, dry_run)
+        ot_dir = ctx.ot_dir
+        pin = setuptools_pin(ot_dir)
+        ensure, upgrade = [vpy, "-m", "ensurepip", "--upgrade"], [vpy, "-m", "pip", "install", "--upgrade", "pip", pin]
+        if dry_run:
+            what = "reinstall pip into the venv, then the launcher's setuptools"
+            return FixOutcome(self.id, False, what, (quote(ensure), quote(upgrade)))
+
+        def action(session: Session) -> str:
+            session.run("pip", ensure, cwd=ot_dir)
+            session.run("pip", upgrade, cwd=ot_dir)
+            return f"reinstalled pip and {pin}"
+
+        return run_repair(self.id, ctx, action)
+
+
+def pin_setuptools(check_id: str, ctx: Context, dry_run: bool) -> FixOutcome:
+    """setuptools >= 82 dropped pkg_resources: install the launcher's pin (81.0.0)."""
+    ot_dir = ctx.ot_dir
+    assert ot_dir is not None
+    pin = setuptools_pin(ot_dir)
+    cmd = [str(venv_python(venv_of(ctx))), "-m", "pip", "install", pin]
+    if dry_run:
+        return FixOutcome(check_id, False, f"install {pin} in the venv, as OneTrainer's launcher does", (quote(cmd),))
+
+    def action(session: Session) -> str:
+        session.run("pip", cmd, cwd=ot_dir)
+        return f"installed {pin}"
+
+    return run_repair(check_id, ctx, action)
 
 
 CHECKS = [VenvExists, VenvInterpreter, VenvPythonVersion, VenvPip, VenvRequirements, VenvTorch]

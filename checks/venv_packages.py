@@ -8,8 +8,32 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.results import CheckResult, Fix
-from otdoctor.install import repairs
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome
+from otdoctor.errors import UserError
+from otdoctor.install.actions import (
+    broken_editables,
+    in_checkout,
+    no_checkout,
+    platform_file,
+    reinstall_torch,
+    remove_editables,
+    run_repair,
+    torch_reinstall_commands,
+    venv_of,
+)
+from otdoctor.install.pip import (
+    install_requirements,
+    record_requirements,
+    requirement_files,
+    requirements_argv,
+    unmet_requirements,
+    upgrade_pip,
+    upgrade_pip_argv,
+    venv_dists,
+)
+from otdoctor.install.python_pin import Confirm
+from otdoctor.install.session import Session, quote
+from otdoctor.install.state import installed_platform_file
 from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS, PlatformChoice
 from otdoctor.onetrainer.venv_facts import VenvFacts, torch_facts
 
@@ -18,7 +42,6 @@ from .venv_common import checkout_venv, install_commands, pip_command, platform_
 
 class VenvRequirements(Check):
     id = "venv.requirements"
-    fix = repairs.sync_requirements  # otdoctor fix: see otdoctor/repairs.py
     title = "installed requirements"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -80,6 +103,79 @@ class VenvRequirements(Check):
             fix=install,
             data=data,
         )
+
+    def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+        """Damaged editable checkouts in venv/src first, then the update path."""
+        if ctx.ot_dir is not None and broken_editables(ctx, venv_of(ctx)):
+            return _repair_editables(self.id, ctx, dry_run)
+        return _update_requirements(self.id, ctx, dry_run)
+
+
+def _update_requirements(check_id: str, ctx: Context, dry_run: bool) -> FixOutcome:
+    """Requirements out of date after `git pull` (without update.sh): what update.sh installs."""
+    ot_dir = ctx.ot_dir
+    if ot_dir is None:
+        return no_checkout(check_id)
+    venv = venv_of(ctx)
+    file = installed_platform_file(ot_dir)
+    why = "the file the last install used"
+    if file is None or not (ot_dir / file).is_file():
+        file, why, blocker = platform_file(ctx)
+        if blocker:
+            return FixOutcome(check_id, False, f"cannot fix automatically: {blocker}")
+    cmds = [quote(upgrade_pip_argv(venv, ot_dir)), in_checkout(ot_dir, requirements_argv(venv, file))]
+    if dry_run:
+        return FixOutcome(
+            check_id,
+            False,
+            f"install what the checkout's requirements name now, as ./update.sh does ({file}: {why})",
+            tuple(cmds),
+        )
+    chosen = file
+
+    def action(session: Session) -> str:
+        upgrade_pip(session, "pip", venv, ot_dir)
+        install_requirements(session, "requirements", venv, ot_dir, chosen)
+        unmet = unmet_requirements(requirement_files(ot_dir, chosen), venv_dists(ctx.probe, venv) or {})
+        if unmet:
+            raise UserError("pip finished but these are still not satisfied: " + "; ".join(unmet[:3]))
+        record_requirements(ot_dir, chosen)
+        return f"installed {GLOBAL_REQUIREMENTS} + {chosen} as the checkout names them now"
+
+    return run_repair(check_id, ctx, action)
+
+
+def _repair_editables(check_id: str, ctx: Context, dry_run: bool) -> FixOutcome:
+    """A broken editable checkout in venv/src (pip's IndexError in vcs/git.py): remove it, reinstall."""
+    ot_dir = ctx.ot_dir
+    assert ot_dir is not None
+    if ctx.probe.which("git") is None:
+        return FixOutcome(
+            check_id,
+            False,
+            "git is not installed; pip needs it for the editable dependencies: sudo apt install git",
+            ("sudo apt install git",),
+        )
+    venv = venv_of(ctx)
+    broken = broken_editables(ctx, venv)
+    file = installed_platform_file(ot_dir) or platform_file(ctx)[0]
+    cmds = [f"rm -rf {quote([d])}" for d in broken] + [in_checkout(ot_dir, requirements_argv(venv, file))]
+    names = ", ".join(d.name for d in broken) or "none found broken"
+    if dry_run:
+        return FixOutcome(
+            check_id,
+            False,
+            f"remove the damaged editable checkouts in {venv / 'src'} ({names}) and reinstall",
+            tuple(cmds),
+        )
+
+    def action(session: Session) -> str:
+        remove_editables(session, broken)
+        install_requirements(session, "requirements", venv, ot_dir, file)
+        record_requirements(ot_dir, file)
+        return f"removed {names} from {venv / 'src'} and reinstalled the requirements"
+
+    return run_repair(check_id, ctx, action)
 
 
 _SHOWN = 25  # mismatches listed one by one; the rest are counted
@@ -152,7 +248,6 @@ def _commit_of(ctx: Context, source: Path | None, ref: str, recorded: str | None
 
 class VenvTorch(Check):
     id = "venv.torch"
-    fix = repairs.reinstall_platform_requirements  # otdoctor fix: see otdoctor/repairs.py
     title = "torch in the venv"
     area = "venv"
     requires = ("venv.interpreter",)
@@ -203,6 +298,38 @@ class VenvTorch(Check):
             if key in tf.data:
                 data[key] = tf.data[key]
         return CheckResult.ok(f"torch {version} ({described}) imports", data=data)
+
+    def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+        return reinstall_platform_requirements(self.id, ctx, dry_run)
+
+
+def reinstall_platform_requirements(check_id: str, ctx: Context, dry_run: bool) -> FixOutcome:
+    """The fix of venv.torch and of gpu.cuda-build's wrong builds: a CPU torch on an NVIDIA machine (or a
+    torch for the wrong platform) gets the platform file this machine needs."""
+    if ctx.ot_dir is None:
+        return no_checkout(check_id)
+    file, why, blocker = platform_file(ctx)
+    if blocker:
+        return FixOutcome(check_id, False, f"cannot fix automatically: {blocker}")
+    return reinstall_torch_fix(
+        check_id, ctx, dry_run, file, why, "torch is missing, broken or built for another platform"
+    )
+
+
+def reinstall_torch_fix(check_id: str, ctx: Context, dry_run: bool, file: str, why: str, headline: str) -> FixOutcome:
+    """Uninstall torch and install the requirements with FILE as the platform file."""
+    ot_dir = ctx.ot_dir
+    assert ot_dir is not None
+    venv = venv_of(ctx)
+    if dry_run:
+        cmds = torch_reinstall_commands(venv, ot_dir, file)
+        return FixOutcome(check_id, False, f"{headline}: reinstall torch from {file} ({why})", tuple(cmds))
+
+    def action(session: Session) -> str:
+        reinstall_torch(session, venv, ot_dir, file)
+        return f"reinstalled torch from {file} ({why})"
+
+    return run_repair(check_id, ctx, action)
 
 
 def _build_facts(static: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

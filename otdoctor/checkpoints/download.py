@@ -11,22 +11,29 @@ Civitai itself (see `civitai`), and every message that leaves this module is pas
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile, civitai_url
+from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile, civitai_url, find_entry, load_catalog
 from otdoctor.checkpoints.civitai import BytesFn, Dropped, Expected, StartFn, civitai_expected, fetch_range
 from otdoctor.checkpoints.disk import check_free_space, disk_error, disk_full
 from otdoctor.checkpoints.hashing import VerifyCache, sha256_file
 from otdoctor.checkpoints.safetensors import HeaderError, detect_architecture, read_header
+from otdoctor.checkpoints.verify import Verdict, Verifier
 from otdoctor.errors import UserError
 from otdoctor.redact import redact, register_secret
 
+if TYPE_CHECKING:
+    from otdoctor.probe import Probe
+
 NoteFn = Callable[[str], None]
+HashStartFn = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -283,3 +290,98 @@ def _hf_failure(exc: Exception, entry: CatalogEntry, target: Path, offline: bool
     return UserError(
         redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {name}: {first}"), hint=hint
     )
+
+
+# `otdoctor models download` ----------------------------------------------------------------------
+class DownloadUI(Protocol):
+    """What the front end shows while a catalog model downloads: each context yields (on_start, on_bytes)."""
+
+    def transfer(self, filename: str) -> AbstractContextManager[tuple[StartFn | None, BytesFn | None]]: ...
+    def hashing(self) -> AbstractContextManager[tuple[HashStartFn | None, BytesFn | None]]: ...
+    def note(self, message: str) -> None: ...
+    def interrupted(self, part: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    name: str
+    dest: Path | None = None
+    token_file: Path | None = None
+    offline: bool = False
+    retries: int = 2
+    ot_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModelDownload:
+    """A Civitai file (verified while it streamed), or a Hugging Face file and its verdict."""
+
+    entry: CatalogEntry
+    civitai: Downloaded | None = None
+    path: Path | None = None
+    verdict: Verdict | None = None
+
+    def mismatch(self) -> UserError | None:
+        """The error to end with when the downloaded file does not match the catalog."""
+        if self.verdict is None or not self.verdict.problems:
+            return None
+        return UserError(
+            f"{self.path} was downloaded but does not match the catalog",
+            hint=f"move it away and download again: mv '{self.path}' '{self.path}.bad'",
+        )
+
+
+def download_model(probe: Probe, req: DownloadRequest, ui: DownloadUI) -> ModelDownload:
+    """Download a catalog model from where the catalog says it lives, and verify it."""
+    entry = find_entry(load_catalog(probe.env), req.name)
+    cache = VerifyCache(env=probe.env)
+    if entry.source == "civitai":
+        dest = req.dest if req.dest is not None else _civitai_dest(probe, req.ot_dir, entry)
+        return ModelDownload(entry, civitai=_from_civitai(probe, entry, cache, dest, req, ui))
+    known = hf_expected_file(entry, req.offline)
+    if known is not None and known not in entry.files:
+        entry = dataclasses.replace(entry, files=(*entry.files, known))
+    path = download_hf(entry, req.dest.expanduser() if req.dest else None, probe.env, probe.home, req.offline)
+    with ui.hashing() as (on_start, on_bytes):
+        verdict = Verifier([entry], cache).verify([(path, entry, None, "")], on_start, on_bytes)[0]
+    return ModelDownload(entry, path=path, verdict=verdict)
+
+
+def _civitai_dest(probe: Probe, ot_dir: Path | None, entry: CatalogEntry) -> Path:
+    """Without --dest a Civitai model goes into the OneTrainer checkout's models/ folder."""
+    from otdoctor.onetrainer.checkout import find_checkout
+
+    located = find_checkout(probe, ot_dir)
+    if located.path is None:
+        raise UserError(
+            "no --dest given and no OneTrainer checkout found to put it in models/",
+            exit_code=2,
+            hint=f"otdoctor models download {entry.name} --dest /path/to/models",
+        )
+    return located.path / "models"
+
+
+def _from_civitai(
+    probe: Probe, entry: CatalogEntry, cache: VerifyCache, dest: Path, req: DownloadRequest, ui: DownloadUI
+) -> Downloaded:
+    """Into `dest`, resuming a .part file; an interrupted run says the .part is kept."""
+    token = read_token(probe.env, req.token_file)
+    part_hint = dest / (entry.filename + ".part")
+    try:
+        with ui.transfer(entry.filename) as (on_start, on_bytes):
+            return download_civitai(
+                entry,
+                dest.expanduser(),
+                probe.env,
+                token,
+                req.offline,
+                req.retries,
+                on_start,
+                on_bytes,
+                note=ui.note,
+                cache=cache,
+            )
+    except KeyboardInterrupt:
+        if part_hint.exists():
+            ui.interrupted(part_hint)
+        raise

@@ -6,8 +6,14 @@ from typing import Annotated
 
 import typer
 
-from otdoctor.cli.options import ConfigOption, ModelsDirOption, OtDirOption, confirmer, require_config
-from otdoctor.errors import UserError
+from otdoctor.cli.options import (
+    ConfigOption,
+    ModelsDirOption,
+    OtDirOption,
+    confirmer,
+    require_config,
+    require_ot_dir,
+)
 
 
 def fix_cmd(
@@ -45,13 +51,7 @@ def fix_cmd(
     from otdoctor.render.text import console
 
     require_config(config)
-    if ot_dir is not None and not ot_dir.exists():
-        # Otherwise fixes are offered for a checkout that is not there (`cd /wrong/path && ...`).
-        raise UserError(
-            f"OneTrainer checkout not found: {ot_dir}",
-            exit_code=2,
-            hint=f"correct --ot-dir, or install OneTrainer there: otdoctor install --dir {ot_dir}",
-        )
+    require_ot_dir(ot_dir)
     out = console()
     view = FixView(out, confirmer(yes))
     ctx = make_context(Probe(), ot_dir, config, models_dir or ())

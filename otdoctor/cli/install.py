@@ -55,29 +55,12 @@ def install_cmd(
     works. pip's output is kept whole in <dir>/otdoctor-install.log. Honours OT_PLATFORM_REQUIREMENTS
     and pip's own environment (PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX...).
     """
-    from otdoctor.install.installer import PHASES, Installer, InstallOptions, final_check
-    from otdoctor.probe import Probe
+    from otdoctor.install.installer import InstallOptions
+    from otdoctor.install.run import STAGE_COUNT, run_install
     from otdoctor.render.install_view import InstallView
     from otdoctor.render.text import console
 
-    confirm = confirmer(yes)
-    view = InstallView(console(), confirm, total_phases=len(PHASES) + 1)
-    probe = Probe()
-    inst = Installer(probe, InstallOptions(dir_, repo_url, ref, python, platform.lower(), dry_run, yes), view)
-    view.show_intro(inst, ref, inst.preflight())
-    steps = inst.plan()
-    view.show_plan(steps, inst.dir)
-    if dry_run:
-        view.out.print("dry run: nothing was changed")
-        raise typer.Exit(0)
-    if not all(s.done for s in steps) and not confirm("Go ahead?"):
-        raise typer.Exit(1)
-    try:
-        inst.run()
-    except BaseException:
-        view.fail()
-        raise
-    view.phase("check", "otdoctor check")
-    report = final_check(probe, inst.dir)
-    view.show_installed(report, inst.dir)
-    raise typer.Exit(report.exit_code())
+    view = InstallView(console(), confirmer(yes), total_phases=STAGE_COUNT)
+    result = run_install(InstallOptions(dir_, repo_url, ref, python, platform.lower(), dry_run, yes), view)
+    view.show_result(result)
+    raise typer.Exit(result.exit_code)

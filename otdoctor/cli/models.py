@@ -19,7 +19,6 @@ from otdoctor.cli.options import (
 )
 from otdoctor.errors import UserError
 from otdoctor.onetrainer.checkout import find_checkout
-from otdoctor.redact import redact
 
 if TYPE_CHECKING:
     from otdoctor.checkpoints.catalog import CatalogEntry
@@ -136,82 +135,8 @@ def models_verify_cmd(
     probe, inv = _inventory(ot_dir, config, models_dir)
     show_bar = sys.stderr.isatty() and fmt == "text"
     verdicts = _verify(paths, inv, VerifyCache(env=probe.env), not no_hash, show_bar)
-    how: dict[Path, str] = {f.path: f.how for copies in inv.found.values() for f in copies}
-    how.update({f.path: f.how for f in inv.others})
-    emit(VerdictsView(verdicts, how), fmt)
+    emit(VerdictsView.of_inventory(verdicts, inv), fmt)
     raise typer.Exit(1 if any(v.problems for v in verdicts) else 0)
-
-
-def _civitai_dest(probe: Probe, ot_dir: Path | None, entry: CatalogEntry) -> Path:
-    located = find_checkout(probe, ot_dir)
-    if located.path is None:
-        raise UserError(
-            "no --dest given and no OneTrainer checkout found to put it in models/",
-            exit_code=2,
-            hint=f"otdoctor models download {entry.name} --dest /path/to/models",
-        )
-    return located.path / "models"
-
-
-def _note(message: str) -> None:
-    sys.stderr.write(redact(f"otdoctor: {message}") + "\n")
-
-
-def _download_civitai(
-    probe: Probe,
-    entry: CatalogEntry,
-    cache: VerifyCache,
-    dest: Path,
-    token_file: Path | None,
-    offline: bool,
-    retries: int,
-) -> str:
-    """Download into `dest` (resuming a .part file) and say what happened, in one line."""
-    from otdoctor.checkpoints.download import download_civitai, read_token
-    from otdoctor.render.models import download_progress
-
-    token = read_token(probe.env, token_file)
-    part_hint = dest / (entry.filename + ".part")
-    try:
-        with download_progress(sys.stderr.isatty(), entry.filename) as (on_start, on_bytes):
-            result = download_civitai(
-                entry,
-                dest.expanduser(),
-                probe.env,
-                token,
-                offline,
-                retries,
-                on_start,
-                on_bytes,
-                note=_note,
-                cache=cache,
-            )
-    except KeyboardInterrupt:
-        if part_hint.exists():
-            sys.stderr.write(f"\notdoctor: interrupted; {part_hint} is kept and the same command resumes it\n")
-        raise
-    state = "already there, sha256 verified" if result.already_there else "downloaded, size and sha256 verified"
-    if result.resumed_from_bytes:
-        state += f"; resumed at byte {result.resumed_from_bytes}"
-    return redact(f"{entry.title}: {result.path} ({state})")
-
-
-def _download_hf(
-    probe: Probe, entry: CatalogEntry, cache: VerifyCache, dest: Path | None, offline: bool
-) -> tuple[Path, Verdict]:
-    """Download through huggingface_hub, then verify the file against the catalog."""
-    import dataclasses
-
-    from otdoctor.checkpoints.download import download_hf, hf_expected_file
-    from otdoctor.checkpoints.verify import Verifier
-    from otdoctor.render.models import hash_progress
-
-    known = hf_expected_file(entry, offline)
-    if known is not None and known not in entry.files:
-        entry = dataclasses.replace(entry, files=(*entry.files, known))
-    path = download_hf(entry, dest.expanduser() if dest else None, probe.env, probe.home, offline)
-    with hash_progress(sys.stderr.isatty()) as (on_start, on_bytes):
-        return path, Verifier([entry], cache).verify([(path, entry, None, "")], on_start, on_bytes)[0]
 
 
 @models_app.command("download")
@@ -250,24 +175,14 @@ def models_download_cmd(
     Civitai downloads stream into NAME.part and resume from there when run again; the file gets its
     final name only once it matches. Hugging Face downloads go through huggingface_hub.
     """
-    from otdoctor.checkpoints.catalog import find_entry, load_catalog
-    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.checkpoints.download import DownloadRequest, download_model
     from otdoctor.probe import Probe
-    from otdoctor.render.models import render_verdicts
+    from otdoctor.render.download_view import DownloadView
     from otdoctor.render.text import console
 
-    probe = Probe()
-    entry = find_entry(load_catalog(probe.env), name)
-    cache = VerifyCache(env=probe.env)
-    if entry.source == "civitai":
-        target = dest if dest is not None else _civitai_dest(probe, ot_dir, entry)
-        line = _download_civitai(probe, entry, cache, target, token_file, offline, retries)
-        console().print(line, markup=False, highlight=False)
-        return
-    path, verdict = _download_hf(probe, entry, cache, dest, offline)
-    render_verdicts([verdict], console())
-    if verdict.problems:
-        raise UserError(
-            f"{path} was downloaded but does not match the catalog",
-            hint=f"move it away and download again: mv '{path}' '{path}.bad'",
-        )
+    view = DownloadView(console(), sys.stderr.isatty())
+    done = download_model(Probe(), DownloadRequest(name, dest, token_file, offline, retries, ot_dir), view)
+    view.show(done)
+    mismatch = done.mismatch()
+    if mismatch is not None:
+        raise mismatch

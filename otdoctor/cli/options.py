@@ -67,6 +67,16 @@ def require_config(config: Path | None) -> None:
         raise UserError(f"config file not found: {config}", exit_code=2)
 
 
+def require_ot_dir(ot_dir: Path | None) -> None:
+    """An --ot-dir that is not there is a usage error, not a checkout to offer fixes for."""
+    if ot_dir is not None and not ot_dir.exists():
+        raise UserError(
+            f"OneTrainer checkout not found: {ot_dir}",
+            exit_code=2,
+            hint=f"correct --ot-dir, or install OneTrainer there: otdoctor install --dir {ot_dir}",
+        )
+
+
 def confirmer(yes: bool) -> Callable[[str], bool]:
     """--yes answers every question; without a terminal to ask on, a question is a usage error."""
 

@@ -14,18 +14,6 @@ if TYPE_CHECKING:
     from otdoctor.report.bundle import Bundle
 
 
-def _collect(ot_dir: Path | None, config: Path | None, offline: bool) -> Bundle:
-    from otdoctor.probe import Probe
-    from otdoctor.report.bundle import collect
-
-    if not sys.stderr.isatty():
-        return collect(Probe(), ot_dir, config, offline=offline)
-    from rich.console import Console
-
-    with Console(stderr=True).status("Collecting the report…") as status:
-        return collect(Probe(), ot_dir, config, offline=offline, progress=lambda m: status.update(f"Report: {m}…"))
-
-
 def _show_all(bundle: Bundle) -> None:
     from otdoctor.render.emit import Destination
     from otdoctor.render.report_md import bundle_text
@@ -80,25 +68,23 @@ def report_cmd(
     Nothing is written until you have seen it: --print shows it all; on a terminal without --output
     you are shown the summary and asked.
     """
-    from otdoctor.render import human_bytes
+    from otdoctor.probe import Probe
+    from otdoctor.render.progress import collecting_status
+    from otdoctor.render.report_md import written_note
+    from otdoctor.report.bundle import collect, sharing
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    bundle = _collect(ot_dir, config, offline)
-    if print_:
+    with collecting_status(sys.stderr.isatty()) as progress:
+        bundle = collect(Probe(), ot_dir, config, offline=offline, progress=progress)
+    plan = sharing(print_, output, interactive)
+    if plan.show_all:
         _show_all(bundle)
-        if output is None:
-            return
-    if output is None and not interactive:
-        # Nobody to ask: show what would be shared and write nothing.
-        _show_all(bundle)
-        sys.stderr.write("otdoctor: nothing written; add --output FILE to save the zip\n")
+    if not plan.write:
+        if plan.suggest_output:
+            sys.stderr.write("otdoctor: nothing written; add --output FILE to save the zip\n")
         return
-    if output is None:
-        output = _ask_where(bundle, yes)
-    bundle.write(output)
-    if not print_ and not interactive:
+    target = _ask_where(bundle, yes) if output is None else output
+    bundle.write(target)
+    if plan.echo_summary:
         sys.stdout.write(bundle.markdown)
-    sys.stderr.write(
-        f"otdoctor: wrote {output} ({human_bytes(output.stat().st_size)}, {len(bundle.files)} files). "
-        "Paste the summary (summary.md) into the issue and attach the zip.\n"
-    )
+    sys.stderr.write(written_note(target, target.stat().st_size, len(bundle.files)))

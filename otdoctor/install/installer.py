@@ -6,6 +6,7 @@ result is already there, so running the command again after Ctrl-C, a kill or a 
 continues where it stopped. A state file records what finished (and the requirements' hash),
 but every phase is verified on disk, never trusted from the state alone.
 
+The whole command (pre-flight, plan, confirmation, phases, final check) is `run.run_install`.
 The building blocks (`Session` in session.py, the venv in venv.py, pip in pip.py) serve the
 repairs of `otdoctor fix` too.
 """

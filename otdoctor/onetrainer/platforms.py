@@ -175,6 +175,28 @@ def choose_requirements(probe: Probe, ot_dir: Path | None = None) -> PlatformCho
     return _choose(probe, _Launcher(probe, ot_dir))
 
 
+class _Replayed(_Launcher):
+    """A recorded NVIDIA machine (an NVML snapshot): the CUDA version NVML reports stands in for
+    nvidia-smi's header, which shows the same number."""
+
+    def __init__(self, probe: Probe, ot_dir: Path | None, cuda_version: str | None) -> None:
+        super().__init__(probe, ot_dir)
+        self.cuda_version = cuda_version
+
+    def nvidia(self) -> PlatformChoice:
+        cuda = self.cuda_version
+        major = _cuda_major(cuda)
+        if major is None or major >= CUDA_FILE_MIN_MAJOR:
+            return self._done("cuda", CUDA, f"NVIDIA GPU, driver supports CUDA {cuda}", cuda)
+        reason = f"NVIDIA GPU, driver supports only CUDA {cuda} (< {CUDA_FILE_MIN_MAJOR})"
+        return self._done("cuda-legacy", CUDA_LEGACY, reason, cuda)
+
+
+def choose_requirements_replayed(probe: Probe, ot_dir: Path | None, cuda_version: str | None) -> PlatformChoice:
+    """What `./install.sh` would install on a replayed NVIDIA machine whose driver reports CUDA_VERSION."""
+    return _choose(probe, _Replayed(probe, ot_dir, cuda_version))
+
+
 # What otdoctor install does -------------------------------------------------------------------------
 def _dotted(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
@@ -263,5 +285,6 @@ __all__ = [
     "PlatformChoice",
     "choose_platform",
     "choose_requirements",
+    "choose_requirements_replayed",
     "detect_gpu",
 ]

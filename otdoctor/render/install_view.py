@@ -23,6 +23,7 @@ from otdoctor.redact import redact
 if TYPE_CHECKING:
     from otdoctor.engine.results import Report
     from otdoctor.install.installer import Installer
+    from otdoctor.install.run import InstallResult
 
 
 class InstallView:
@@ -97,6 +98,13 @@ class InstallView:
                 out.print(f"      {escape(redact(cmd))}")
         out.print(f"  [cyan]•[/] check: otdoctor check --ot-dir {escape(str(ot_dir))}")
         out.print()
+
+    def show_result(self, result: InstallResult) -> None:
+        """What follows the plan: the dry run's last line, or the final check (a declined install says nothing)."""
+        if result.dry_run:
+            self.out.print("dry run: nothing was changed")
+        elif result.report is not None:
+            self.show_installed(result.report, result.dir)
 
     def show_installed(self, report: Report, ot_dir: Path) -> None:
         """The final check's report, and where to go from here."""

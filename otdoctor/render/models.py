@@ -228,6 +228,13 @@ class VerdictsView:
     verdicts: Sequence[Verdict]
     how: Mapping[Path, str] = field(default_factory=dict)
 
+    @classmethod
+    def of_inventory(cls, verdicts: Sequence[Verdict], inv: Inventory) -> VerdictsView:
+        """Verdicts labelled with how the inventory found each file (a folder, the config, a cache)."""
+        how: dict[Path, str] = {f.path: f.how for copies in inv.found.values() for f in copies}
+        how.update({f.path: f.how for f in inv.others})
+        return cls(verdicts, how)
+
     def formats(self) -> Mapping[str, Draw]:
         return {"text": self._text, "json": self._json}
 

@@ -5,6 +5,7 @@ when it is there. The CLI puts one of these callables there:
 - `BarReporter(console)`: a rich progress bar on a terminal, nothing otherwise; it starts on the
   first call and goes away when `done == total`, so questions asked between two jobs stay readable.
 - `status_reporter(status)`: updates the text of the `otdoctor check` spinner.
+`collecting_status` is `otdoctor report`'s spinner while it collects.
 `smoke_status` is `otdoctor smoke`'s one-line live status.
 """
 
@@ -74,6 +75,16 @@ def checking_spinner(enabled: bool) -> Iterator[Callable[[str, int, int], None] 
 
     with console().status("Checking…") as status:
         yield status_reporter(status)
+
+
+@contextlib.contextmanager
+def collecting_status(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """`otdoctor report`'s spinner on stderr (a terminal only), yielding its step reporter."""
+    if not enabled:
+        yield None
+        return
+    with Console(stderr=True).status("Collecting the report…") as status:
+        yield lambda m: status.update(f"Report: {m}…")
 
 
 def status_reporter(status: Any, base: str = "Checking…") -> Callable[[str, int, int], None]:

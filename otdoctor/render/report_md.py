@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from otdoctor.render.units import human_bytes
@@ -216,3 +217,10 @@ def bundle_contents(markdown: str, files: Mapping[str, str]) -> str:
     """The summary and what the zip would hold, shown before asking whether to write it."""
     listing = "".join(f"  {name} ({human_bytes(len(text.encode()))})\n" for name, text in files.items())
     return markdown + "\nThe zip would hold:\n" + listing
+
+
+def written_note(output: Path, size_bytes: int, files: int) -> str:
+    return (
+        f"otdoctor: wrote {output} ({human_bytes(size_bytes)}, {files} files). "
+        "Paste the summary (summary.md) into the issue and attach the zip.\n"
+    )

@@ -96,6 +96,28 @@ class Bundle:
             raise UserError(f"cannot write --output {path}: {exc.strerror or exc}", exit_code=2) from None
 
 
+@dataclass(frozen=True)
+class Sharing:
+    """What `otdoctor report` does with a bundle. Nothing is written until the user has seen it:
+    with nobody to ask (no terminal) and no --output, it is shown and nothing is written."""
+
+    show_all: bool  # every file on stdout first
+    write: bool
+    ask: bool = False  # show the summary, then ask before writing the default zip
+    echo_summary: bool = False  # after writing off a terminal: the summary on stdout, to paste
+    suggest_output: bool = False  # nothing written: say how to save it
+
+
+def sharing(print_all: bool, output: Path | None, interactive: bool) -> Sharing:
+    if output is None and print_all:
+        return Sharing(show_all=True, write=False)
+    if output is None and not interactive:
+        return Sharing(show_all=True, write=False, suggest_output=True)
+    if output is None:
+        return Sharing(show_all=False, write=True, ask=True)
+    return Sharing(show_all=print_all, write=True, echo_summary=not print_all and not interactive)
+
+
 def default_output(now: _dt.datetime | None = None) -> Path:
     now = now or _dt.datetime.now()
     return Path(f"otdoctor-report-{now:%Y%m%d-%H%M%S}.zip")
