@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "otdoctor.render": 6,
     # Jobs: a whole command composed of the engine and renderers. `install` runs the checks before
     # and after it installs; a report bundle holds the check report as JSON and Markdown.
+    "otdoctor.install.run": 6,
     "otdoctor.install.installer": 6,
     "otdoctor.install.preflight": 6,
     "otdoctor.report.bundle": 6,
