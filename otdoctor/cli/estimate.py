@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from otdoctor.cli.options import TEXT_JSON, ConfigOption, OtDirOption, format_option, request_from, require_config
-from otdoctor.errors import UserError
 
 _UNITS = "NEVER, EPOCH, STEP, SECOND, MINUTE, HOUR."
 Images = Annotated[int | None, typer.Option("--images", help="Training images (one concept, balancing 1).")]
@@ -75,30 +71,6 @@ FromLog = Annotated[
 ]
 
 
-def _clock_option(value: str | None) -> _dt.datetime | None:
-    """--start: HH:MM today, or an ISO date-time; local time unless it names its zone."""
-    if value is None:
-        return None
-    try:
-        t = _dt.datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            hm = _dt.datetime.strptime(value, "%H:%M").time()
-        except ValueError:
-            raise UserError(f"--start wants HH:MM or an ISO date-time, got {value!r}", exit_code=2) from None
-        t = _dt.datetime.combine(_dt.date.today(), hm)
-    return t if t.tzinfo else t.astimezone()
-
-
-def _read_log(from_log: str) -> str:
-    if from_log == "-":
-        return sys.stdin.read()
-    try:
-        return Path(from_log).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UserError(f"cannot read --from-log {from_log}: {exc.strerror or exc}", exit_code=2) from None
-
-
 def estimate_cmd(
     images: Images = None,
     reg: Reg = None,
@@ -145,8 +117,7 @@ def estimate_cmd(
 
     require_config(config)
     if from_log is not None:
-        text = _read_log(from_log)
-        final_s, _ = planner.final_overhead_s(config, ot_dir, model)
-        emit(EstimateView(planner.from_log(text, now=_clock_option(start), final_save_s=final_s), True), fmt)
+        emit(EstimateView(planner.predict_from_log(from_log, config, ot_dir, model, start), True), fmt)
         return
-    emit(EstimateView(planner.build(request_from(planner.EstimateRequest, options, start=_clock_option(start)))), fmt)
+    req = request_from(planner.EstimateRequest, options, start=planner.start_time(start))
+    emit(EstimateView(planner.build(req)), fmt)

@@ -43,8 +43,7 @@ def fix_cmd(
     Exit code 0 when every selected check passes afterwards, 1 otherwise. What cannot be repaired
     automatically (a space in the path, a FAT32 drive, a driver update) is printed as manual steps.
     """
-    from otdoctor.engine.doctor import make_context
-    from otdoctor.engine.fixer import run_fix
+    from otdoctor.engine.fixer import FixRequest, fix
     from otdoctor.probe import Probe
     from otdoctor.render.fix_view import FixView
     from otdoctor.render.progress import BarReporter
@@ -54,7 +53,14 @@ def fix_cmd(
     require_ot_dir(ot_dir)
     out = console()
     view = FixView(out, confirmer(yes))
-    ctx = make_context(Probe(), ot_dir, config, models_dir or ())
-    ctx.options.extra.update(force=force, yes=yes, ui=view, in_place=in_place)
-    ctx.options.extra["progress"] = BarReporter(out)  # long fixes (padding images) show a bar
-    raise typer.Exit(run_fix(ctx, check_ids or (), dry_run=dry_run, view=view))
+    request = FixRequest(
+        patterns=tuple(check_ids or ()),
+        ot_dir=ot_dir,
+        config=config,
+        models_dirs=tuple(models_dir or ()),
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        in_place=in_place,
+    )
+    raise typer.Exit(fix(Probe(), request, view, BarReporter(out)))

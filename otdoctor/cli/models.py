@@ -17,15 +17,9 @@ from otdoctor.cli.options import (
     format_option,
     require_config,
 )
-from otdoctor.errors import UserError
-from otdoctor.onetrainer.checkout import find_checkout
 
 if TYPE_CHECKING:
-    from otdoctor.checkpoints.catalog import CatalogEntry
-    from otdoctor.checkpoints.hashing import VerifyCache
-    from otdoctor.checkpoints.inventory import Inventory
-    from otdoctor.checkpoints.verify import Verdict
-    from otdoctor.probe import Probe
+    from otdoctor.checkpoints.query import ModelsQuery
 
 models_app = typer.Typer(
     help="Checkpoints: list the catalog and what is on disk, verify files, download models.\n\n"
@@ -37,17 +31,11 @@ models_app = typer.Typer(
 FormatOption = Annotated[str, format_option(TEXT_JSON, "Output format: text or json.")]
 
 
-def _inventory(ot_dir: Path | None, config: Path | None, models_dir: list[Path] | None) -> tuple[Probe, Inventory]:
-    from otdoctor.checkpoints.inventory import take_inventory
-    from otdoctor.probe import Probe
+def _query(ot_dir: Path | None, config: Path | None, models_dir: list[Path] | None) -> ModelsQuery:
+    from otdoctor.checkpoints.query import ModelsQuery
 
     require_config(config)
-    for folder in models_dir or ():
-        if not folder.expanduser().is_dir():  # a typo would otherwise read as "no checkpoints found"
-            raise UserError(f"--models-dir {folder} is not a folder", exit_code=2)
-    probe = Probe()
-    located = find_checkout(probe, ot_dir)
-    return probe, take_inventory(probe.env, probe.home, models_dir or (), located.path, config)
+    return ModelsQuery(ot_dir, config, tuple(models_dir or ()))
 
 
 @models_app.command("list")
@@ -62,50 +50,14 @@ def models_list_cmd(
     json_: JsonAliasOption = False,
 ) -> None:
     """Show the catalog, where each model was found and its state (from the verify cache; reads no file whole)."""
-    from otdoctor.checkpoints.hashing import VerifyCache
-    from otdoctor.checkpoints.hf_cache import cached_model_repos
-    from otdoctor.checkpoints.inventory import verify_inventory
+    from otdoctor.checkpoints.query import list_models
+    from otdoctor.probe import Probe
     from otdoctor.render.emit import emit
     from otdoctor.render.models import ModelsListView
 
-    probe, inv = _inventory(ot_dir, config, models_dir)
-    verify_inventory(inv, VerifyCache(env=probe.env), do_hash=False, include_others=True)
-    emit(ModelsListView(inv, cached_model_repos(inv.caches) if all_ else None), "json" if json_ else fmt)
-
-
-def _targets(paths: list[Path], inv: Inventory) -> list[tuple[Path, CatalogEntry | None, str | None, str]]:
-    """The files named on the command line; a folder stands for the model files in it."""
-    from otdoctor.checkpoints.locate import scan
-
-    targets: list[tuple[Path, CatalogEntry | None, str | None, str]] = []
-    for p in paths:
-        p = p.expanduser()
-        if p.is_dir() and not (p / "model_index.json").is_file():
-            targets += [(f, None, inv.expected_arch, "the config's model_type") for f in scan(p)]
-        else:
-            targets.append((p, None, inv.expected_arch, "the config's model_type"))
-    if not targets:
-        raise UserError(f"no model files (.safetensors, .ckpt, diffusers folders) under {', '.join(map(str, paths))}")
-    return targets
-
-
-def _verify(
-    paths: list[Path] | None, inv: Inventory, cache: VerifyCache, do_hash: bool, show_bar: bool
-) -> list[Verdict]:
-    from otdoctor.checkpoints.inventory import verify_inventory
-    from otdoctor.checkpoints.verify import Verifier
-    from otdoctor.render.models import hash_progress
-
-    with hash_progress(show_bar) as (on_start, on_bytes):
-        if paths:
-            return Verifier(inv.catalog, cache, do_hash=do_hash).verify(_targets(paths, inv), on_start, on_bytes)
-        verdicts = list(verify_inventory(inv, cache, do_hash, True, on_start, on_bytes).values())
-    if not verdicts:
-        raise UserError(
-            "no checkpoints found; name files, or use --models-dir / --config",
-            hint="otdoctor models list shows where otdoctor looked",
-        )
-    return verdicts
+    query = _query(ot_dir, config, models_dir)
+    inv, repos = list_models(Probe(), query, all_)
+    emit(ModelsListView(inv, repos), "json" if json_ else fmt)
 
 
 @models_app.command("verify")
@@ -127,14 +79,15 @@ def models_verify_cmd(
     sha256 results are cached by file identity (device, inode, size, mtime), so verifying an
     unchanged file again does not read it. Exit code 1 when any file is bad.
     """
-    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.checkpoints.query import verify_models
+    from otdoctor.probe import Probe
     from otdoctor.render.emit import emit
-    from otdoctor.render.models import VerdictsView
+    from otdoctor.render.models import VerdictsView, hash_progress
 
     fmt = "json" if json_ else fmt
-    probe, inv = _inventory(ot_dir, config, models_dir)
+    query = _query(ot_dir, config, models_dir)
     show_bar = sys.stderr.isatty() and fmt == "text"
-    verdicts = _verify(paths, inv, VerifyCache(env=probe.env), not no_hash, show_bar)
+    inv, verdicts = verify_models(Probe(), query, paths or (), not no_hash, lambda: hash_progress(show_bar))
     emit(VerdictsView.of_inventory(verdicts, inv), fmt)
     raise typer.Exit(1 if any(v.problems for v in verdicts) else 0)
 

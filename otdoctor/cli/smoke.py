@@ -71,6 +71,29 @@ def _check_choices(dtype: str | None, model: str | None) -> None:
         raise UserError(f"unknown --model {model!r}; choose sdxl or sd15", exit_code=2)
 
 
+class _StatusLine:
+    """The run on stderr, text format only: a live status on a terminal, else one "running" line."""
+
+    def __init__(self, text: bool) -> None:
+        from otdoctor.render.progress import smoke_status
+
+        self.text = text
+        self.progress = smoke_status(sys.stderr.isatty() and text)
+
+    def started(self) -> None:
+        if self.progress is None and self.text:
+            sys.stderr.write("otdoctor smoke: running (this takes a while)…\n")
+
+    def notice(self, line: str) -> None:
+        sys.stderr.write(redact(f"otdoctor smoke: {line}") + "\n")
+
+    def finished(self) -> None:
+        from otdoctor.render.progress import clear_status_line
+
+        if self.progress is not None:
+            clear_status_line()
+
+
 def smoke_cmd(
     ot_dir: OtDirOption = None,
     config: ConfigOption = None,
@@ -105,10 +128,9 @@ def smoke_cmd(
     options = dict(locals())  # the request takes most options by name
     from otdoctor.render.emit import emit
     from otdoctor.render.plan import SmokeView
-    from otdoctor.render.progress import clear_status_line, smoke_status
-    from otdoctor.smoke import SmokeRequest, check_request, run_smoke
-    from otdoctor.smoke import results as smoke_results
-    from otdoctor.smoke.gates import Gates, failures
+    from otdoctor.smoke import SmokeRequest
+    from otdoctor.smoke.gates import Gates
+    from otdoctor.smoke.job import run_job
 
     _check_choices(dtype, model)
     require_config(config)
@@ -118,16 +140,6 @@ def smoke_cmd(
         overrides=tuple(set_ or ()),
         gradient_checkpointing=False if no_checkpointing else None,
     )
-    req = check_request(req)  # usage errors before the "running" line, so they stay one line
-    gates = Gates(min_its, max_vram_gb).check()
-    progress = smoke_status(sys.stderr.isatty() and fmt == "text")
-    if progress is None and fmt == "text":
-        sys.stderr.write("otdoctor smoke: running (this takes a while)…\n")
-    result, why = run_smoke(
-        req, progress, notice=lambda line: sys.stderr.write(redact(f"otdoctor smoke: {line}") + "\n")
-    )
-    if progress is not None:
-        clear_status_line()
-    found = failures(result, gates)
-    emit(SmokeView(result, smoke_results.save(result), why, found), fmt)
-    raise typer.Exit(1 if found else 0)
+    done = run_job(req, Gates(min_its, max_vram_gb), _StatusLine(fmt == "text"))
+    emit(SmokeView(done.result, done.saved_to, done.why, done.failures), fmt)
+    raise typer.Exit(1 if done.failures else 0)

@@ -104,7 +104,8 @@ class Check:
 
     # A check that can repair what it finds defines
     #     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool) -> FixOutcome
-    # (or assigns a function with that signature: `fix = repairs.rebuild_venv`). `confirm(question)`
+    # (or assigns a module-level function with that signature, defined beside the checks that share
+    # it: `fix = rebuild_venv` in checks/venv.py). `confirm(question)`
     # asks the user (True without asking under --yes); with `dry_run` it returns the plan as
     # FixOutcome.commands and changes nothing. Fixes are idempotent; `otdoctor fix` diagnoses the
     # same check again afterwards.

@@ -8,15 +8,17 @@ path, a FAT32 drive, a driver update) is printed with its manual steps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.doctor import selected_checks
+from otdoctor.engine.doctor import make_context, selected_checks
 from otdoctor.engine.registry import matches
 from otdoctor.engine.results import FixOutcome, Outcome, Report, Status
 from otdoctor.engine.runner import build_report, run_checks
+from otdoctor.probe import Probe
 
 NEEDS_FIX = (Status.FAIL, Status.WARN, Status.ERROR)
 
@@ -130,3 +132,26 @@ def run_fix(ctx: Context, patterns: Iterable[str], dry_run: bool, view: FixUI) -
         return 0
     remaining = [o for o in report.outcomes if run.wanted(o) and o.is_failure()]
     return 1 if remaining or run.failed else 0
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """What `otdoctor fix` is asked: which checks (id, id prefix or area; none: all), where, and how."""
+
+    patterns: tuple[str, ...] = ()
+    ot_dir: Path | None = None
+    config: Path | None = None
+    models_dirs: tuple[Path, ...] = ()
+    dry_run: bool = False
+    yes: bool = False  # ask nothing
+    force: bool = False  # allow fixes that stop processes
+    in_place: bool = False  # dataset.resolution: replace the original images
+
+
+def fix(probe: Probe, request: FixRequest, view: FixUI, progress: Callable[[str, int, int], None] | None = None) -> int:
+    """Run `otdoctor fix`; the exit code. `progress(what, done, total)` hears long fixes (padding images)."""
+    ctx = make_context(probe, request.ot_dir, request.config, request.models_dirs)
+    ctx.options.extra.update(force=request.force, yes=request.yes, ui=view, in_place=request.in_place)
+    if progress is not None:
+        ctx.options.extra["progress"] = progress
+    return run_fix(ctx, request.patterns, dry_run=request.dry_run, view=view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -137,6 +138,31 @@ def number(kind: Callable[[Any], T], value: Any, where: str) -> T:
 
 
 # Reading the config ------------------------------------------------------------------------------
+def start_time(value: str | None) -> _dt.datetime | None:
+    """--start: HH:MM today, or an ISO date-time; local time unless it names its zone."""
+    if value is None:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            hm = _dt.datetime.strptime(value, "%H:%M").time()
+        except ValueError:
+            raise UserError(f"--start wants HH:MM or an ISO date-time, got {value!r}", exit_code=2) from None
+        t = _dt.datetime.combine(_dt.date.today(), hm)
+    return t if t.tzinfo else t.astimezone()
+
+
+def read_log(source: str) -> str:
+    """--from-log: a running OneTrainer's output, from a file or (`-`) stdin."""
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read --from-log {source}: {exc.strerror or exc}", exit_code=2) from None
+
+
 def image_sizes(paths: list[Path]) -> tuple[tuple[int, int], ...] | None:
     """(width, height) of each image from its header (Pillow opens lazily: no pixel is decoded)."""
     from PIL import Image

@@ -20,7 +20,9 @@ from otdoctor.estimate.inputs import (
     check_resolution,
     concepts_from_config,
     number,
+    read_log,
     schedule,
+    start_time,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +31,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["EstimateOutput", "EstimateRequest", "LogOutput", "build", "final_overhead_s", "from_log"]
+__all__ = [
+    "EstimateOutput",
+    "EstimateRequest",
+    "LogOutput",
+    "build",
+    "final_overhead_s",
+    "from_log",
+    "predict_from_log",
+    "start_time",
+]
 
 
 @dataclass
@@ -336,3 +347,13 @@ def from_log(text: str, now: _dt.datetime | None = None, final_save_s: float | N
     return LogOutput(
         pred, epoch_bar.raw if epoch_bar else None, step_bar.raw if step_bar else None, now, finish, final_save_s
     )
+
+
+def predict_from_log(
+    source: str, config: Path | None, ot_dir: Path | None, model: str | None, start: str | None
+) -> LogOutput:
+    """--from-log: when a running OneTrainer (its output in the file `source`, or `-` for stdin)
+    finishes, counting the final save its bars do not show; `start` (--start) stands for now."""
+    text = read_log(source)
+    final_s, _ = final_overhead_s(config, ot_dir, model)
+    return from_log(text, now=start_time(start), final_save_s=final_s)
