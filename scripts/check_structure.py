@@ -4,6 +4,8 @@
   (imports under `if TYPE_CHECKING:` are for annotations and do not count).
 - Only `otdoctor/probe/` starts processes, asks psutil or calls NVML; only `cli/` and `render/`
   import typer or rich; a check never reads `os.environ` or `sys.argv`.
+- Packaging: every package under `otdoctor/` is listed in pyproject.toml, so `pip install .`
+  (a wheel, not the editable install the tests use) ships it.
 - Size: no module over 400 lines, no function over 60 lines or cyclomatic complexity over 15
   (radon's measure) in `otdoctor/` and `checks/`.
 
@@ -148,8 +150,20 @@ def check_sizes(path: Path, source: str) -> Iterator[str]:
                 yield f"{rel}:{fn.lineno}: {fn.name} has complexity {fn.complexity} (at most {MAX_COMPLEXITY})"
 
 
+def check_packaging() -> Iterator[str]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    for init in sorted((ROOT / "otdoctor").rglob("__init__.py")):
+        name = ".".join(init.parent.relative_to(ROOT).parts)
+        if name not in listed:
+            yield f"pyproject.toml:1: package {name} is not in [tool.setuptools] packages: a wheel would lack it"
+
+
 def main() -> int:
-    breaches: list[str] = []
+    breaches: list[str] = list(check_packaging())
     for folder in ("otdoctor", "checks"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             source = path.read_text(encoding="utf-8")
