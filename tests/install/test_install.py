@@ -4,6 +4,7 @@ installing real wheels from a local folder (pip's own PIP_NO_INDEX / PIP_FIND_LI
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -144,6 +145,23 @@ def _digest_state(target: Path) -> str:
     return (target / ".otdoctor-install.json").read_text() if (target / ".otdoctor-install.json").exists() else ""
 
 
+def _hold_pyenv_local(tmp_path: Path, env: dict[str, str]) -> Path:
+    """Make `pyenv local` wait while the returned file exists, so a kill in the python phase lands
+    inside it (the phase otherwise ends in milliseconds, before a test could see its log line)."""
+    real = shutil.which("pyenv", path=env["PATH"]) or str(Path(env["PYENV_ROOT"]) / "bin" / "pyenv")
+    wrapper_dir = tmp_path / "pyenv-hold"
+    wrapper_dir.mkdir()
+    hold = tmp_path / "hold-pyenv-local"
+    hold.touch()
+    wrapper = wrapper_dir / "pyenv"
+    wrapper.write_text(
+        f'#!/bin/sh\nif [ "$1" = local ]; then while [ -e "{hold}" ]; do sleep 0.05; done; fi\nexec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env["PATH"] = f"{wrapper_dir}{os.pathsep}{env['PATH']}"
+    return hold
+
+
 def _wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -176,6 +194,7 @@ def test_killed_at_each_phase_then_rerun_completes(phase, sig, base_env, tmp_pat
     server.delay_s = 30  # every request hangs until released: the install is caught mid-phase
     target = tmp_path / "ot"
     env = {**base_env, **pip_env(f"{server.url}/wheels/")}
+    hold = _hold_pyenv_local(tmp_path, env) if phase == "python" else None
     argv = [otdoctor_exe(), "install", "--dir", str(target), "--repo-url", f"{server.url}/OneTrainer.git", "--yes"]
     if phase != "checkout":
         server.delay_s = 0
@@ -214,6 +233,8 @@ def test_killed_at_each_phase_then_rerun_completes(phase, sig, base_env, tmp_pat
 
     server.delay_s = 0
     server.release.clear()
+    if hold is not None:
+        hold.unlink()
     res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert "OneTrainer is installed" in res.stdout, res.stdout + res.stderr
     _assert_installed(target, repo)
