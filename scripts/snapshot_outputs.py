@@ -11,7 +11,7 @@ stdout and stderr. What legitimately varies between runs (the temporary path, th
 location, timings, timestamps, free disk/memory, PIDs) is normalised, so two runs of one build give
 identical folders and `diff -r BEFORE AFTER` shows only behaviour changes.
 
-Standard library only; no network (proxies point at a closed port, and --offline where offered).
+Standard library only (plus the tests' stdlib-only config helpers); no network (proxies point at a closed port, and --offline where offered).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.trainingdata import PARTS, part  # noqa: E402 - the tests' config parts (stdlib only)
 
 REPO = Path(__file__).resolve().parent.parent
 NVML_DIR = REPO / "tests" / "data" / "nvml"
@@ -53,20 +56,6 @@ OT_PYTHON_VERSION_MINIMUM="3.10"
 OT_PYTHON_VERSION_TOO_HIGH="3.14"
 """
 
-PARTS = (
-    "unet",
-    "prior",
-    "transformer",
-    "text_encoder",
-    "text_encoder_2",
-    "text_encoder_3",
-    "text_encoder_4",
-    "vae",
-    "effnet_encoder",
-    "decoder",
-    "decoder_text_encoder",
-    "decoder_vqgan",
-)
 
 KNOWN_ERROR_LOG = """\
 Traceback (most recent call last):
@@ -152,28 +141,6 @@ SD15_TENSORS = {
     "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (4, 768),
     "first_stage_model.decoder.conv_in.weight": (4, 4, 3, 3),
 }
-
-
-def part(**kw: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "__version": 0,
-        "model_name": "",
-        "include": True,
-        "train": True,
-        "stop_training_after": None,
-        "stop_training_after_unit": "NEVER",
-        "learning_rate": None,
-        "weight_dtype": "FLOAT_32",
-        "dropout_probability": 0.0,
-        "train_embedding": True,
-        "attention_mask": False,
-        "guidance_scale": 1.0,
-        "gradient_checkpointing": True,
-        "offload_fraction": 0.0,
-        "activation_offloading": False,
-    }
-    base.update(kw)
-    return base
 
 
 def concept(name: str, path: Path, prompt_path: Path, **kw: object) -> dict[str, object]:
