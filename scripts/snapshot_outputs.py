@@ -11,7 +11,8 @@ stdout and stderr. What legitimately varies between runs (the temporary path, th
 location, timings, timestamps, free disk/memory, PIDs) is normalised, so two runs of one build give
 identical folders and `diff -r BEFORE AFTER` shows only behaviour changes.
 
-Standard library only (plus the tests' stdlib-only config helpers); no network (proxies point at a closed port, and --offline where offered).
+Standard library only (plus the tests' stdlib-only config helpers); no network (proxies point at
+a closed port, and --offline where offered).
 """
 
 from __future__ import annotations
