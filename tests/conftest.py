@@ -5,8 +5,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.factory import PYENV_ROOT, otdoctor_exe
+
+# Property tests (marker "property"): 500 examples per surface with a fixed seed by default, so CI is
+# repeatable; HYPOTHESIS_PROFILE=deep explores 10x more with random seeds (docs/testing.md).
+_PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("default", max_examples=500, derandomize=True, print_blob=True, **_PROFILE)
+settings.register_profile("deep", max_examples=5000, derandomize=False, **_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
