@@ -36,10 +36,18 @@ class ConfigFile(Check):
         if facts.error is not None:
             return CheckResult.fail(
                 facts.error,
-                expected="a JSON object of OneTrainer settings",
-                why="OneTrainer cannot load this config, so training does not start",
-                fix=Fix("correct the file at that line, or export the config again from the UI (top bar: Export)"),
-                data={"path": str(facts.path), "source": facts.source},
+                details=facts.problems,
+                expected="a JSON object of OneTrainer settings"
+                + (", each value one OneTrainer reads and a real run has" if facts.problems else ""),
+                why="OneTrainer cannot load this config, so training does not start"
+                if not facts.problems
+                else "OneTrainer stops on a value it cannot read; an absurd one makes every figure here meaningless",
+                fix=Fix(
+                    "correct the "
+                    + ("values named above" if facts.problems else "file at that line")
+                    + ", or export the config again from the UI (top bar: Export)"
+                ),
+                data={"path": str(facts.path), "source": facts.source, "problems": list(facts.problems)},
             )
         cfg = facts.config
         assert cfg is not None

@@ -7,6 +7,7 @@ threads, cached by (device, inode, size, mtime) so a second `otdoctor check` onl
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from otdoctor.onetrainer.config import TrainConfig, config_facts, parse_resoluti
 from .config_common import CONFIG_FILE, train_config
 
 EXAMPLES = 3
+MODE_FIX_OPTIONS = "-colorspace sRGB -depth 8 -background white -flatten"
 
 
 def _scanned(ctx: Context) -> list[ConceptData]:
@@ -78,12 +80,14 @@ class Modes(DatasetCheck):
     def diagnose(self, ctx: Context) -> CheckResult:
         lines = []
         total = 0
-        first: Path | None = None
+        commands = []
         for c in _scanned(ctx):
             odd = [i for i in _scan(c).images if i.unsupported_mode]
             if odd:
                 total += len(odd)
-                first = first or c.folder / odd[0].path
+                # Every flagged file by name, run from its concept folder, so the re-check is clean.
+                names = " ".join(shlex.quote(i.path) for i in odd)
+                commands.append(f"cd {shlex.quote(str(c.folder))} && mogrify {MODE_FIX_OPTIONS} {names}")
                 lines.append(
                     f"'{c.name}': {len(odd)} image(s): " + _examples(odd, lambda i: f"{i.path} {i.unsupported_mode}")
                 )
@@ -96,7 +100,7 @@ class Modes(DatasetCheck):
                 "transparent palette areas become a solid colour",
                 fix=Fix(
                     "convert them to 8-bit sRGB (ImageMagick)",
-                    (f'mogrify -colorspace sRGB -depth 8 -background white -flatten "{first}"',),
+                    tuple(commands),
                 ),
             )
         return CheckResult.ok("every image is 8-bit RGB or greyscale")

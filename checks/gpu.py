@@ -50,6 +50,14 @@ class GpuDriver(Check):
             return skip
         p = info.problem
         data: dict[str, Any] = {"nvidia_gpu": True, "source": info.source, "snapshot": info.snapshot}
+        if p is not None and p.kind == "snapshot-invalid":
+            return CheckResult.fail(
+                p.message,
+                expected="a snapshot written by scripts/record_nvml.py, or no OTDOCTOR_NVML_SNAPSHOT",
+                why=p.meaning,
+                fix=Fix(p.fix_summary, p.fix_commands),
+                data={**data, "problem": p.kind},
+            )
         if info.source == "none" and p is not None:
             found = (
                 f"an NVIDIA GPU is on the PCI bus ({', '.join(info.nvidia_pci_devices)}) but NVML fails: {p.message}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from otdoctor.engine.check import Context
 from otdoctor.engine.results import CheckResult, Fix
-from otdoctor.probe.nvml import GpuInfo
+from otdoctor.probe.nvml import GpuInfo, SnapshotError
 
 WHY_DRIVER = (
     "OneTrainer trains on an NVIDIA GPU through CUDA; without a working driver torch runs on the CPU or not at all"
@@ -13,7 +13,14 @@ WHY_DRIVER = (
 
 
 def gpu_info(ctx: Context) -> GpuInfo:
-    return ctx.memo("gpu", ctx.probe.gpu)
+    return ctx.memo("gpu", lambda: _read(ctx))
+
+
+def _read(ctx: Context) -> GpuInfo:
+    try:
+        return ctx.probe.gpu()
+    except SnapshotError as exc:  # one finding about that file (gpu.driver), not a crash of every check
+        return exc.info
 
 
 def no_gpu(ctx: Context, info: GpuInfo) -> CheckResult | None:

@@ -9,7 +9,9 @@ from typing import Any
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, FixOutcome
 from otdoctor.gpu import reasoning as g
+from otdoctor.gpu import stopping
 from otdoctor.probe.nvml import GpuDevice, GpuInfo
+from otdoctor.probe.processes import ProcessDetails
 from otdoctor.render.units import human_bytes
 
 from .gpu_common import gpu_info, no_gpu
@@ -83,33 +85,19 @@ class Vram(Check):
         return _judge(info, dev, plan, rows, tuple(details), data)
 
     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
-        """Stop the current user's processes holding VRAM on the training GPU, one confirmation each."""
+        """Stop the current user's compute processes holding VRAM on the training GPU, one confirmation
+        each; never a graphics process or one of the desktop session (otdoctor.gpu.stopping)."""
         info = gpu_info(ctx)
         _plan_, train_device, _notes = _plan(ctx)
         dev = g.training_device(info, train_device)
         if dev is None:
             return FixOutcome(self.id, False, "no GPU to free")
-        rows = [r for r in g.holders(info, ctx.probe.process, dev) if r.visible]
-        own = [r for r in rows if r.details.owned_by_current_user]
-        others = [r for r in rows if not r.details.owned_by_current_user]
-        force = bool(ctx.options.extra.get("force"))
-        commands = tuple(f"kill {r.process.pid}" + (f"; kill -9 {r.process.pid}" if force else "") for r in own)
-        refused = [
-            f"PID {r.process.pid} ({r.details.name}) belongs to {r.details.user}: not touched; "
-            f"ask {r.details.user} (or an administrator) to stop it"
-            for r in others
-        ]
+        verdicts = stopping.judge(g.holders(info, ctx.probe.process, dev))
         if dry_run:
-            plan = [
-                f"would stop PID {r.process.pid} ({r.details.command}, {human_bytes(r.process.used_memory_bytes)})"
-                for r in own
-            ]
-            return FixOutcome(self.id, False, "; ".join(plan + refused) or "nothing of yours holds VRAM", commands)
-        lines, stopped = _stop_own(ctx, confirm, dev, own, force)
+            return _fix_plan(ctx, verdicts)
+        outcome = _fix_apply(ctx, confirm, dev, verdicts)
         ctx.forget("gpu")
-        if not own:
-            lines.append("none of the processes holding VRAM is yours")
-        return FixOutcome(self.id, stopped > 0, "; ".join(lines + refused), commands)
+        return outcome
 
 
 def _details(info: GpuInfo, plan: g.Plan, notes: list[str], rows: list[g.HolderRow]) -> list[str]:
@@ -177,9 +165,11 @@ def _held(
 ) -> CheckResult:
     """FAIL: the GPU is big enough but processes hold what the plan needs; who they are, what to do."""
     held = sum(r.process.used_memory_bytes or 0 for r in rows)
-    own = [r for r in rows if r.visible and r.details.owned_by_current_user]
+    verdicts = stopping.judge(rows)  # only these may be stopped: never a graphics or desktop process
+    own = [v.row for v in verdicts if v.stoppable]
     others = [r for r in rows if r.visible and not r.details.owned_by_current_user]
     commands = [f"kill {r.process.pid}   # {r.details.name}" for r in own]
+    commands += [f"# {stopping.spared_line(v)}" for v in verdicts if v.spared and v.details.owned_by_current_user]
     commands += [f"# ask {r.details.user} to stop PID {r.process.pid} ({r.details.name})" for r in others]
     if info.container and any(not r.visible for r in rows):
         commands.append("nvidia-smi   # on the host: the processes this container cannot see")
@@ -196,23 +186,59 @@ def _held(
     )
 
 
-def _stop_own(
-    ctx: Context, confirm: Callable[[str], bool], dev: GpuDevice, own: list[g.HolderRow], force: bool
-) -> tuple[list[str], int]:
-    """Stop each of OWN after its confirmation: (what happened, one line each; how many stopped)."""
+# The fix: the plan lists what it will stop; applying it stops exactly those, if still the same ----
+_LISTED = "gpu.vram.listed"  # ctx.options.extra: {pid: ProcessDetails} as the plan showed them
+
+
+def _fix_plan(ctx: Context, verdicts: list[stopping.Verdict]) -> FixOutcome:
+    """The dry run: what would be stopped and what is spared, with why; remembered for the real run."""
+    force = bool(ctx.options.extra.get("force"))
+    chosen = [v for v in verdicts if v.stoppable]
+    ctx.options.extra[_LISTED] = {v.pid: v.details for v in chosen}
+    lines = [
+        f"would stop PID {v.pid} ({v.details.command}, {human_bytes(v.row.process.used_memory_bytes)})" for v in chosen
+    ] or ["nothing holding VRAM here may be stopped by otdoctor"]
+    lines += [stopping.spared_line(v) for v in verdicts if not v.stoppable]
+    return FixOutcome(Vram.id, False, "\n".join(lines), tuple(stopping.kill_command(v, force) for v in chosen))
+
+
+def _fix_apply(
+    ctx: Context, confirm: Callable[[str], bool], dev: GpuDevice, verdicts: list[stopping.Verdict]
+) -> FixOutcome:
+    """Stop each process the plan listed, after its own confirmation, if its PID still names it."""
+    force = bool(ctx.options.extra.get("force"))
+    listed = ctx.options.extra.pop(_LISTED, None)
+    targets = listed if listed is not None else {v.pid: v.details for v in verdicts if v.stoppable}
+    now = {v.pid: v for v in verdicts}
     lines: list[str] = []
     stopped = 0
-    for r in own:
+    for pid, shown in targets.items():
+        refusal = _changed_since_listed(pid, shown, now.get(pid))
+        if refusal is not None:
+            lines.append(refusal)
+            continue
         question = (
-            f"Stop PID {r.process.pid} ({r.details.name}: {r.details.command}) holding "
-            f"{human_bytes(r.process.used_memory_bytes)} on GPU {dev.index}?"
+            f"Stop PID {pid} ({shown.name}: {shown.command}) holding "
+            f"{human_bytes(now[pid].row.process.used_memory_bytes)} on GPU {dev.index}?"
         )
         if not confirm(question):
-            lines.append(f"PID {r.process.pid} left running (declined)")
+            lines.append(f"PID {pid} left running (declined)")
             continue
-        res = ctx.probe.stop_process(
-            r.process.pid, timeout_s=float(ctx.options.extra.get("stop_timeout_s", 10.0)), force=force
-        )
+        res = ctx.probe.stop_process(shown, timeout_s=float(ctx.options.extra.get("stop_timeout_s", 10.0)), force=force)
         lines.append(res.message)
-        stopped += res.stopped
-    return lines, stopped
+        stopped += res.stopped and res.signal is not None
+    lines = lines or ["none of the processes holding VRAM may be stopped by otdoctor"]
+    lines += [stopping.spared_line(v) for v in verdicts if not v.stoppable and v.pid not in targets]
+    commands = tuple(stopping.kill_command(now[pid], force) for pid in targets if pid in now)
+    return FixOutcome(Vram.id, stopped > 0, "\n".join(lines), commands)
+
+
+def _changed_since_listed(pid: int, shown: ProcessDetails, now: stopping.Verdict | None) -> str | None:
+    """Why the process the plan listed under PID is not stopped now; None when it still may be."""
+    if now is None:
+        return f"PID {pid} ({shown.name}) no longer holds VRAM: not touched"
+    if not shown.same_process(now.details):
+        return f"PID {pid} is no longer the process listed ({shown.name}; it exited since): not touched"
+    if now.spared is not None:
+        return stopping.spared_line(now)
+    return None

@@ -18,7 +18,7 @@ class CheckoutFound(Check):
             tried = opts.extra.get("ot_dir_tried", ())
             # Not installed yet is a warning (the machine is not broken); --strict makes it fail.
             return CheckResult.warn(
-                "no OneTrainer checkout found",
+                "OneTrainer is not installed (no checkout found)",
                 blocks_dependents=True,
                 expected="a OneTrainer checkout (scripts/train.py and its launchers)",
                 why="every other check looks at OneTrainer's Python, venv and config",

@@ -3,7 +3,7 @@
 `civitai_expected` asks the API which file a model version is (its name, size and sha256), or takes
 the catalog's word with `--offline`. `fetch_range` makes one request from the bytes already in the
 `.part` file to the end, appending and hashing as it goes; a dropped connection raises `Dropped`
-with what arrived, so the caller can retry from there. The token goes only into the
+with what arrived, and `Transfer` retries from there, saying at the end what is left on disk. The token goes only into the
 `Authorization` header (requests drops it when a redirect leaves Civitai's host).
 """
 
@@ -19,20 +19,18 @@ from typing import Any
 from otdoctor.checkpoints.catalog import CatalogEntry, civitai_url
 from otdoctor.checkpoints.disk import disk_error
 from otdoctor.checkpoints.safetensors import sniff
+from otdoctor.checkpoints.tokens import CIVITAI_TOKEN_HELP as TOKEN_HELP
 from otdoctor.errors import UserError
 from otdoctor.redact import redact
 
 CHUNK_BYTES = 256 * 1024  # small enough that a dropped connection loses little
 CONNECT_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 60.0
-TOKEN_HELP = (
-    "create an API key at https://civitai.com/user/account (API Keys), then run again with "
-    "CIVITAI_TOKEN set or --token-file FILE"
-)
 _OFFLINE_HINT = "--offline downloads with the sizes and hashes from otdoctor's catalog"
 
 StartFn = Callable[[int | None, int], None]  # (total bytes or None, bytes already there)
 BytesFn = Callable[[int], None]
+NoteFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -267,3 +265,69 @@ def fetch_range(
         if total is not None and have < total:
             raise Dropped("the server closed the connection early", have, total, digest)
         return total, digest, have
+
+
+def _hash_existing(part: Path) -> tuple[Any, int]:
+    digest = hashlib.sha256()
+    done = 0
+    if part.exists():
+        with open(part, "rb", buffering=0) as fh:
+            while True:
+                block = fh.read(8 * 1024 * 1024)
+                if not block:
+                    break
+                digest.update(block)
+                done += len(block)
+    return digest, done
+
+
+@dataclass
+class Transfer:
+    """One file from Civitai into its `.part`, resumed from what is there and after each drop."""
+
+    session: Any
+    url: str
+    token: str | None
+    part: Path
+    expected: Expected
+    on_start: StartFn | None
+    on_bytes: BytesFn | None
+
+    def run(self, retries: int, note: NoteFn | None) -> tuple[int | None, Any, int]:
+        """(total bytes or None, sha256 digest of the part, bytes there before this run)."""
+        digest, have = _hash_existing(self.part)
+        resumed_from = have
+        attempt = 0
+        while True:
+            try:
+                total, digest, have = fetch_range(
+                    self.session,
+                    self.url,
+                    self.token,
+                    self.part,
+                    digest,
+                    have,
+                    self.expected,
+                    self.on_start,
+                    self.on_bytes,
+                )
+                return total, digest, resumed_from
+            except Dropped as exc:
+                attempt += 1
+                if attempt > retries:
+                    raise self._gave_up(exc) from None
+                if note:
+                    note(f"connection dropped after {exc.have} bytes; resuming ({attempt}/{retries})")
+                digest, have = exc.digest, exc.have
+
+    def _gave_up(self, exc: Dropped) -> UserError:
+        """The error after the last retry, saying what is left on disk: a `.part` only if bytes arrived."""
+        kept = self.part.stat().st_size if self.part.exists() else 0
+        what = f"the connection to Civitai dropped after {exc.have} of {exc.total or 'unknown'} bytes ({exc.reason})"
+        if not kept:
+            self.part.unlink(missing_ok=True)  # an empty .part resumes nothing
+            return UserError(f"{what}; no data arrived, nothing was saved", hint="run the same command again")
+        return UserError(
+            f"{what}; the partial file {self.part.name} ({kept} bytes) is kept",
+            hint="run the same command again to resume",
+        )

@@ -18,21 +18,24 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile, civitai_url, find_entry, load_catalog
-from otdoctor.checkpoints.civitai import BytesFn, Dropped, Expected, StartFn, civitai_expected, fetch_range
+from otdoctor.checkpoints.civitai import BytesFn, Expected, NoteFn, StartFn, Transfer, civitai_expected
 from otdoctor.checkpoints.disk import check_free_space, disk_error, disk_full
 from otdoctor.checkpoints.hashing import VerifyCache, sha256_file
 from otdoctor.checkpoints.safetensors import HeaderError, detect_architecture, read_header
+from otdoctor.checkpoints.tokens import HF_TOKEN_HELP
+from otdoctor.checkpoints.verdict import file_facts
 from otdoctor.checkpoints.verify import Verdict, Verifier
 from otdoctor.errors import UserError
+from otdoctor.probe.files import cache_dir
+from otdoctor.probe.locks import exclusive
 from otdoctor.redact import redact, register_secret
 
 if TYPE_CHECKING:
     from otdoctor.probe import Probe
 
-NoteFn = Callable[[str], None]
 HashStartFn = Callable[[int], None]
 
 
@@ -65,20 +68,6 @@ def read_token(env: Mapping[str, str], token_file: Path | None) -> str | None:
 
 
 # Civitai -----------------------------------------------------------------------------------------
-def _hash_existing(part: Path) -> tuple[Any, int]:
-    digest = hashlib.sha256()
-    done = 0
-    if part.exists():
-        with open(part, "rb", buffering=0) as fh:
-            while True:
-                block = fh.read(8 * 1024 * 1024)
-                if not block:
-                    break
-                digest.update(block)
-                done += len(block)
-    return digest, done
-
-
 def _already_there(final: Path, expected: Expected, entry: CatalogEntry, cache: VerifyCache | None) -> Downloaded:
     st = final.stat()
     facts = cache.get(st) if cache is not None else None
@@ -89,50 +78,6 @@ def _already_there(final: Path, expected: Expected, entry: CatalogEntry, cache: 
         f"{final} already exists and its sha256 does not match {entry.title}",
         hint=f"move it away (mv '{final}' '{final}.bad') and run again",
     )
-
-
-@dataclass
-class _Transfer:
-    """One file from Civitai into its `.part`, resumed from what is there and after each drop."""
-
-    session: Any
-    url: str
-    token: str | None
-    part: Path
-    expected: Expected
-    on_start: StartFn | None
-    on_bytes: BytesFn | None
-
-    def run(self, retries: int, note: NoteFn | None) -> tuple[int | None, Any, int]:
-        """(total bytes or None, sha256 digest of the part, bytes there before this run)."""
-        digest, have = _hash_existing(self.part)
-        resumed_from = have
-        attempt = 0
-        while True:
-            try:
-                total, digest, have = fetch_range(
-                    self.session,
-                    self.url,
-                    self.token,
-                    self.part,
-                    digest,
-                    have,
-                    self.expected,
-                    self.on_start,
-                    self.on_bytes,
-                )
-                return total, digest, resumed_from
-            except Dropped as exc:
-                attempt += 1
-                if attempt > retries:
-                    raise UserError(
-                        f"the connection to Civitai dropped after {exc.have} of {exc.total or 'unknown'} bytes "
-                        f"({exc.reason}); the partial file {self.part.name} is kept",
-                        hint="run the same command again to resume",
-                    ) from None
-                if note:
-                    note(f"connection dropped after {exc.have} bytes; resuming ({attempt}/{retries})")
-                digest, have = exc.digest, exc.have
 
 
 def _rejection(part: Path, entry: CatalogEntry, expected: Expected, total: int | None, sha: str) -> str | None:
@@ -167,28 +112,35 @@ def download_civitai(
         expected = civitai_expected(entry, env, session, offline)
         dest.mkdir(parents=True, exist_ok=True)
         final = dest / expected.filename
-        part = dest / (expected.filename + ".part")
-        if final.exists():
-            return _already_there(final, expected, entry, cache)
-        have = part.stat().st_size if part.exists() else 0
-        need = (expected.size_bytes or expected.approx_bytes or 0) - have
-        check_free_space(dest, need, f"{entry.title} ({expected.filename})")
-        url = f"{civitai_url(env)}/api/download/models/{entry.civitai_version_id}"
-        transfer = _Transfer(session, url, token, part, expected, on_start, on_bytes)
-        total, digest, resumed_from = transfer.run(retries, note)
-        size = part.stat().st_size
-        sha = digest.hexdigest()
-        problem = _rejection(part, entry, expected, total, sha)
-        if problem:
-            part.unlink(missing_ok=True)  # resuming a wrong file would only fail again
-            raise UserError(f"the downloaded file was rejected: {problem}; nothing was saved under {final.name}")
-        st = part.stat()
-        os.replace(part, final)  # same inode and mtime: the cache entry below stays valid
-        if cache is not None:
-            _remember(cache, st, final, sha)
-        return Downloaded(final, sha, size, resumed_from_bytes=resumed_from)
+        with download_lock(env, final):
+            if final.exists():
+                return _already_there(final, expected, entry, cache)
+            part = dest / (expected.filename + ".part")
+            have = part.stat().st_size if part.exists() else 0
+            need = (expected.size_bytes or expected.approx_bytes or 0) - have
+            check_free_space(dest, need, f"{entry.title} ({expected.filename})")
+            url = f"{civitai_url(env)}/api/download/models/{entry.civitai_version_id}"
+            transfer = Transfer(session, url, token, part, expected, on_start, on_bytes)
+            total, digest, resumed_from = transfer.run(retries, note)
+            size = part.stat().st_size
+            sha = digest.hexdigest()
+            problem = _rejection(part, entry, expected, total, sha)
+            if problem:
+                part.unlink(missing_ok=True)  # resuming a wrong file would only fail again
+                raise UserError(f"the downloaded file was rejected: {problem}; nothing was saved under {final.name}")
+            os.replace(part, final)
+            if cache is not None:
+                _remember(cache, final, sha)
+            return Downloaded(final, sha, size, resumed_from_bytes=resumed_from)
     finally:
         session.close()
+
+
+def download_lock(env: Mapping[str, str], final: Path) -> AbstractContextManager[None]:
+    """One download per destination file: a second otdoctor stops at once instead of appending to the
+    same `.part`. The lock lives in otdoctor's cache folder, so nothing is left beside the models."""
+    key = hashlib.sha256(str(final.expanduser().resolve()).encode()).hexdigest()[:24]
+    return exclusive(cache_dir(env) / "locks" / f"download-{key}.lock", f"downloading {final}")
 
 
 def _structure_problem(path: Path, entry: CatalogEntry) -> str | None:
@@ -204,22 +156,14 @@ def _structure_problem(path: Path, entry: CatalogEntry) -> str | None:
     return None
 
 
-def _remember(cache: VerifyCache, st: os.stat_result, path: Path, sha: str) -> None:
+def _remember(cache: VerifyCache, path: Path, sha: str) -> None:
+    """Cache what the download verified, keyed on the file as it is now (a rename changes its ctime)."""
     try:
-        header = read_header(path)
-        cache.put(
-            st,
-            {
-                "kind": "safetensors",
-                "missing_bytes": header.missing_bytes,
-                "tensors": len(header.tensors),
-                "architecture": detect_architecture(header.tensors),
-                "sha256": sha,
-            },
-        )
-        cache.save()
-    except (HeaderError, OSError):
-        pass
+        st = path.stat()
+    except OSError:
+        return
+    cache.put(st, {**file_facts(path, st.st_size), "sha256": sha})
+    cache.save()
 
 
 # Hugging Face ------------------------------------------------------------------------------------
@@ -261,14 +205,15 @@ def download_hf(
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(
-            repo_id=entry.repo or "",
-            filename=entry.filename,
-            revision=entry.revision,
-            local_dir=str(dest) if dest is not None else None,
-            local_files_only=offline,
-        )
-    except KeyboardInterrupt:
+        with download_lock(env, target / (entry.repo or "") / entry.filename):
+            path = hf_hub_download(
+                repo_id=entry.repo or "",
+                filename=entry.filename,
+                revision=entry.revision,
+                local_dir=str(dest) if dest is not None else None,
+                local_files_only=offline,
+            )
+    except (KeyboardInterrupt, UserError):
         raise
     except Exception as exc:  # huggingface_hub raises its own HTTP and repo errors
         raise _hf_failure(exc, entry, target, offline) from None
@@ -284,7 +229,7 @@ def _hf_failure(exc: Exception, entry: CatalogEntry, target: Path, offline: bool
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     hint = None
     if "Gated" in name or "401" in first or "403" in first:
-        hint = "accept the model's licence on huggingface.co and set HF_TOKEN (or `hf auth login`)"
+        hint = HF_TOKEN_HELP
     elif offline or "LocalEntryNotFound" in name:
         hint = "run without --offline to download it"
     return UserError(

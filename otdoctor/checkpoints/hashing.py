@@ -2,8 +2,10 @@
 
 hashlib releases the GIL while it digests a large buffer, so plain threads hash files in parallel;
 reads go straight into one reused buffer (`readinto`, unbuffered) so the only per-byte work is the
-digest itself. Results are cached by (st_dev, st_ino, size, mtime_ns): a file that was not
-rewritten is not read again.
+digest itself. Results are cached by (st_dev, st_ino, size, mtime_ns, ctime_ns): a file that was
+not rewritten is not read again, and one overwritten in place is, even when its mtime was put back
+(no program can set ctime). The cache file is otdoctor's own but lives on the user's disk: an entry
+of the wrong shape is dropped and its facts computed again, never trusted and never an error.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from otdoctor.probe.files import cache_dir, read_json, write_json
 CHUNK_BYTES = 8 * 1024 * 1024
 CACHE_FILE = "model-verify.json"
 CACHE_MAX_ENTRIES = 2000
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key holds ctime, entries are checked
 
 ProgressFn = Callable[[int], None]
 
@@ -73,8 +75,63 @@ def sha256_files(
 
 
 def file_key(st: os.stat_result) -> str:
-    """Identity of one version of a file: a rewrite changes mtime_ns or size, a new copy the inode."""
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    """Identity of one version of a file: a rewrite changes mtime or ctime or size, a new copy the inode."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) < 4096
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+# What a cached entry may hold: each key's test. Anything else makes the entry corrupt.
+_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "kind": lambda v: v in ("safetensors", "pickle", "not-a-model"),
+    "missing_bytes": _is_count,
+    "tensors": lambda v: _is_count(v) and v >= 0,
+    "architecture": _is_text,
+    "sha256": _is_sha256,
+    "error": _is_text,
+    "invalid": _is_text,
+    "page": _is_text,
+}
+
+
+# Per kind, the keys one of which sets must be there: an entry missing `missing_bytes` would make a
+# truncated file look complete.
+_NEEDED: dict[str, tuple[frozenset[str], ...]] = {
+    "safetensors": (frozenset({"missing_bytes", "tensors", "architecture"}), frozenset({"invalid"})),
+    "pickle": (frozenset(),),
+    "not-a-model": (frozenset({"error"}),),
+}
+
+
+def valid_facts(facts: Any) -> bool:
+    """Whether a cache entry has the shape `verdict.file_facts` (plus a sha256) gives."""
+    if not isinstance(facts, dict) or not all(k in _FIELDS and _FIELDS[k](v) for k, v in facts.items()):
+        return False
+    return any(need <= facts.keys() for need in _NEEDED.get(facts.get("kind"), ()))  # type: ignore[arg-type]
+
+
+def _valid_entries(raw: Any) -> dict[str, dict[str, Any]]:
+    files = raw.get("files") if isinstance(raw, dict) and raw.get("version") == CACHE_VERSION else None
+    if not isinstance(files, dict):
+        return {}
+    return {k: dict(v) for k, v in files.items() if isinstance(k, str) and valid_facts(v)}
+
+
+def _read(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return _valid_entries(read_json(path))
+    except RecursionError:  # a cache file nested absurdly deep is a corrupt cache, nothing more
+        return {}
 
 
 class VerifyCache:
@@ -84,16 +141,16 @@ class VerifyCache:
         self.path = path or cache_dir(env) / CACHE_FILE
         self._lock = threading.Lock()
         self._dirty = False
-        raw = read_json(self.path)
-        files = raw.get("files") if isinstance(raw, dict) and raw.get("version") == CACHE_VERSION else None
-        self._files: dict[str, dict[str, Any]] = dict(files) if isinstance(files, dict) else {}
+        self._files = _read(self.path)
 
     def get(self, st: os.stat_result) -> dict[str, Any] | None:
         with self._lock:
             facts = self._files.get(file_key(st))
-        return dict(facts) if isinstance(facts, dict) else None
+        return dict(facts) if facts is not None else None
 
     def put(self, st: os.stat_result, facts: Mapping[str, Any]) -> None:
+        if not valid_facts(dict(facts)):
+            return  # only what a later run can trust is kept
         with self._lock:
             key = file_key(st)
             if self._files.get(key) != dict(facts):
@@ -106,8 +163,7 @@ class VerifyCache:
             if not self._dirty:
                 return
             # Merge with what another run may have written meanwhile; keep the newest entries.
-            raw = read_json(self.path)
-            files = dict(raw["files"]) if isinstance(raw, dict) and isinstance(raw.get("files"), dict) else {}
+            files = _read(self.path)
             files.update(self._files)
             if len(files) > CACHE_MAX_ENTRIES:
                 files = dict(list(files.items())[-CACHE_MAX_ENTRIES:])

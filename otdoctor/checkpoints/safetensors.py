@@ -2,23 +2,20 @@
 
 Layout: 8-byte little-endian header length N, N bytes of JSON (`dtype`, `shape`, `data_offsets`,
 optional `__metadata__`), then the data. The file is complete when the largest `data_offsets` end
-plus 8 plus N equals the file size.
+plus 8 plus N equals the file size; the rules a header must follow live in `header_rules`.
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import KeysView, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit
+from otdoctor.checkpoints.header_rules import MAX_HEADER_BYTES, HeaderError, InvalidHeader, parse_json, validate
 
-
-class HeaderError(ValueError):
-    """The file is not a readable safetensors file; the message says what it is instead."""
+__all__ = ["MAX_HEADER_BYTES", "Header", "HeaderError", "InvalidHeader", "read_header", "sniff"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +25,7 @@ class Header:
     header_bytes: int
     tensors: Mapping[str, Mapping[str, Any]]
     metadata: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def data_bytes_expected(self) -> int:
-        return max((int(t["data_offsets"][1]) for t in self.tensors.values()), default=0)
+    data_bytes_expected: int = 0  # where the last tensor ends: the data region's length
 
     @property
     def expected_file_bytes(self) -> int:
@@ -84,21 +78,25 @@ def _header_length(fh: BinaryIO, size: int) -> tuple[bytes, int]:
 
 
 def read_header(path: Path) -> Header:
-    """Parse the header; raise HeaderError naming what the file is when it is not safetensors."""
+    """Parse and validate the header: HeaderError naming what the file is when it is not safetensors,
+    InvalidHeader naming the broken rule when it is a damaged one."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head, n = _header_length(fh, size)
         raw = fh.read(n)
     try:
-        obj = json.loads(raw)
+        obj = parse_json(raw.decode("utf-8"))
+    except InvalidHeader:
+        raise
+    except RecursionError:  # parse_json bounds the depth first; this is the last line of defence
+        raise InvalidHeader("the JSON nests too deeply to parse") from None
     except (ValueError, UnicodeDecodeError):
         what = sniff(head + raw[:504])
         raise HeaderError(f"not a safetensors file: {what or 'the header is not JSON'}") from None
     if not isinstance(obj, dict):
         raise HeaderError("not a safetensors file: the header is not a JSON object")
-    metadata = obj.pop("__metadata__", None) or {}
-    tensors = {k: v for k, v in obj.items() if isinstance(v, dict) and "data_offsets" in v}
-    return Header(path, size, n, tensors, metadata)
+    tensors, metadata, data_bytes = validate(obj)
+    return Header(path, size, n, {k: t.as_dict() for k, t in tensors.items()}, metadata, data_bytes)
 
 
 # Architecture -----------------------------------------------------------------------------------

@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.checkpoints.catalog import CatalogEntry, KnownFile
-from otdoctor.checkpoints.safetensors import UNKNOWN, HeaderError, detect_architecture, read_header, sniff
+from otdoctor.checkpoints.safetensors import (
+    UNKNOWN,
+    HeaderError,
+    InvalidHeader,
+    detect_architecture,
+    read_header,
+    sniff,
+)
+from otdoctor.checkpoints.tokens import page_cause, page_origin
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 MODEL_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+PAGE_BYTES = 64 * 1024  # a saved page names its site (title, scripts) within its first kilobytes
 
 
 @dataclass(frozen=True)
@@ -63,25 +72,37 @@ class Verdict:
 
 
 # Facts about one file ----------------------------------------------------------------------------
+def _head(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(limit)
+
+
+def _not_safetensors(path: Path, exc: HeaderError) -> dict[str, Any]:
+    """Facts about a file whose header is not safetensors: a pickle, or what it is instead."""
+    try:
+        head = _head(path, PAGE_BYTES)
+    except OSError as oexc:
+        return {"kind": "not-a-model", "error": f"cannot read: {oexc.strerror or oexc}"}
+    what = sniff(head[:512])
+    if path.suffix.lower() in PICKLE_SUFFIXES and (what is None or "pickle" in what or "zip" in what):
+        return {"kind": "pickle"}
+    if what and ("pickle" in what or "zip" in what):
+        return {"kind": "pickle"}
+    message = str(exc).removeprefix("not a safetensors file: ")
+    facts: dict[str, Any] = {"kind": "not-a-model", "error": message}
+    if what and "HTML" in what:
+        facts["page"] = page_origin(head, None, path) or ""
+    return facts
+
+
 def file_facts(path: Path, size_bytes: int) -> dict[str, Any]:
     """Structural facts read from the first bytes: never the whole file, never unpickled."""
     try:
         header = read_header(path)
+    except InvalidHeader as exc:
+        return {"kind": "safetensors", "invalid": str(exc)}
     except HeaderError as exc:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(512)
-        except OSError as oexc:
-            return {"kind": "not-a-model", "error": f"cannot read: {oexc.strerror or oexc}"}
-        what = sniff(head)
-        if path.suffix.lower() in PICKLE_SUFFIXES and (what is None or "pickle" in what or "zip" in what):
-            return {"kind": "pickle"}
-        if what and ("pickle" in what or "zip" in what):
-            return {"kind": "pickle"}
-        message = str(exc)
-        if message.startswith("not a safetensors file: "):
-            message = message[len("not a safetensors file: ") :]
-        return {"kind": "not-a-model", "error": message}
+        return _not_safetensors(path, exc)
     except OSError as exc:
         return {"kind": "not-a-model", "error": f"cannot read: {exc.strerror or exc}"}
     return {
@@ -90,6 +111,15 @@ def file_facts(path: Path, size_bytes: int) -> dict[str, Any]:
         "tensors": len(header.tensors),
         "architecture": detect_architecture(header.tensors),
     }
+
+
+def not_a_model_problem(f: Mapping[str, Any], entry: CatalogEntry | None, path: Path) -> str:
+    """What a file that is no model is, and for a saved login page its likely cause and the fix."""
+    problem = f"not a model: {f.get('error', 'unreadable')}"
+    if "page" in f:
+        origin = f["page"] or page_origin(b"", entry, path)  # the page did not say: where the model lives
+        problem += f"; {page_cause(origin, entry)}"
+    return problem
 
 
 def size_problem(size: int, entry: CatalogEntry, name: str) -> str | None:
@@ -131,7 +161,9 @@ def pickle_warning(path: Path, entry: CatalogEntry | None) -> str:
 
 
 def data_problems(f: Mapping[str, Any], size: int, entry: CatalogEntry | None, name: str) -> list[str]:
-    """Truncation, trailing data, and a size the catalog does not know."""
+    """A header that breaks the format, truncation, trailing data, and a size the catalog does not know."""
+    if f.get("invalid"):
+        return [f"invalid safetensors header: {f['invalid']}"]
     problems = []
     missing = int(f.get("missing_bytes", 0))
     if missing > 0:

@@ -3,7 +3,7 @@
 A single file is judged in this order: what it is (safetensors, a pickle, or an HTML page / JSON
 error / git-lfs pointer saved under a model's name), whether its data is complete, its size and
 architecture against what is expected, and finally its sha256. Facts about a file are cached by
-(device, inode, size, mtime), so verifying an unchanged file again reads nothing from it.
+(device, inode, size, mtime, ctime), so verifying an unchanged file again reads nothing from it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.checkpoints.catalog import CatalogEntry, entry_for_file
-from otdoctor.checkpoints.hashing import ProgressFn, VerifyCache, sha256_files
+from otdoctor.checkpoints.hashing import ProgressFn, VerifyCache, file_key, sha256_files
 from otdoctor.checkpoints.safetensors import SD2, SD15, SDXL, UNKNOWN
 from otdoctor.checkpoints.verdict import (
     MODEL_SUFFIXES,
@@ -25,6 +25,7 @@ from otdoctor.checkpoints.verdict import (
     arch_problems,
     data_problems,
     file_facts,
+    not_a_model_problem,
     pickle_warning,
     sha_problem,
     size_problem,
@@ -111,7 +112,7 @@ class Verifier:
     def _cache_if_unchanged(self, p: _Pending) -> None:
         # The file may have changed while it was read: cache only an unchanged one.
         try:
-            if os.stat(p.path).st_mtime_ns == p.st.st_mtime_ns and self.cache is not None:
+            if file_key(os.stat(p.path)) == file_key(p.st) and self.cache is not None:
                 self.cache.put(p.st, {k: v for k, v in p.facts.items() if k != "hashed_now"})
         except OSError:
             pass
@@ -154,7 +155,7 @@ class Verifier:
         if kind == "pickle":
             return Verdict(p.path, kind, size, None, (), (pickle_warning(p.path, entry),), entry=entry)
         if kind == "not-a-model":
-            return Verdict(p.path, kind, size, None, (f"not a model: {f.get('error', 'unreadable')}",), entry=entry)
+            return Verdict(p.path, kind, size, None, (not_a_model_problem(f, entry, p.path),), entry=entry)
         arch = f.get("architecture")
         problems = data_problems(f, size, entry, p.path.name)
         problems += arch_problems(arch, entry, p.expected_arch, p.expected_why)

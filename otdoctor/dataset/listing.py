@@ -66,7 +66,8 @@ def list_concept(folder: Path, include_subdirectories: bool = False) -> ConceptL
         walker = os.walk(folder)
     else:
         try:
-            entries = [e.name for e in os.scandir(folder) if e.is_file()]
+            # Everything but folders: a pipe named a.png is listed, so the scan can report it.
+            entries = [e.name for e in os.scandir(folder) if not e.is_dir()]
         except OSError:
             entries = []
         walker = [(str(folder), [], entries)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 import time
 from collections import defaultdict
@@ -87,9 +88,14 @@ def default_workers() -> int:
     return min(32, (os.cpu_count() or 2) * 4)
 
 
-def _stat_all(folder: Path, paths: Sequence[Path]) -> Stats:
-    """Each readable path's cache key, by its path relative to `folder`."""
+def _stat_all(folder: Path, paths: Sequence[Path]) -> tuple[Stats, dict[str, ImageInfo]]:
+    """Each regular file's cache key by its path relative to `folder`, and the paths that are not
+    regular files (a named pipe called a.png): those are reported and never opened, since reading
+    a pipe would wait forever."""
+    from otdoctor.probe.files import file_kind
+
     stats: Stats = {}
+    odd: dict[str, ImageInfo] = {}
     prefix = str(folder).rstrip(os.sep) + os.sep
     for p in paths:
         sp = str(p)
@@ -98,8 +104,11 @@ def _stat_all(folder: Path, paths: Sequence[Path]) -> Stats:
         except OSError:
             continue
         rel = sp[len(prefix) :] if sp.startswith(prefix) else os.path.relpath(sp, folder)
+        if not stat.S_ISREG(st.st_mode):
+            odd[rel] = ImageInfo(rel, 0, error=f"not a regular file ({file_kind(st.st_mode)}), skipped unread")
+            continue
         stats[rel] = (p, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns])
-    return stats
+    return stats, odd
 
 
 def _reuse(stats: Stats, cached: Mapping[str, Any]) -> tuple[dict[str, ImageInfo], list[str]]:
@@ -177,7 +186,7 @@ def scan_images(
     started = time.perf_counter()
     cache_path = _cache_file(cache_root, folder) if cache_root is not None else None
     cached = _load_cache(cache_path) if cache_path else {}
-    stats = _stat_all(folder, paths)
+    stats, odd = _stat_all(folder, paths)
     results, todo = _reuse(stats, cached)
     from_cache = len(results)
     reporter = _Reporter(progress, folder, from_cache, len(stats))
@@ -191,6 +200,7 @@ def scan_images(
         _save_cache(
             cache_path, folder, {rel: {"key": stats[rel][1], "info": asdict(info)} for rel, info in results.items()}
         )
+    results.update(odd)
     images = tuple(results[rel] for rel in sorted(results))
     return ScanResult(folder, images, from_cache, time.perf_counter() - started)
 

@@ -137,6 +137,86 @@ class Report:
                 return o
         return None
 
+    def in_build_order(self) -> list[Outcome]:
+        """Outcomes by area in the order a setup is built, problems first within an area."""
+        return sorted(self.outcomes, key=lambda o: (area_rank(o.area), o.area, -o.status.rank))
+
+    def verdict(self, strict: bool = False) -> Verdict:
+        return judge(self, strict)
+
+
+# The order a setup is built in: what a user fixes first comes first. Other areas (plugins) follow.
+AREA_ORDER = ("system", "python", "onetrainer", "venv", "gpu", "models", "config", "dataset")
+
+# Without these a "ready" would be a guess: --only/--skip left out OneTrainer, its venv or the GPU.
+CORE_CHECKS = ("onetrainer.checkout", "venv.torch", "gpu.driver")
+
+
+def area_rank(area: str) -> int:
+    return AREA_ORDER.index(area) if area in AREA_ORDER else len(AREA_ORDER)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "ready to train?": yes or no, the one reason, and the command to run next."""
+
+    ready: bool
+    reason: str
+    next: str | None = None
+
+    @property
+    def head(self) -> str:
+        return "ready to train" if self.ready else "not ready"
+
+    def sentence(self) -> str:
+        """`not ready: OneTrainer is not installed (no checkout found) -> otdoctor install`."""
+        return f"{self.head}: {self.reason}" + (f" -> {self.next}" if self.next else "")
+
+
+def next_command(o: Outcome) -> str:
+    """What to run about one finding: otdoctor's own repair, else the fix's first command."""
+    fix = o.result.fix
+    if o.status is not Status.ERROR and fix is not None:
+        if fix.automatic and o.can_fix:
+            return f"otdoctor fix {o.check_id}"
+        if fix.commands:
+            return fix.commands[0]
+    return f"otdoctor check --only {o.check_id} --verbose"
+
+
+def _blocker(o: Outcome, strict: bool) -> bool:
+    return o.is_failure(strict) or (o.status is Status.WARN and o.result.blocks_dependents)
+
+
+def _reason(o: Outcome) -> str:
+    if o.status is Status.ERROR:
+        return f"{o.check_id}: {o.result.summary}"  # "the check crashed: ..." or "did not finish"
+    return o.result.summary
+
+
+def judge(report: Report, strict: bool = False) -> Verdict:
+    """The first blocking finding in build order decides; then a missing GPU; then readiness."""
+    ordered = report.in_build_order()
+    for o in ordered:
+        if _blocker(o, strict):
+            return Verdict(False, _reason(o), next_command(o))
+    if any(o.result.data.get("nvidia_gpu") is False for o in ordered):
+        return Verdict(
+            False,
+            "no NVIDIA GPU on this machine: OneTrainer would train on the CPU, far too slowly to be useful",
+            "otdoctor gpu",
+        )
+    ran = {o.check_id for o in ordered}
+    missing = [c for c in CORE_CHECKS if c not in ran]
+    if missing:
+        return Verdict(False, f"no problems in the checks that ran, but {', '.join(missing)} did not run", "otdoctor check")
+    warnings = [o for o in ordered if o.status is Status.WARN]
+    if warnings:
+        first = warnings[0]
+        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        return Verdict(True, f"every required check passed; worth a look: {first.result.summary}{more}", "otdoctor smoke")
+    return Verdict(True, "every check passed", "otdoctor smoke")
+
 
 @dataclass(frozen=True)
 class FixOutcome:

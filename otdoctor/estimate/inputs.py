@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
+import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from otdoctor.data import load_table
 from otdoctor.dataset.listing import list_concept
 from otdoctor.errors import UserError
 from otdoctor.estimate import arithmetic as est
@@ -19,7 +22,6 @@ from otdoctor.estimate import arithmetic as est
 if TYPE_CHECKING:
     from otdoctor.onetrainer.config import TrainConfig
 
-T = TypeVar("T")
 UNITS = ("NEVER", "EPOCH", "STEP", "SECOND", "MINUTE", "HOUR")
 STRATEGIES = ("REPEATS", "SAMPLES")
 
@@ -62,42 +64,48 @@ class EstimateRequest:
 
 # Checking the request ----------------------------------------------------------------------------
 # Checked in this order; the first problem found is the one reported.
-_COUNTS = ("--images", "--reg", "--want")
-_RATES = ("--caching-rate", "--write-mbps")
-_AMOUNTS = ("--balancing", "--sample-every", "--save-every", "--backup-every", "--load-s", "--sample-s", "--save-gb")
+_LIMITS = load_table("gpu_speed.toml")["limits"]
 _UNIT_OPTIONS = ("--sample-unit", "--save-unit", "--backup-unit")
 
 
-def _finite(value: float, low: float, inclusive: bool) -> bool:
-    return math.isfinite(value) and (value >= low if inclusive else value > low)
+@dataclass(frozen=True)
+class _Bound:
+    """Options that take a number in [low, high]."""
+
+    names: tuple[str, ...]
+    low: float
+    high: float
+    low_text: str  # "0 or more", "at least 1", "a positive number of steps per second"
 
 
-def _count_problems(req: EstimateRequest) -> Iterator[str]:
-    for name in _COUNTS:
-        value = req.option(name)
-        if value is not None and value < 0:
-            yield f"{name} must be 0 or more, got {value:g}"
-    if req.images is not None and req.images == 0:
-        yield "--images must be at least 1: a run needs training images"
-    if req.epochs is not None and req.epochs < 0:
-        yield f"--epochs must be 0 or more, got {req.epochs}"
-    if req.batch_size is not None and req.batch_size < 1:
-        yield f"--batch-size must be 1 or more, got {req.batch_size}"
-    if req.strategy.upper() not in STRATEGIES:
-        yield f"--strategy is repeats or samples, got {req.strategy!r}"
+def _bounds() -> tuple[_Bound, ...]:
+    lim = _LIMITS
+    return (
+        _Bound(("--images", "--reg", "--want"), 0, lim["images"], "0 or more"),
+        _Bound(("--images",), 1, lim["images"], "at least 1: a run needs training images"),
+        _Bound(("--epochs",), 0, lim["epochs"], "0 or more"),
+        _Bound(("--batch-size",), 1, lim["batch_size"], "1 or more"),
+        _Bound(("--its",), lim["its"][0], lim["its"][1], "a positive number of steps per second"),
+        _Bound(("--caching-rate", "--write-mbps"), lim["rate"][0], lim["rate"][1], "a positive number"),
+        _Bound(("--balancing",), 0, lim["balancing"], "0 or more"),
+        _Bound(("--sample-every", "--save-every", "--backup-every"), 0, lim["interval"], "0 or more"),
+        _Bound(("--load-s", "--sample-s"), 0, lim["seconds"], "0 or more"),
+        _Bound(("--save-gb",), 0, lim["save_gb"], "0 or more"),
+    )
 
 
 def _number_problems(req: EstimateRequest) -> Iterator[str]:
-    if req.its is not None and not _finite(req.its, 0, inclusive=False):
-        yield f"--its must be a positive number of steps per second, got {req.its:g}"
-    for name in _RATES:
-        value = req.option(name)
-        if value is not None and not _finite(value, 0, inclusive=False):
-            yield f"{name} must be a positive number, got {value:g}"
-    for name in _AMOUNTS:
-        value = req.option(name)
-        if value is not None and not _finite(value, 0, inclusive=True):
-            yield f"{name} must be 0 or more, got {value:g}"
+    for bound in _bounds():
+        for name in bound.names:
+            value = req.option(name)
+            if value is None:
+                continue
+            if not math.isfinite(value) or value < bound.low:
+                yield f"{name} must be {bound.low_text}, got {value:g}"
+            elif value > bound.high:
+                yield f"{name} must be at most {bound.high:g}: no real run has {value:g}"
+    if req.strategy.upper() not in STRATEGIES:
+        yield f"--strategy is repeats or samples, got {req.strategy!r}"
 
 
 def _unit_problems(req: EstimateRequest) -> Iterator[str]:
@@ -109,7 +117,7 @@ def _unit_problems(req: EstimateRequest) -> Iterator[str]:
 
 def check_request(req: EstimateRequest) -> None:
     """Refuse impossible numbers up front: one line naming the option, not a crash or a negative time."""
-    problem = next(chain(_count_problems(req), _number_problems(req), _unit_problems(req)), None)
+    problem = next(chain(_number_problems(req), _unit_problems(req)), None)
     if problem is not None:
         raise UserError(problem, exit_code=2)
     if req.resolution is not None:
@@ -117,24 +125,11 @@ def check_request(req: EstimateRequest) -> None:
 
 
 def check_resolution(text: str, where: str) -> None:
-    try:
-        targets, fixed = est.parse_resolution(text)
-    except ValueError:
-        targets, fixed = [], None
-    if not all(v > 0 for v in [*targets, *(fixed or ())]) or not (targets or fixed):
-        raise UserError(f"{where} wants pixels like 1024, 768,1024 or 832x1216, got {text!r}", exit_code=2)
+    from otdoctor.onetrainer.config_keys import resolution_problem
 
-
-def number(kind: Callable[[Any], T], value: Any, where: str) -> T:
-    """int/float of a config value; a hand-edited "ten" is a one-line error, not a crash."""
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise UserError(
-            f"{where} is {value!r}, not a number",
-            exit_code=2,
-            hint="correct it in the config, or export the config again from the UI",
-        ) from None
+    problem = resolution_problem(text)
+    if problem is not None:
+        raise UserError(f"{where} wants pixels like 1024, 768,1024 or 832x1216: {text!r} {problem}", exit_code=2)
 
 
 # Reading the config ------------------------------------------------------------------------------
@@ -150,17 +145,42 @@ def start_time(value: str | None) -> _dt.datetime | None:
         except ValueError:
             raise UserError(f"--start wants HH:MM or an ISO date-time, got {value!r}", exit_code=2) from None
         t = _dt.datetime.combine(_dt.date.today(), hm)
-    return t if t.tzinfo else t.astimezone()
+    years = int(_LIMITS["run_years"])
+    now = _dt.datetime.now(_dt.timezone.utc)
+    try:
+        t = t if t.tzinfo else t.astimezone()
+        off_by = abs(t - now)
+    except (OverflowError, OSError, ValueError):  # year 1 or 9999: no local time for it
+        off_by = _dt.timedelta.max
+    if off_by > _dt.timedelta(days=365.25 * years):
+        raise UserError(f"--start {value} is more than {years} years from now: not a start of a run", exit_code=2)
+    return t
 
 
 def read_log(source: str) -> str:
-    """--from-log: a running OneTrainer's output, from a file or (`-`) stdin."""
+    """--from-log: the end of a running OneTrainer's output, from a regular file or (`-`) stdin.
+
+    Only the last `log_tail_bytes` are read: the newest bars are at the end, and a log can be
+    gigabytes. A FIFO or device (`/dev/zero`) is refused: it may block or never end.
+    """
+    cap = int(_LIMITS["log_tail_bytes"])
     if source == "-":
-        return sys.stdin.read()
+        kept = ""
+        while chunk := sys.stdin.read(1 << 20):
+            kept = (kept + chunk)[-cap:]
+        return kept
     try:
-        return Path(source).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UserError(f"cannot read --from-log {source}: {exc.strerror or exc}", exit_code=2) from None
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"cannot read --from-log {source}: {getattr(exc, 'strerror', None) or exc}", exit_code=2
+        ) from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"--from-log {source} is not a regular file (a log file, or - for stdin)", exit_code=2)
+        f.seek(max(0, info.st_size - cap))
+        return f.read(cap).decode("utf-8", errors="replace")
 
 
 def image_sizes(paths: list[Path]) -> tuple[tuple[int, int], ...] | None:
@@ -177,37 +197,25 @@ def image_sizes(paths: list[Path]) -> tuple[tuple[int, int], ...] | None:
     return tuple(sizes)
 
 
-def _concept_folder(raw: Mapping[str, Any], cfg: TrainConfig, ot_dir: Path | None) -> Path:
-    path = Path(str(raw.get("path", ""))).expanduser()
-    if path.is_absolute():
-        return path
-    base = ot_dir if ot_dir is not None else (cfg.path.parent if cfg.path else Path.cwd())
-    return base / path
-
-
 def concepts_from_config(cfg: TrainConfig, ot_dir: Path | None, notes: list[str]) -> list[est.ConceptPlan]:
+    """Each concept with its images (the listing the dataset checks use) and their sizes."""
     plans = []
     for c in cfg.concepts:
-        raw = c.raw
-        path = _concept_folder(raw, cfg, ot_dir)
-        enabled = bool(raw.get("enabled", True))
-        ctype = str(raw.get("type", "STANDARD"))
-        # The same listing the dataset checks use: OneTrainer's image extensions, masks and captions left out.
-        images = list(list_concept(path, bool(raw.get("include_subdirectories", False))).images) if enabled else []
-        if enabled and ctype != "VALIDATION" and not path.is_dir():
+        path = cfg.resolve(c.path, ot_dir)
+        counted = c.enabled and c.type != "VALIDATION"
+        images = list(list_concept(path, c.include_subdirectories).images) if c.enabled else []
+        if counted and not path.is_dir():
             notes.append(f"concept {c.name}: folder {path} not found; counted as 0 images")
-        sizes = image_sizes(images) if images and enabled and ctype != "VALIDATION" else ()
+        sizes = image_sizes(images) if images and counted else ()
         plans.append(
             est.ConceptPlan(
                 name=c.name,
                 n_images=len(images),
-                balancing=number(float, raw.get("balancing", 1.0), f"concept {c.name}: balancing"),
-                strategy=str(raw.get("balancing_strategy", "REPEATS")),
-                enabled=enabled,
-                type=ctype,
-                image_variations=number(
-                    int, raw.get("image_variations", 1) or 1, f"concept {c.name}: image_variations"
-                ),
+                balancing=c.balancing,
+                strategy=c.balancing_strategy,
+                enabled=c.enabled,
+                type=c.type,
+                image_variations=c.image_variations,
                 image_sizes=sizes,
             )
         )
@@ -220,13 +228,12 @@ def schedule(
     """An action's schedule: from the options, else from the config, else OneTrainer's default."""
     if every is not None or unit is not None:
         return est.Schedule(every if every is not None else default[0], (unit or default[1]).upper())
-    if cfg is not None:
-        raw = cfg.raw
-        if key in raw or unit_key in raw:
-            skip_key = key.replace("_after", "").replace("_every", "") + "_skip_first"
-            return est.Schedule(
-                number(float, raw.get(key, default[0]) or 0, f"config {key}"),
-                str(raw.get(unit_key, default[1])).upper(),
-                number(int, raw.get(skip_key, 0) or 0, f"config {skip_key}"),
-            )
+    if cfg is not None and (key in cfg.raw or unit_key in cfg.raw):
+        skip_key = key.replace("_after", "").replace("_every", "") + "_skip_first"
+        interval = cfg.float_value(key)
+        return est.Schedule(
+            default[0] if interval is None else interval,
+            str(cfg.raw.get(unit_key, default[1])).upper(),
+            cfg.int_value(skip_key),
+        )
     return est.Schedule(*default)

@@ -19,7 +19,6 @@ from otdoctor.estimate.inputs import (
     check_request,
     check_resolution,
     concepts_from_config,
-    number,
     read_log,
     schedule,
     start_time,
@@ -129,9 +128,12 @@ def _pick(given: T | None, cfg: TrainConfig | None, read: Callable[[TrainConfig]
 def _load_config(config: Path | None, ot_dir: Path | None) -> TrainConfig | None:
     if config is None:
         return None
-    from otdoctor.onetrainer.config import load_config
+    from otdoctor.onetrainer.config import load_config, unusable
 
-    return load_config(config, ot_dir)
+    cfg = load_config(config, ot_dir)
+    if cfg.problems:
+        raise UserError(unusable(cfg), exit_code=2, hint="correct it in the config, or export it again from the UI")
+    return cfg
 
 
 def _model_key(model: str | None, cfg: TrainConfig | None) -> str:
@@ -139,16 +141,11 @@ def _model_key(model: str | None, cfg: TrainConfig | None) -> str:
 
 
 def _epochs_and_batch(req: EstimateRequest, cfg: TrainConfig | None) -> tuple[int, int]:
-    where = f"config {req.config}"
-    epochs: int | None = _pick(req.epochs, cfg, lambda c: number(int, c.get("epochs"), f"{where}: epochs"), None)
+    """The options, else the config's (already checked against the same limits by config_keys)."""
+    epochs: int | None = _pick(req.epochs, cfg, lambda c: c.int_value("epochs"), None)
     if epochs is None:
         raise UserError("how many epochs? pass --epochs N (or --config)", exit_code=2)
-    batch = _pick(req.batch_size, cfg, lambda c: number(int, c.get("batch_size"), f"{where}: batch_size"), 1)
-    if batch < 1 or epochs < 0:  # only a config gets here: options were checked up front
-        raise UserError(
-            f"{where}: batch_size must be 1 or more and epochs 0 or more (found {batch} and {epochs})",
-            exit_code=2,
-        )
+    batch = _pick(req.batch_size, cfg, lambda c: c.int_value("batch_size"), 1)
     return epochs, batch
 
 
@@ -235,6 +232,20 @@ def _time_inputs(
     )
 
 
+def _check_duration(time_est: est.TimeEstimate, plan: est.StepPlan) -> None:
+    """A run longer than `run_years` is a typo in a count or a speed: say so instead of a date."""
+    years = float(sources.gpu_table()["limits"]["run_years"])
+    longest = max((s for s in (time_est.total_s, time_est.high_s) if s is not None), default=0.0)
+    year_s = 365.25 * 86400
+    if not math.isfinite(longest) or longest > years * year_s:
+        took = f"{longest / year_s:,.0f} years" if math.isfinite(longest) else "forever"
+        raise UserError(
+            f"this run would take {took} ({plan.total_steps:,} steps), more than {years:g} years",
+            exit_code=2,
+            hint="check --epochs, --images, --batch-size and --its (or the config's epochs and balancing)",
+        )
+
+
 def build(req: EstimateRequest) -> EstimateOutput:
     check_request(req)
     cfg = _load_config(req.config, req.ot_dir)
@@ -257,6 +268,7 @@ def build(req: EstimateRequest) -> EstimateOutput:
     speed = sources.speed(req, model, res_px[0], batch, notes)
     inputs = _time_inputs(req, cfg, mtable, plan, concepts, speed, notes)
     time_est = est.estimate_time(inputs)
+    _check_duration(time_est, plan)
     start = req.start or _dt.datetime.now().astimezone()
 
     def at(s: float | None) -> _dt.datetime | None:

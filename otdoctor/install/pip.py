@@ -11,6 +11,7 @@ from pathlib import Path
 from otdoctor.data import load_table
 from otdoctor.errors import UserError
 from otdoctor.install import state
+from otdoctor.install.mirrors import check_requirement_commits
 from otdoctor.install.session import Session
 from otdoctor.onetrainer import requirements as reqs
 from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS
@@ -103,7 +104,8 @@ def install_requirements(session: Session, phase: str, venv: Path, ot_dir: Path,
             raise UserError(
                 f"{f} does not exist in the checkout", hint="choose another --platform, or update OneTrainer"
             )
-    session.run(phase, requirements_argv(venv, files[1].name), cwd=ot_dir)
+    check_requirement_commits(session.probe, files)
+    session.run(phase, requirements_argv(venv, platform_file), cwd=ot_dir)
 
 
 def record_requirements(ot_dir: Path, platform_file: str, platform_key: str | None = None) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from otdoctor.data import load_table
 from otdoctor.install import git
+from otdoctor.install.mirrors import shell_prefix
 from otdoctor.install.pip import requirements_argv, setuptools_pin, upgrade_pip_argv
 from otdoctor.install.session import quote
 from otdoctor.install.venv import aside_command, venv_problem
@@ -37,7 +38,8 @@ def _step(phase: str, problem: str | None, done_summary: str, commands: list[str
 def build_plan(inst: Installer) -> list[PlanStep]:
     assert inst.platform is not None
     problem = git.checkout_problem(inst)
-    steps = [_step("checkout", problem, f"{inst.dir} is a checkout of {inst.repo_url}", git.checkout_commands(inst))]
+    git_cmds = [shell_prefix(inst.probe.env, pip=False) + c for c in git.checkout_commands(inst)]
+    steps = [_step("checkout", problem, f"{inst.dir} is a checkout of {inst.repo_url}", git_cmds)]
     pending = problem is not None
     prefix = inst.python_prefix()
     steps.append(_python_step(inst, pending, prefix))
@@ -47,7 +49,8 @@ def build_plan(inst: Installer) -> list[PlanStep]:
     steps.append(_pip_step(inst, pending))
     pending = pending or not steps[-1].done
     r_problem = "after pip" if pending else inst.requirements_problem()
-    cmd = f"cd {quote([inst.dir])} && " + quote(requirements_argv(inst.venv, inst.platform.file))
+    pip_argv = shell_prefix(inst.probe.env) + quote(requirements_argv(inst.venv, inst.platform.file))
+    cmd = f"cd {quote([inst.dir])} && {pip_argv}"
     steps.append(_step("requirements", r_problem, f"{GLOBAL_REQUIREMENTS} + {inst.platform.file} installed", [cmd]))
     return steps
 
@@ -81,4 +84,9 @@ def _venv_step(inst: Installer, pending: bool, prefix: Path | None) -> PlanStep:
 def _pip_step(inst: Installer, pending: bool) -> PlanStep:
     problem = "after the venv" if pending else inst.pip_problem()
     pin = setuptools_pin(inst.dir)  # otdoctor's default until the checkout's launcher says otherwise
-    return _step("pip", problem, f"pip upgraded, {pin}", [quote(upgrade_pip_argv(inst.venv, inst.dir))])
+    return _step(
+        "pip",
+        problem,
+        f"pip upgraded, {pin}",
+        [shell_prefix(inst.probe.env) + quote(upgrade_pip_argv(inst.venv, inst.dir))],
+    )

@@ -137,7 +137,7 @@ def _check_existing_dir(inst: Installer) -> None:
 
 
 def _check_origin(inst: Installer) -> None:
-    origin = inst.probe.git(inst.dir, "remote", "get-url", "origin")
+    origin = inst.probe.git(inst.dir, "config", "--get", "remote.origin.url")  # as set, before any insteadOf
     if (
         origin.ok
         and normalise_url(origin.stdout.strip()) != normalise_url(inst.repo_url)

@@ -12,7 +12,7 @@ so checks can report it instead of aborting the whole run.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import re
 from collections.abc import Mapping
@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from otdoctor.data import load_table
 from otdoctor.errors import UserError
-from otdoctor.onetrainer.config_keys import KNOWN_CONFIG_VERSION, concept_warnings, config_warnings
+from otdoctor.onetrainer.config_json import parse_json
+from otdoctor.onetrainer.config_keys import (
+    KNOWN_CONFIG_VERSION,
+    as_float,
+    as_int,
+    concept_warnings,
+    config_warnings,
+    value_problems,
+)
 
 if TYPE_CHECKING:
     from otdoctor.engine.check import Context
@@ -70,7 +78,9 @@ class Concept:
 
     @property
     def balancing(self) -> float:
-        return float(self.raw.get("balancing", 1.0))
+        """1.0 when the value is not a finite number (config.file reports it)."""
+        value = as_float(self.raw.get("balancing", 1.0))
+        return 1.0 if value is None else value
 
     @property
     def balancing_strategy(self) -> str:
@@ -82,7 +92,7 @@ class Concept:
 
     @property
     def image_variations(self) -> int:
-        return int(self.raw.get("image_variations", 1))
+        return max(1, as_int(self.raw.get("image_variations", 1)) or 1)
 
     @property
     def counts_for_training(self) -> bool:
@@ -136,6 +146,9 @@ class TrainConfig:
     concepts_source: str | None = None  # "inline", the concept file's path, or None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     ot_dir: Path | None = None
+    # Values OneTrainer cannot read or no real run has (config_keys.value_problems): a config with
+    # any is reported by config.file, never computed with.
+    problems: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def is_preset(self) -> bool:
@@ -180,27 +193,16 @@ class TrainConfig:
 
     def resolve(self, value: str, ot_dir: Path | None = None) -> Path:
         """Paths in configs are relative to OneTrainer's folder (the launchers cd there)."""
-        p = Path(value).expanduser()
-        base = ot_dir if ot_dir is not None else self.base_dir
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        return p
+        return resolve_path(value, ot_dir if ot_dir is not None else self.base_dir)
 
     # Typed accessors for the rules ------------------------------------------------------------
     def int_value(self, key: str) -> int:
-        try:
-            return int(self.get(key))
-        except (TypeError, ValueError):
-            return int(DEFAULTS.get(key, 0))
+        """The value as OneTrainer's int(); the default when it is none (config.file reports why)."""
+        value = as_int(self.get(key))
+        return int(DEFAULTS.get(key, 0)) if value is None else value
 
     def float_value(self, key: str) -> float | None:
-        v = self.get(key)
-        if v is None:
-            return None
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return None
+        return as_float(self.get(key))
 
     def flag(self, key: str) -> bool:
         return bool(self.get(key))
@@ -221,56 +223,71 @@ class TrainConfig:
 
 
 def parse_resolution(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.split(r"\D", text or "") if x.strip())
+    """Every number in TEXT as OneTrainer splits a resolution; numbers past 9 digits are no size."""
+    return tuple(int(x) for x in re.split(r"\D+", text or "") if x and len(x) <= 9)
 
 
-def _parse_json(path: Path, what: str) -> Any:
+def resolve_path(value: str, base: Path | None) -> Path:
+    """A config's path: `~` expanded (kept as written when that user does not exist), relative to BASE."""
+    p = Path(value)
+    with contextlib.suppress(RuntimeError):  # "~nosuchuser/x": no such home; a folder of that name
+        p = p.expanduser()
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return p
+
+
+def _concept_file(raw: Mapping[str, Any], path: Path, ot_dir: Path | None) -> Path | None:
+    """Where the concepts are: `concept_file_name` (exports and the UI's #.json write "concepts": null)."""
+    name = str(raw.get("concept_file_name") or DEFAULTS["concept_file_name"])
+    if value_problems({"concept_file_name": name}, (), ""):
+        return None  # not a path: value_problems names it
+    return resolve_path(name, ot_dir if ot_dir is not None else path.parent)
+
+
+def _read_concepts(cpath: Path, warnings: list[str]) -> list[dict[str, Any]] | None:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}", exit_code=2) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {what} {path}: {exc}", exit_code=2) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", exit_code=2
-        ) from None
+        present = cpath.is_file() or cpath.exists()
+    except OSError:
+        present = False
+    if not present:
+        warnings.append(f"concept file {cpath} does not exist")
+        return None
+    data = parse_json(cpath, "concept file")
+    if not isinstance(data, list):
+        warnings.append(f"concept file {cpath} is not a JSON list of concepts")
+        return None
+    items = [c for c in data if isinstance(c, dict)]
+    warnings += concept_warnings(items, cpath.name)
+    return items
 
 
 def load_config(path: Path, ot_dir: Path | None = None) -> TrainConfig:
-    raw = _parse_json(path, "config")
+    raw = parse_json(path, "config")
     if not isinstance(raw, dict):
         raise UserError(f"config {path} is a JSON {type(raw).__name__}, not an object of settings", exit_code=2)
     warnings: list[str] = config_warnings(raw)
-    concepts: list[Concept] = []
+    items: list[dict[str, Any]] | None = None
     source: str | None = None
     inline = raw.get("concepts")
     if isinstance(inline, list):
         items = [c for c in inline if isinstance(c, dict)]
-        concepts = [Concept(c) for c in items]
         source = "inline"
         warnings += concept_warnings(items, "the config")
     else:
-        # Exports and the UI's #.json write "concepts": null and keep them in concept_file_name.
-        name = raw.get("concept_file_name") or DEFAULTS["concept_file_name"]
-        cpath = Path(name).expanduser()
-        if not cpath.is_absolute():
-            base = ot_dir if ot_dir is not None else path.parent
-            cpath = base / cpath
-        if cpath.is_file():
-            data = _parse_json(cpath, "concept file")
-            if isinstance(data, list):
-                items = [c for c in data if isinstance(c, dict)]
-                concepts = [Concept(c) for c in items]
-                source = str(cpath)
-                warnings += concept_warnings(items, cpath.name)
-            else:
-                warnings.append(f"concept file {cpath} is not a JSON list of concepts")
-        else:
-            warnings.append(f"concept file {cpath} does not exist")
-    return TrainConfig(path, raw, tuple(concepts), source, tuple(warnings), ot_dir)
+        cpath = _concept_file(raw, path, ot_dir)
+        items = _read_concepts(cpath, warnings) if cpath is not None else None
+        source = str(cpath) if items is not None else None
+    where = "the config" if source == "inline" else Path(source).name if source else ""
+    problems = value_problems(raw, items or (), where)
+    concepts = tuple(Concept(c) for c in items or ())
+    return TrainConfig(path, raw, concepts, source, tuple(warnings), ot_dir, tuple(problems))
+
+
+def unusable(cfg: TrainConfig) -> str:
+    """One line for a config with value problems: how many, and the first."""
+    more = f" (and {len(cfg.problems) - 1} more)" if len(cfg.problems) > 1 else ""
+    return f"config {cfg.path}: {cfg.problems[0].removeprefix('the config: ')}{more}"
 
 
 def find_last_used(ot_dir: Path | None) -> Path | None:
@@ -289,6 +306,7 @@ class ConfigFacts:
     source: str | None  # "--config" or "last-used UI state"
     config: TrainConfig | None = None
     error: str | None = None  # malformed JSON etc., one line with line and column
+    problems: tuple[str, ...] = ()  # the values behind `error` when the JSON loaded but is unusable
 
     @property
     def describe(self) -> str:
@@ -307,9 +325,12 @@ def config_facts(ctx: Context) -> ConfigFacts:
         if path is None:
             return ConfigFacts(None, None)
         try:
-            return ConfigFacts(path, source, load_config(path, ctx.ot_dir))
+            cfg = load_config(path, ctx.ot_dir)
         except UserError as exc:
             return ConfigFacts(path, source, error=exc.message)
+        if cfg.problems:
+            return ConfigFacts(path, source, error=unusable(cfg), problems=cfg.problems)
+        return ConfigFacts(path, source, cfg)
 
     return ctx.memo("otconfig", compute)
 
@@ -325,4 +346,6 @@ __all__ = [
     "find_last_used",
     "load_config",
     "parse_resolution",
+    "resolve_path",
+    "unusable",
 ]

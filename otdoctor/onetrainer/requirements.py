@@ -23,6 +23,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from otdoctor.probe.files import read_regular_bytes
+
 # Options that take a value, as pip's requirements-file parser knows them.
 _INDEX_OPTIONS = {
     "-i": "index_urls",
@@ -42,7 +44,12 @@ _VALUE_OPTIONS = {
     "-C",
 }
 _FLAG_OPTIONS = {"--pre", "--prefer-binary", "--no-index", "--require-hashes"}
-_COMMENT = re.compile(r"(^|\s+)#.*$")
+# A `#` at the start or after whitespace starts a comment; `--opt` after whitespace ends a
+# requirement. One-character lookbehinds keep both linear on any line (`\s+#` was quadratic on a
+# long run of spaces).
+_COMMENT = re.compile(r"(?:^|(?<=\s))#")
+_TRAILING_OPTION = re.compile(r"(?<=\s)--?[a-zA-Z]")
+MAX_FILE_BYTES = 4 * 1024 * 1024  # OneTrainer's files are a few KiB
 _HEX = re.compile(r"^[0-9a-fA-F]{7,40}$")
 
 
@@ -91,13 +98,18 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str, str]]:
         if raw.endswith("\\") and not _COMMENT.search(raw[:-1]):
             buffer += raw[:-1] + " "
             continue
-        line = _COMMENT.sub("", buffer + raw).strip()
+        line = _uncommented(buffer + raw)
         written = (buffer + raw).strip()
         buffer = ""
         if line:
             yield start, line, written
     if buffer.strip():
-        yield start, _COMMENT.sub("", buffer).strip(), buffer.strip()
+        yield start, _uncommented(buffer), buffer.strip()
+
+
+def _uncommented(line: str) -> str:
+    found = _COMMENT.search(line)
+    return (line[: found.start()] if found else line).strip()
 
 
 def _egg_name(url: str) -> str | None:
@@ -109,7 +121,10 @@ def _vcs_ref(url: str) -> str | None:
     """`git+https://host/repo.git@abc123#egg=x` -> "abc123"."""
     if not url.startswith("git+"):
         return None
-    path = urlparse(url[4:].split("#")[0]).path
+    try:
+        path = urlparse(url[4:].split("#")[0]).path
+    except ValueError:  # "Invalid IPv6 URL": pip would refuse it too; nothing to compare
+        return None
     return path.rsplit("@", 1)[1] if "@" in path else None
 
 
@@ -123,14 +138,18 @@ def read(files: Iterable[Path]) -> RequirementSet:
 
 
 def _read_file(path: Path, out: RequirementSet, seen: set[Path]) -> None:
-    key = path.resolve()
+    try:
+        key = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        out.problems.append(f"cannot read {path}: {exc}")
+        return
     if key in seen:
         return
     seen.add(key)
     out.named.append(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
+        text = read_regular_bytes(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except OSError as exc:  # missing, a folder, a pipe (never waited on), too large, no permission
         out.problems.append(f"cannot read {path}: {exc.strerror or exc}")
         return
     out.files.append(path)
@@ -162,7 +181,8 @@ def _parse_line(path: Path, lineno: int, line: str, written: str, out: Requireme
             out.skipped.append(f"{where}: unknown option {opt}")
         return
     # Per-requirement options (`--hash=...`) follow the requirement itself.
-    spec = re.split(r"\s+--?[a-zA-Z]", line, maxsplit=1)[0].strip()
+    option = _TRAILING_OPTION.search(line)
+    spec = (line[: option.start()] if option else line).strip()
     if spec.startswith((".", "/")) or re.match(r"^[a-z][a-z0-9+.\-]*://", spec):
         out.skipped.append(f"{where}: {spec} (a path or URL without a name)")
         return

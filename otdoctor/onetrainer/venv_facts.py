@@ -70,10 +70,15 @@ def venv_facts(ctx: Context) -> VenvFacts | None:
 # Answers that are slow to get (importing torch, running pip) are kept on disk between runs, keyed
 # by a fingerprint of what they depend on; a changed fingerprint means ask again.
 def _disk_cached(
-    ctx: Context, name: str, key: Mapping[str, Any], compute: Callable[[], tuple[Any, bool]]
+    ctx: Context,
+    name: str,
+    key: Mapping[str, Any],
+    compute: Callable[[], tuple[Any, bool]],
+    valid: Callable[[Any], bool],
 ) -> tuple[Any, bool]:
     """(value, from_cache). `compute` returns (value, keep): failures are not kept, so a fixed
-    machine (a library installed with apt, a driver loaded) is seen on the next run."""
+    machine (a library installed with apt, a driver loaded) is seen on the next run. A stored value
+    `valid` refuses (a damaged or hand-edited cache file) is discarded and computed again."""
     import hashlib
     import json
 
@@ -83,7 +88,7 @@ def _disk_cached(
     venv_id = hashlib.sha256(str(key.get("venv")).encode()).hexdigest()[:16]
     path = cache_dir(ctx.probe.env) / "venv-facts" / f"{name}-{venv_id}.json"
     stored = read_json(path)
-    if isinstance(stored, dict) and stored.get("key") == json.loads(key_text):
+    if isinstance(stored, dict) and stored.get("key") == json.loads(key_text) and valid(stored.get("value")):
         return stored.get("value"), True
     value, keep = compute()
     if keep:
@@ -109,10 +114,43 @@ def _machine_key(ctx: Context) -> dict[str, Any]:
 
 
 def _python_key(facts: VenvFacts) -> dict[str, Any]:
-    from otdoctor.probe.fingerprint import realpath, stat_signature
+    """The interpreter (its real file: a venv's python links to the base one), pyvenv.cfg, and every
+    installed distribution: an import also fails when a dependency is removed or replaced (pip
+    uninstall typing_extensions breaks `import torch` without touching torch's files)."""
+    from otdoctor.probe.fingerprint import read_small_text, realpath, stat_signature
 
     real = realpath(facts.python)
-    return {"venv": str(facts.path), "python": real, "python_stat": stat_signature([Path(real)])}
+    return {
+        "venv": str(facts.path),
+        "python": real,
+        "python_stat": stat_signature([Path(real)]),
+        "pyvenv_cfg": read_small_text(facts.path / "pyvenv.cfg"),
+        "installed": stat_signature(_venv_watch(facts.path)),
+    }
+
+
+def _torch_value_ok(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    answer = value.get("torch")
+    return isinstance(value.get("error"), str) or (
+        isinstance(answer, dict) and (isinstance(answer.get("import_error"), str) or "import_error" not in answer)
+    )
+
+
+def _interpreter_value_ok(value: Any) -> bool:
+    if not isinstance(value, dict) or not isinstance(value.get("data") or {}, dict):
+        return False
+    version = value.get("version")
+    dists = (value.get("data") or {}).get("dists") or []
+    return (
+        isinstance(value.get("executable"), (str, type(None)))
+        and isinstance(value.get("ok"), bool)
+        and (version is None or (isinstance(version, list) and all(isinstance(v, int) for v in version)))
+        and isinstance(dists, list)
+        and all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in dists)
+        and all(isinstance(d.get("version"), str) for d in dists)
+    )
 
 
 @dataclass(frozen=True)
@@ -160,7 +198,7 @@ def torch_facts(ctx: Context, timeout_s: float = 180.0) -> TorchFacts | None:
             answer = info.data.get("torch") or {}
             return {"torch": answer}, "import_error" not in answer
 
-        value, cached = _disk_cached(ctx, "torch", key, ask)
+        value, cached = _disk_cached(ctx, "torch", key, ask, _torch_value_ok)
         if "error" in value:
             return TorchFacts(False, value["error"], {}, cached)
         answer = value["torch"]
@@ -207,19 +245,24 @@ def pip_facts(ctx: Context) -> PipFacts | None:
             line = text[0] if res.ok and text else res.describe_failure()
             return {"runs": res.ok, "output": line}, res.ok
 
-        value, cached = _disk_cached(ctx, "pip", key, ask)
+        value, cached = _disk_cached(
+            ctx, "pip", key, ask, lambda v: isinstance(v, dict) and isinstance(v.get("output"), str)
+        )
         return PipFacts(bool(value.get("runs")), str(value.get("output")), cached)
 
     return ctx.memo("pip", compute)
 
 
 def _venv_watch(venv: Path) -> list[Path]:
-    """What changes when packages are installed or removed: pip adds and removes entries in
-    site-packages (so its mtime moves), and rewrites torch/version.py on a torch reinstall."""
+    """What changes when packages are installed or removed, found by `stat` alone: pip adds and
+    removes entries in site-packages (so its mtime moves), writes one `<name>-<version>.dist-info`
+    folder per distribution (names and mtimes say what is installed, at which version), and rewrites
+    torch/version.py on a torch reinstall."""
     from otdoctor.probe.fingerprint import glob_names
 
     site = glob_names(venv, "lib/python*/site-packages") + glob_names(venv, "Lib/site-packages")
-    return [venv / "pyvenv.cfg", *site, *[s / "torch" / "version.py" for s in site]]
+    installed = [p for s in site for pattern in ("*.dist-info", "*.egg-info", "*.pth") for p in glob_names(s, pattern)]
+    return [venv / "pyvenv.cfg", *site, *installed, *[s / "torch" / "version.py" for s in site]]
 
 
 def interpreter_cached(
@@ -252,6 +295,6 @@ def interpreter_cached(
         }
         return value, info.ok
 
-    value, _cached = _disk_cached(ctx, "python", key, ask)
+    value, _cached = _disk_cached(ctx, "python", key, ask, _interpreter_value_ok)
     version = tuple(value["version"]) if value.get("version") else None
     return InterpreterInfo(value["executable"], value["ok"], value.get("error"), version, value.get("data") or {})

@@ -95,10 +95,11 @@ class Probe:
 
         return processes.describe(pid)
 
-    def stop_process(self, pid: int, timeout_s: float = 10.0, force: bool = False):
+    def stop_process(self, listed, timeout_s: float = 10.0, force: bool = False):
+        """Stop the process LISTED (a `process(pid)` answer) if its PID still names that process."""
         from otdoctor.probe import processes
 
-        return processes.stop(pid, timeout_s=timeout_s, force=force)
+        return processes.stop(listed, timeout_s=timeout_s, force=force)
 
     def current_user(self) -> str:
         from otdoctor.probe import processes

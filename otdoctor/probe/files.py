@@ -6,8 +6,10 @@ atomic (temporary file, then rename) so an interrupted run never leaves a half-w
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -70,3 +72,41 @@ def read_json(path: Path) -> Any | None:
 
 def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True))
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words: "a named pipe", "a directory", ..."""
+    return next((words for test, words in _KINDS if test(mode)), "not a regular file")
+
+
+class NotRegularFile(OSError):
+    """A path that must be a regular file is something else: reading it could block or never end."""
+
+
+def read_regular_bytes(path: Path, limit_bytes: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit_bytes`; raises OSError otherwise.
+
+    Opened without blocking (a FIFO opens at once with O_NONBLOCK) and refused unless `fstat` of
+    that very descriptor says regular file, so a pipe, a device or a folder given where a file is
+    expected is an error message, never a hang or an endless read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"not a regular file ({file_kind(mode)})", str(path))
+        data = fh.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
+        raise NotRegularFile(errno.EFBIG, f"larger than {limit_bytes} bytes", str(path))
+    return data

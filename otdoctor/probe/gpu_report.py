@@ -27,12 +27,14 @@ def collect(probe: Probe) -> tuple[dict[str, Any], dict[str, str]]:
     import pynvml
 
     from otdoctor.probe import nvml, nvml_snapshot
+    from otdoctor.probe.files import read_regular_bytes
 
     files: dict[str, str] = {}
     snapshot_path = probe.env.get(SNAPSHOT_ENV)
     if snapshot_path:  # a replayed machine: the recording itself is the evidence
         try:
-            files["nvml-snapshot.json"] = Path(snapshot_path).read_text(encoding="utf-8")
+            raw = read_regular_bytes(Path(snapshot_path), nvml_snapshot.MAX_SNAPSHOT_BYTES)  # never a FIFO
+            files["nvml-snapshot.json"] = raw.decode("utf-8", "replace")
         except OSError as exc:
             files["gpu.txt"] = f"{SNAPSHOT_ENV}={snapshot_path}: {exc}\n"
     else:
@@ -40,7 +42,10 @@ def collect(probe: Probe) -> tuple[dict[str, Any], dict[str, str]]:
         recorder = nvml_snapshot.RecordingNvml(pynvml)
         nvml.read_nvml(recorder)
         files["nvml-snapshot.json"] = json.dumps(recorder.snapshot, indent=1) + "\n"
-    info = probe.gpu()
+    try:
+        info = probe.gpu()
+    except nvml.SnapshotError as exc:  # a bad snapshot is a fact in the bundle, not a failed report
+        info = exc.info
     files["gpu.json"] = json.dumps(nvml.to_jsonable(info), indent=1, default=str) + "\n"
     if info.nvidia_smi and not snapshot_path:
         smi = probe.run([info.nvidia_smi, "-q"], timeout_s=20)

@@ -36,20 +36,43 @@ WSL_NVIDIA_SMI = "/usr/lib/wsl/lib/nvidia-smi"
 
 
 # Loading -------------------------------------------------------------------------------------
+class SnapshotError(UserError):
+    """$OTDOCTOR_NVML_SNAPSHOT names a file that cannot be replayed: a usage error for `otdoctor gpu`,
+    one finding about that file (`info`) for the checks."""
+
+    def __init__(self, path: str, reason: str, readable: bool) -> None:
+        verb = "is not valid" if readable else "cannot be read"
+        super().__init__(f"NVML snapshot {path} ({SNAPSHOT_ENV}) {verb}: {reason}", exit_code=2)
+        self.path = path
+
+    @property
+    def info(self) -> GpuInfo:
+        problem = NvmlProblem(
+            "snapshot-invalid",
+            None,
+            self.message,
+            f"otdoctor replays this recorded file instead of asking the driver ({SNAPSHOT_ENV} is set), "
+            "so it cannot tell anything about the GPUs",
+            f"fix the file, or unset {SNAPSHOT_ENV} to read this machine's GPUs",
+            (f"unset {SNAPSHOT_ENV}",),
+        )
+        return GpuInfo("none", problem=problem, snapshot=self.path)
+
+
 def load_nvml(env: Mapping[str, str]) -> Any:
-    """The pynvml module, or a FakeNvml replaying $OTDOCTOR_NVML_SNAPSHOT."""
+    """The pynvml module, or a FakeNvml replaying $OTDOCTOR_NVML_SNAPSHOT (SnapshotError if it cannot)."""
     path = env.get(SNAPSHOT_ENV)
     if path:
-        from otdoctor.probe.nvml_snapshot import FakeNvml
+        from otdoctor.probe.nvml_snapshot import FakeNvml, SnapshotInvalid
 
         try:
             return FakeNvml.from_file(Path(path))
         except FileNotFoundError:
-            raise UserError(f"{SNAPSHOT_ENV}: no such file: {path}", exit_code=2) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"{SNAPSHOT_ENV}: cannot read {path}: {exc}", exit_code=2) from None
-        except OSError as exc:  # a folder, a dangling link, no permission
-            raise UserError(f"{SNAPSHOT_ENV}: cannot read {path}: {exc.strerror or exc}", exit_code=2) from None
+            raise SnapshotError(path, "no such file", readable=False) from None
+        except OSError as exc:  # a folder, a FIFO, a device, a dangling link, no permission
+            raise SnapshotError(path, exc.strerror or str(exc), readable=False) from None
+        except SnapshotInvalid as exc:
+            raise SnapshotError(path, str(exc), readable=True) from None
     import pynvml
 
     return pynvml
@@ -322,4 +345,5 @@ __all__ = [
     "CLOCK_EVENT_BITS",
     "gpu_name_and_driver",
     "MemorySampler",
+    "SnapshotError",
 ]

@@ -28,10 +28,19 @@ from typing import Any
 
 import pynvml
 
+from otdoctor.probe.files import read_regular_bytes
 from otdoctor.probe.processes import pid_alive
 
 SNAPSHOT_FORMAT = "otdoctor-nvml-snapshot/1"
 _HANDLE_CALL = "nvmlDeviceGetHandleByIndex"
+MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024  # recorded machines are a few KiB
+MAX_DEPTH = 16  # the deepest encoding (a process list of objects) nests 6 levels
+MAX_DEVICES = 64
+MAX_PID = 1 << 22  # Linux's largest pid_max
+
+
+class SnapshotInvalid(ValueError):
+    """The file is not a snapshot the adapter can replay; the message says where and why."""
 
 
 # Encoding --------------------------------------------------------------------------------------
@@ -62,17 +71,30 @@ def decode(value: Any) -> Any:
     if "__bytes__" in value:
         return str(value["__bytes__"]).encode("latin-1")
     if "__tuple__" in value:
-        return tuple(decode(v) for v in value["__tuple__"])
+        return tuple(decode(v) for v in _typed(value["__tuple__"], list, "__tuple__"))
     if "__struct__" in value:
-        struct = getattr(pynvml, value["__struct__"])()
-        for name, raw in value.get("fields", {}).items():
+        struct = _struct_type(value["__struct__"])()
+        for name, raw in _typed(value.get("fields", {}), dict, "fields").items():
             setattr(struct, name, decode(raw))
         return struct
     if "__object__" in value:
-        return pynvml.nvmlFriendlyObject(
-            {k: decode(v) for k, v in value["__object__"].items() if not k.startswith("_")}
-        )
+        fields = _typed(value["__object__"], dict, "__object__")
+        return pynvml.nvmlFriendlyObject({k: decode(v) for k, v in fields.items() if not k.startswith("_")})
     return value
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise SnapshotInvalid(f"{what} is a JSON {_json_type(value)}, not a JSON {_json_type(kind())}")
+    return value
+
+
+def _struct_type(name: Any) -> type[ctypes.Structure]:
+    """Only pynvml's ctypes structures: a snapshot never names any other attribute of pynvml."""
+    found = getattr(pynvml, name, None) if isinstance(name, str) else None
+    if isinstance(found, type) and issubclass(found, ctypes.Structure):
+        return found
+    raise SnapshotInvalid(f"unknown NVML structure {_short(name)}")
 
 
 def call_key(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -134,6 +156,124 @@ class RecordingNvml:
         return call
 
 
+# Validation ------------------------------------------------------------------------------------
+# What each call the adapter makes must answer, so that a replayed value can never be one the real
+# pynvml would not give (a string as a memory size, a count of a billion GPUs, a negative PID).
+_ANSWERS: dict[str, Callable[[Any], bool]] = {
+    "nvmlSystemGetDriverVersion": lambda v: isinstance(v, (str, bytes)),
+    "nvmlDeviceGetName": lambda v: isinstance(v, (str, bytes)),
+    "nvmlDeviceGetUUID": lambda v: isinstance(v, (str, bytes)),
+    "nvmlDeviceGetCount": lambda v: _is_int(v, MAX_DEVICES + 1),
+    _HANDLE_CALL: lambda v: _is_int(v, MAX_DEVICES + 1),
+    "nvmlDeviceGetCudaComputeCapability": lambda v: (
+        isinstance(v, tuple) and len(v) == 2 and all(_is_int(x, 100) for x in v)
+    ),
+    "nvmlDeviceGetPciInfo": lambda v: hasattr(v, "busId"),
+    "nvmlDeviceGetMemoryInfo": lambda v: all(hasattr(v, f) for f in ("total", "free", "used")),
+    "nvmlDeviceGetUtilizationRates": lambda v: hasattr(v, "gpu") and hasattr(v, "memory"),
+    "nvmlDeviceGetComputeRunningProcesses": lambda v: _processes_ok(v),
+    "nvmlDeviceGetGraphicsRunningProcesses": lambda v: _processes_ok(v),
+}
+
+
+def _is_int(value: Any, below: int = 1 << 64) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < below
+
+
+def _processes_ok(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, pynvml.nvmlFriendlyObject)
+        and _is_int(getattr(p, "pid", None), MAX_PID + 1)
+        and getattr(p, "pid", 0) > 0
+        and (getattr(p, "usedGpuMemory", None) is None or _is_int(p.usedGpuMemory))
+        for p in value
+    )
+
+
+def _answer_ok(key: str, value: Any) -> bool:
+    name = key.split("(", 1)[0]
+    if name == "nvmlDeviceGetMemoryInfo" and "version=" in key and not hasattr(value, "reserved"):
+        return False
+    # The calls not in the table answer a number (temperature, watts, PCIe link, ECC count).
+    return _ANSWERS[name](value) if name in _ANSWERS else _is_int(value) or value is None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SnapshotInvalid(f"nested deeper than {MAX_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _check_slot(where: str, slot: Any) -> None:
+    for key, entry in _typed(slot, dict, where).items():
+        place = f"{where}: {_short(key)}"
+        if not isinstance(entry, dict) or not ("error" in entry or "value" in entry):
+            raise SnapshotInvalid(f'{place} is not {{"value": ...}} or {{"error": code}}')
+        if "error" in entry:
+            if not _is_int(entry["error"], 1 << 31):
+                raise SnapshotInvalid(f"{place}: the error code {_short(entry['error'])} is not an NVML error code")
+            continue
+        try:
+            value = decode(entry["value"])
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise SnapshotInvalid(f"{place}: {exc}") from None
+        if not _answer_ok(key, value):
+            raise SnapshotInvalid(f"{place}: {_short(entry['value'])} is not what NVML answers to this call")
+
+
+_HOST_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "wsl": lambda v: isinstance(v, bool),
+    "dev_nvidia0": lambda v: isinstance(v, bool),
+    "container": lambda v: v is None or isinstance(v, str),
+    "nvidia_pci_devices": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+
+def validate(data: Any) -> None:
+    """Raise SnapshotInvalid unless `data` is a snapshot every replayed call answers sensibly from."""
+    if not isinstance(data, dict):
+        raise SnapshotInvalid(f"not an otdoctor NVML snapshot (a JSON {_json_type(data)}, not an object)")
+    if data.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotInvalid(f"not an otdoctor NVML snapshot (format {_short(data.get('format'))})")
+    _check_depth(data)
+    host = data.get("host") or {}
+    for name, value in _typed(host, dict, "host").items():
+        if name in _HOST_FIELDS and not _HOST_FIELDS[name](value):
+            raise SnapshotInvalid(f"host: {name} is {_short(value)}")
+    _check_slot("system", data.get("system", {}))
+    devices = _typed(data.get("devices", []), list, "devices")
+    if len(devices) > MAX_DEVICES:
+        raise SnapshotInvalid(f"{len(devices)} devices (at most {MAX_DEVICES})")
+    for i, slot in enumerate(devices):
+        _check_slot(f"devices[{i}]", slot)
+
+
+def parse(raw: bytes) -> dict[str, Any]:
+    """A snapshot file's bytes as a validated snapshot; raises SnapshotInvalid."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise SnapshotInvalid(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise SnapshotInvalid(f"not JSON: {exc}") from None
+    validate(data)
+    return data
+
+
 # Replay ----------------------------------------------------------------------------------------
 class FakeHandle:
     def __init__(self, index: int) -> None:
@@ -157,11 +297,8 @@ class FakeNvml:
 
     @classmethod
     def from_file(cls, path: Path) -> FakeNvml:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        if found != SNAPSHOT_FORMAT:
-            raise ValueError(f"not an otdoctor NVML snapshot (format {found!r})")
-        return cls(data, str(path))
+        """Raises OSError when the file cannot be read (or is no regular file), SnapshotInvalid."""
+        return cls(parse(read_regular_bytes(Path(path), MAX_SNAPSHOT_BYTES)), str(path))
 
     @property
     def host(self) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Processes on this machine: who owns a PID, what it runs, and stopping one (psutil).
 
-`describe(pid)` replaces `ps -o user=,comm=,args= -p PID`; `stop(pid)` replaces `kill PID`, then
-`kill -9 PID` only when asked. Only processes of the current user are ever signalled: the check
-for that is here, next to the signal, so no caller can forget it.
+`describe(pid)` replaces `ps -o user=,lstart=,comm=,args= -p PID`; `stop(listed)` replaces
+`kill PID`, then `kill -9 PID` only when asked. Two guards sit here, next to the signal, so no
+caller can forget them: only processes of the current user are signalled, and only when the PID
+still names the process that was listed (same start time and command line): a PID freed and
+handed to another program between the listing and the signal is left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ class ProcessDetails:
     name: str | None = None
     cmdline: tuple[str, ...] = ()
     owned_by_current_user: bool = False
+    start_time: float | None = None  # seconds since the epoch; with the PID, it names one process
+
+    def same_process(self, other: ProcessDetails) -> bool:
+        """Is OTHER (looked at later) the very process this one describes, not a PID reused since?"""
+        return (
+            self.visible
+            and other.visible
+            and self.pid == other.pid
+            and self.start_time is not None
+            and self.start_time == other.start_time
+            and self.cmdline == other.cmdline
+        )
 
     @property
     def command(self) -> str:
@@ -74,59 +88,99 @@ def process_tree(pid: int) -> set[int]:
     return pids
 
 
+def lineage() -> frozenset[int]:
+    """otdoctor's own PID and those of every process above it (the shell, the terminal, the session)."""
+    pids = {os.getpid()}
+    with suppress(psutil.Error):
+        pids |= {p.pid for p in psutil.Process().parents()}
+    return frozenset(pids)
+
+
 def describe(pid: int) -> ProcessDetails:
     try:
-        p = psutil.Process(pid)
-        with p.oneshot():
-            if p.status() == psutil.STATUS_ZOMBIE:
-                return ProcessDetails(pid, False)
-            uid = p.uids().real if hasattr(p, "uids") else None
-            try:
-                user = p.username()
-            except (KeyError, psutil.Error):  # a UID with no passwd entry (containers)
-                user = str(uid) if uid is not None else None
-            name = p.name()
-            try:
-                cmdline = tuple(p.cmdline())
-            except psutil.AccessDenied:
-                cmdline = ()
+        return _details(psutil.Process(pid))
     except psutil.NoSuchProcess:
         return ProcessDetails(pid, False)
     except psutil.AccessDenied:
         return ProcessDetails(pid, True)
+
+
+def _details(p: psutil.Process) -> ProcessDetails:
+    with p.oneshot():
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return ProcessDetails(p.pid, False)
+        uid = p.uids().real if hasattr(p, "uids") else None
+        try:
+            user = p.username()
+        except (KeyError, psutil.Error):  # a UID with no passwd entry (containers)
+            user = str(uid) if uid is not None else None
+        name = p.name()
+        try:
+            cmdline = tuple(p.cmdline())
+        except psutil.AccessDenied:
+            cmdline = ()
+        started = p.create_time()
     owned = uid is not None and uid == current_uid()
-    return ProcessDetails(pid, True, user, uid, name, cmdline, owned)
+    return ProcessDetails(p.pid, True, user, uid, name, cmdline, owned, started)
 
 
-def stop(pid: int, timeout_s: float = 10.0, force: bool = False) -> StopResult:
-    """SIGTERM, wait up to `timeout_s`; SIGKILL only with `force`. Never another user's process."""
-    details = describe(pid)
-    if not details.visible:
-        return StopResult(pid, True, None, f"process {pid} is not running")
-    if not details.owned_by_current_user:
-        return StopResult(pid, False, None, f"process {pid} belongs to {details.user or 'another user'}: not touched")
+def stop(listed: ProcessDetails, timeout_s: float = 10.0, force: bool = False) -> StopResult:
+    """SIGTERM, wait up to `timeout_s`; SIGKILL only with `force`.
+
+    LISTED is the process as it was shown to the user; it is looked at again right before the
+    signal, and anything else now behind its PID (another user's, another program) is not touched.
+    """
+    pid = listed.pid
     try:
         p = psutil.Process(pid)
-        p.terminate()
-        if _wait_exit(p, timeout_s):
-            return StopResult(pid, True, "SIGTERM", f"stopped {pid} ({details.name}) with SIGTERM")
-        if not force:
-            return StopResult(
-                pid,
-                False,
-                "SIGTERM",
-                f"{pid} ({details.name}) still runs {timeout_s:.0f} s after SIGTERM; `--force` sends SIGKILL",
-            )
-        p.kill()
-        if _wait_exit(p, timeout_s):
-            return StopResult(
-                pid, True, "SIGKILL", f"killed {pid} ({details.name}) with SIGKILL after SIGTERM was ignored"
-            )
-        return StopResult(pid, False, "SIGKILL", f"{pid} ({details.name}) did not exit even after SIGKILL")
+        now = _details(p)
     except psutil.NoSuchProcess:
-        return StopResult(pid, True, "SIGTERM", f"stopped {pid} ({details.name})")
+        return StopResult(pid, True, None, f"process {pid} is not running")
     except psutil.AccessDenied:
-        return StopResult(pid, False, None, f"not allowed to signal {pid} ({details.name})")
+        return StopResult(pid, False, None, f"not allowed to look at {pid}: not touched")
+    refusal = _refusal(listed, now)
+    if refusal is not None:
+        return StopResult(pid, not now.visible, None, refusal)
+    try:
+        return _terminate(p, now, timeout_s, force)
+    except psutil.NoSuchProcess:  # it exited, or (psutil checks) its PID was reused, right before the signal
+        return StopResult(pid, True, None, f"process {pid} ({listed.name}) exited before the signal")
+    except psutil.AccessDenied:
+        return StopResult(pid, False, None, f"not allowed to signal {pid} ({now.name})")
+
+
+def _refusal(listed: ProcessDetails, now: ProcessDetails) -> str | None:
+    """Why the process now behind LISTED's PID must not be signalled; None when it may be."""
+    pid = listed.pid
+    if not now.visible:
+        return f"process {pid} is not running"
+    if listed.start_time is None:
+        return f"PID {pid}: cannot tell whether it is still the process listed: not touched"
+    if listed.start_time != now.start_time:
+        return (
+            f"PID {pid} now belongs to another process ({now.name}): {listed.name} exited after it was listed; "
+            "not touched"
+        )
+    if not listed.same_process(now):
+        return f"process {pid} runs another command line than the one listed: not touched"
+    if not now.owned_by_current_user:
+        return f"process {pid} belongs to {now.user or 'another user'}: not touched"
+    return None
+
+
+def _terminate(p: psutil.Process, details: ProcessDetails, timeout_s: float, force: bool) -> StopResult:
+    pid, name = details.pid, details.name
+    p.terminate()  # psutil compares the start time once more, just before kill(2)
+    if _wait_exit(p, timeout_s):
+        return StopResult(pid, True, "SIGTERM", f"stopped {pid} ({name}) with SIGTERM")
+    if not force:
+        return StopResult(
+            pid, False, "SIGTERM", f"{pid} ({name}) still runs {timeout_s:.0f} s after SIGTERM; `--force` sends SIGKILL"
+        )
+    p.kill()
+    if _wait_exit(p, timeout_s):
+        return StopResult(pid, True, "SIGKILL", f"killed {pid} ({name}) with SIGKILL after SIGTERM was ignored")
+    return StopResult(pid, False, "SIGKILL", f"{pid} ({name}) did not exit even after SIGKILL")
 
 
 def _wait_exit(p: psutil.Process, timeout_s: float) -> bool:

@@ -39,7 +39,7 @@ class CheckView:
         from otdoctor.render import github
 
         dest.write(github.render(self.report, self.strict))
-        github.append_step_summary(self.report)
+        github.append_step_summary(self.report, strict=self.strict)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def report_dict(report: Report, strict: bool = False) -> dict[str, Any]:
         "ot_dir": report.ot_dir,
         "duration_s": round(report.duration_s, 4),
         "summary": {**report.counts(), "exit_code": report.exit_code(strict), "strict": strict},
+        "verdict": dataclasses.asdict(report.verdict(strict)),
         "checks": [outcome_dict(o) for o in report.outcomes],
     }
 

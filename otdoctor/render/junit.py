@@ -23,6 +23,15 @@ def _message(o: Outcome) -> str:
     return redact("\n".join(lines))
 
 
+def _verdict_properties(suite: ET.Element, report: Report, strict: bool) -> None:
+    """The verdict as suite properties, which CI test reporters show beside the suite."""
+    verdict = report.verdict(strict)
+    props = ET.SubElement(suite, "properties")
+    values = {"ready": "true" if verdict.ready else "false", "reason": verdict.reason, "next": verdict.next or ""}
+    for name, value in values.items():
+        ET.SubElement(props, "property", name=f"verdict.{name}", value=redact(value))
+
+
 def render(report: Report, strict: bool = False) -> str:
     counts = report.counts()
     failures = sum(1 for o in report.outcomes if o.status is Status.FAIL or (strict and o.status is Status.WARN))
@@ -38,7 +47,8 @@ def render(report: Report, strict: bool = False) -> str:
         time=f"{report.duration_s:.3f}",
         hostname=redact(str(report.host.get("hostname", ""))),
     )
-    for o in report.outcomes:
+    _verdict_properties(suite, report, strict)
+    for o in report.in_build_order():
         case = ET.SubElement(
             suite, "testcase", classname=f"otdoctor.{o.area}", name=o.check_id, time=f"{o.duration_s:.3f}"
         )
@@ -54,5 +64,7 @@ def render(report: Report, strict: bool = False) -> str:
         elif o.status is Status.WARN:
             out = ET.SubElement(case, "system-out")
             out.text = "WARNING: " + _message(o)
+    # After the testcases, where the JUnit schema puts a suite's output.
+    ET.SubElement(suite, "system-out").text = redact(report.verdict(strict).sentence())
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

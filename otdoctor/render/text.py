@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
 
 from otdoctor.engine.check import Check
-from otdoctor.engine.results import Outcome, Report, Status
+from otdoctor.engine.results import Outcome, Report, Status, Verdict
 from otdoctor.redact import redact
 
 SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "‼", Status.SKIP: "-"}
@@ -66,57 +67,68 @@ def outcome_lines(o: Outcome, verbose: bool = False) -> list[str]:
     return lines
 
 
-def _collapsible_skips(items: list[Outcome]) -> set[str]:
-    """Ids of skipped checks that share one reason with at least two others: one line says it all."""
-    by_reason: dict[str, list[str]] = {}
-    for o in items:
-        if o.status is Status.SKIP and o.result.summary.startswith("skipped because "):
-            by_reason.setdefault(o.result.summary, []).append(o.check_id)
-    return {cid for ids in by_reason.values() if len(ids) >= 3 for cid in ids}
+def _dependency_skip(o: Outcome) -> bool:
+    """Skipped only because a check it needs did not pass: the root cause is shown elsewhere."""
+    return o.status is Status.SKIP and o.result.summary.startswith("skipped because ")
 
 
-def summary_line(report: Report, strict: bool = False) -> str:
+_NEEDS = re.compile(r"skipped because (\S+?)(?::| did not run)")
+
+
+def skipped_line(skipped: list[Outcome]) -> str:
+    """All dependency skips as one line, grouped by the check whose finding stopped them."""
+    by_cause: dict[str, int] = {}
+    for o in skipped:
+        found = _NEEDS.match(o.result.summary)
+        cause = found.group(1) if found else o.result.summary
+        by_cause[cause] = by_cause.get(cause, 0) + 1
+    causes = ", ".join(f"{n} need {cause}" for cause, n in by_cause.items())
+    word = "check" if len(skipped) == 1 else "checks"
+    return f"[{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]} {len(skipped)} {word} skipped: {_e(causes)} (--verbose lists them)[/]"
+
+
+def summary_line(report: Report) -> str:
     c = report.counts()
     parts = [f"{c['ok']} ok"]
     for key, word in (("warn", "warnings"), ("fail", "failed"), ("error", "crashed"), ("skip", "skipped")):
         if c[key]:
             parts.append(f"{c[key]} {word}")
-    verdict = "[red]unhealthy[/]" if report.exit_code(strict) else "[green]healthy[/]"
-    return f"{verdict}: {', '.join(parts)} in {report.duration_s:.2f} s"
+    return f"checks: {', '.join(parts)} in {report.duration_s:.2f} s"
 
 
-def _area_lines(area: str, items: list[Outcome], verbose: bool) -> list[str]:
-    """One area's checks; three or more skipped for one reason share a line."""
-    lines = ["", f"[bold]{_e(area)}[/]"]
-    collapsed = set() if verbose else _collapsible_skips(items)
-    shown_group: set[str] = set()
-    for o in items:
-        if o.check_id not in collapsed:
-            lines += outcome_lines(o, verbose)
-            continue
-        reason = o.result.summary
-        if reason in shown_group:
-            continue
-        shown_group.add(reason)
-        ids = [x.check_id for x in items if x.check_id in collapsed and x.result.summary == reason]
-        lines.append(f"  [{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]}[/] {len(ids)} {_e(area)} checks {_e(reason)}")
-        lines.append(f"      [dim]{_e(', '.join(ids))}[/]")
-    return lines
+def verdict_line(verdict: Verdict) -> str:
+    """The last line: ready to train or not, why, and what to run next."""
+    style = "bold green" if verdict.ready else "bold red"
+    return f"[{style}]{verdict.head}[/]{_e(verdict.sentence()[len(verdict.head) :])}"
+
+
+def _grouped(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
+    areas: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        areas.setdefault(o.area, []).append(o)
+    return areas
 
 
 def render(report: Report, out: Console, verbose: bool = False, strict: bool = False) -> None:
     header = f"OneTrainer: {_e(report.ot_dir)}" if report.ot_dir else "OneTrainer: not found"
     out.print(f"[bold]otdoctor {report.otdoctor_version}[/] · {header}")
-    areas: dict[str, list[Outcome]] = {}
-    for o in report.outcomes:
-        areas.setdefault(o.area, []).append(o)
-    for area, items in areas.items():
-        for line in _area_lines(area, items, verbose):
-            out.print(line)
+    ordered = report.in_build_order()
+    skipped = [] if verbose else [o for o in ordered if _dependency_skip(o)]
+    shown = [o for o in ordered if o not in skipped]
+    for area, items in _grouped(shown).items():
+        out.print()
+        out.print(f"[bold]{_e(area)}[/]")
+        for o in items:
+            for line in outcome_lines(o, verbose):
+                out.print(line)
+    if skipped:
+        out.print()
+        out.print(skipped_line(skipped))
     out.print()
-    out.print(summary_line(report, strict))
+    out.print(summary_line(report))
     if report.exit_code(strict) and any(o.can_fix and o.status is Status.FAIL for o in report.outcomes):
         out.print("[dim]Some of these can be repaired: run[/] otdoctor fix")
+    out.print(verdict_line(report.verdict(strict)))
 
 
 def render_list(checks: list[Check], out: Console) -> None:

@@ -71,18 +71,30 @@ def test_good_models_verified_and_cached(run, models):
     assert check.returncode == 0 and "2 checkpoint(s) verified" in check.stdout
 
 
-def test_cached_verify_does_not_read_the_file(run, models):
+def test_cached_verify_does_not_hash_again(models, tmp_path):
+    from otdoctor.checkpoints.catalog import load_catalog
+    from otdoctor.checkpoints.hashing import VerifyCache
+    from otdoctor.checkpoints.verify import Verifier
+
+    env = {"OTDOCTOR_CONFIG_DIR": str(tmp_path / "otdoctor-config")}
+    cache_file = tmp_path / "verify-cache.json"
+    target = [(models["xl"], None, None, "")]
+    first = Verifier(load_catalog(env), VerifyCache(cache_file)).verify(target)[0]
+    again = Verifier(load_catalog(env), VerifyCache(cache_file)).verify(target)[0]
+    assert first.state == again.state == "verified"
+    assert first.hashed_now and not again.hashed_now  # the second answer came from the cache file
+
+
+def test_overwritten_in_place_with_mtime_restored_is_verified_again(run, models):
     xl = models["xl"]
     assert run("models", "verify", str(xl)).returncode == 0
-    # Damage the data in place but keep size and mtime: a verify that read the file would notice.
+    # Damage the data in place but put size and mtime back: only ctime tells this file changed.
     st = xl.stat()
     with open(xl, "r+b") as fh:
         fh.seek(-10, os.SEEK_END)
         fh.write(b"\xff" * 10)
     os.utime(xl, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert run("models", "verify", str(xl)).returncode == 0  # served from the cache
-    # A new mtime is a new file version: hashed again, and the damage found.
-    os.utime(xl, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert xl.stat().st_mtime_ns == st.st_mtime_ns and xl.stat().st_size == st.st_size
     proc = run("models", "verify", str(xl))
     assert proc.returncode == 1 and "matches none of the known files" in proc.stdout
 

@@ -594,3 +594,64 @@ def test_cuda_requirement_against_cpu_torch(run_cli, tmp_path, torch_venv, delta
     assert res["venv.requirements"]["details"][0] == (
         "torch: 2.13.0+cpu installed, requirements-global.txt:1 asks for ==2.12.0+cu130"
     )
+
+
+# The cached import answer is keyed on everything the import depends on (issue 12) -------------------
+FAKE_TORCH = {
+    "torch/__init__.py": "import alpha  # a dependency, as torch needs typing_extensions\nfrom torch import cuda, version\n"
+    "__version__ = version.__version__\n",
+    "torch/version.py": "__version__ = '2.13.0+cpu'\ncuda = None\nhip = None\n",
+    "torch/cuda.py": "def get_arch_list():\n    return []\n\n\ndef is_available():\n    return False\n",
+}
+
+
+def test_removing_a_dependency_of_torch_is_seen_despite_the_cache(run_cli, tmp_path, wheels, delta_repo, shared_venv):
+    """`pip uninstall` of a package torch imports: torch's own files are untouched, the check must
+    still import again and say the import fails (it once said "✓ torch imports" from the cache)."""
+    ot, env = checkout(tmp_path, delta_repo)
+    venv = make_venv(ot / "venv", pyenv_python(VENV_PY), with_pip=False)
+    torch_wheel = build_wheel(tmp_path / "torch-wheel", "torch", "2.13.0+cpu", requires=["alpha"], modules=FAKE_TORCH)
+    pip_into(venv, shared_venv, str(torch_wheel), "alpha==1.0", find_links=wheels)
+
+    def torch_result() -> dict:
+        _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.torch", env=env)
+        return res["venv.torch"]
+
+    first, second = torch_result(), torch_result()
+    assert first["status"] == "ok" and first["summary"] == "torch 2.13.0+cpu (CPU-only build) imports"
+    assert (first["data"]["facts_cached"], second["data"]["facts_cached"]) == (False, True)
+
+    subprocess.run(
+        [str(shared_venv / "bin" / "python"), "-m", "pip", "--python", str(venv / "bin" / "python")]
+        + ["uninstall", "-y", "-q", "alpha"],
+        check=True,
+        capture_output=True,
+    )
+    broken = torch_result()
+    assert broken["status"] == "fail", broken
+    assert broken["summary"] == (
+        "torch 2.13.0+cpu (CPU-only build) is installed but `import torch` fails: "
+        "ModuleNotFoundError: No module named 'alpha'"
+    )
+
+
+def test_a_damaged_cache_entry_is_discarded_and_recomputed(
+    run_cli, tmp_path, wheels, delta_repo, shared_venv, base_env
+):
+    import json
+
+    ot, env = checkout(tmp_path, delta_repo)
+    venv = make_venv(ot / "venv", pyenv_python(VENV_PY), with_pip=False)
+    torch_wheel = build_wheel(tmp_path / "torch-wheel", "torch", "2.13.0+cpu", requires=["alpha"], modules=FAKE_TORCH)
+    pip_into(venv, shared_venv, str(torch_wheel), "alpha==1.0", find_links=wheels)
+    assert check_json(run_cli, "--ot-dir", str(ot), "--only", "venv", env=env)[1]["venv.torch"]["status"] == "ok"
+    cache = Path(base_env["OTDOCTOR_CACHE_DIR"]) / "venv-facts"
+    damaged = {"torch": {"torch": 5}, "python": {"ok": "yes", "data": {"dists": ["alpha"]}}, "pip": 7}
+    for entry in cache.glob("*.json"):
+        stored = json.loads(entry.read_text())
+        stored["value"] = damaged[entry.name.split("-")[0]]
+        entry.write_text(json.dumps(stored))
+    proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv", env=env)
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert res["venv.torch"]["status"] == "ok" and res["venv.torch"]["data"]["facts_cached"] is False
+    assert all(r["status"] != "error" for r in res.values()), res

@@ -66,11 +66,17 @@ def test_text_is_grouped_by_area_with_symbols_details_and_a_summary(run_cli, ot,
         "  ✓ OneTrainer checkout (onetrainer.checkout): " + f"{ot} (from --ot-dir)"
     )
     demo = lines[lines.index("demo") :]
-    assert "  ✓ Demo fine (demo.fine): all good" in demo
-    assert "  ! Demo meh (demo.meh): a little off" in demo
-    assert "  ✗ Demo broken (demo.broken): it is broken" in demo
-    assert "  ‼ Demo crash (demo.crash): the check crashed: RuntimeError: demo exploded" in demo
-    assert "  - Demo child (demo.child): skipped because demo.broken: it is broken" in demo
+    # Problems first within an area (crashed, failed, warning, then ok); dependency skips fold
+    # into one line after the areas.
+    order = [
+        "  ‼ Demo crash (demo.crash): the check crashed: RuntimeError: demo exploded",
+        "  ✗ Demo broken (demo.broken): it is broken",
+        "  ! Demo meh (demo.meh): a little off",
+        "  ✓ Demo fine (demo.fine): all good",
+    ]
+    assert [demo.index(line) for line in order] == sorted(demo.index(line) for line in order)
+    assert "Demo child" not in out
+    assert "- 1 check skipped: 1 need demo.broken (--verbose lists them)" in lines
     # A non-OK check says what was expected, why, and what to run.
     broken = demo.index("  ✗ Demo broken (demo.broken): it is broken")
     assert demo[broken + 1 : broken + 6] == [
@@ -80,7 +86,12 @@ def test_text_is_grouped_by_area_with_symbols_details_and_a_summary(run_cli, ot,
         "      fix: repair it",
         "        demo repair --all",
     ]
-    assert re.fullmatch(r"unhealthy: 3 ok, 1 warnings, 1 failed, 1 crashed, 1 skipped in \d+\.\d\d s", lines[-1])
+    assert re.fullmatch(r"checks: 3 ok, 1 warnings, 1 failed, 1 crashed, 1 skipped in \d+\.\d\d s", lines[-2])
+    # The first blocking finding in build order (onetrainer before plugin areas) decides the verdict.
+    assert lines[-1] == (
+        "not ready: demo.crash: the check crashed: RuntimeError: demo exploded"
+        " -> otdoctor check --only demo.crash --verbose"
+    )
     assert "Traceback" not in out  # only under --verbose
 
 
@@ -113,7 +124,7 @@ def test_colour_only_on_a_terminal(ot, plugin_env, base_env):
     assert ANSI.search(raw), raw
     plain = ANSI.sub("", raw)
     assert "✗ Demo broken (demo.broken): it is broken" in plain
-    assert "unhealthy: 1 ok, 1 failed" in plain
+    assert "checks: 1 ok, 1 failed" in plain and "not ready: it is broken -> demo repair --all" in plain
 
 
 def test_verbose_shows_a_crashed_checks_traceback_and_the_run_goes_on(run_cli, plugin_env):
@@ -232,7 +243,7 @@ def test_output_file_for_text_and_json(run_cli, tmp_path, plugin_env):
     assert proc.returncode == 1 and proc.stdout == ""
     text = text_file.read_text()
     assert "✗ Demo broken (demo.broken): it is broken" in text and "\x1b" not in text
-    assert "unhealthy: 1 ok, 1 failed" in text
+    assert text.endswith("checks: 1 ok, 1 failed in " + text.split("checks: 1 ok, 1 failed in ")[1].split("\n")[0] + "\nnot ready: it is broken -> demo repair --all\n")
 
     json_file = tmp_path / "out" / "report.json"
     json_file.parent.mkdir()
@@ -342,3 +353,39 @@ def test_version(run_cli):
     proc = run_cli("--version")
     assert proc.returncode == 0
     assert proc.stdout == f"otdoctor {metadata.version('otdoctor')}\n"
+
+
+# The verdict ---------------------------------------------------------------------------------------
+def test_no_onetrainer_says_not_ready_last_in_build_order_with_skips_folded(run_cli):
+    proc = run_cli("check")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0  # nothing required failed: CI meaning unchanged
+    assert lines[-1] == "not ready: OneTrainer is not installed (no checkout found) -> otdoctor install"
+    areas = [line for line in lines if line in ("system", "python", "onetrainer", "gpu", "models", "config")]
+    assert areas == ["system", "python", "onetrainer", "gpu", "models", "config"]
+    # Everything that waits on the missing checkout or config is one line, after the areas.
+    (folded,) = [line for line in lines if " checks skipped: " in line]
+    assert "need onetrainer.checkout" in folded and "need config.file" in folded
+    assert lines.index(folded) > lines.index("config")
+    assert "venv" not in lines and "dataset" not in lines  # nothing but skips there
+
+
+def test_every_format_carries_the_same_verdict(run_cli, ot, plugin_env):
+    args = ("check", "--ot-dir", str(ot), "--only", "onetrainer", "--only", "gpu", "--only", "demo.meh")
+    text = run_cli(*args, env=plugin_env)
+    report = json.loads(run_cli(*args, "--format", "json", env=plugin_env).stdout)
+    validate(report)
+    sentence = text.stdout.splitlines()[-1]
+    # This machine has no NVIDIA GPU: an otherwise passing setup says training would not be useful here.
+    assert sentence.startswith("not ready: no NVIDIA GPU on this machine") and sentence.endswith("-> otdoctor gpu")
+    assert text.returncode == 0 and "far too slowly to be useful" in sentence
+    verdict = report["verdict"]
+    assert verdict["ready"] is False and f"not ready: {verdict['reason']} -> {verdict['next']}" == sentence
+    xml = JUnitXml.fromstring(run_cli(*args, "--format", "junit", env=plugin_env).stdout)
+    (suite,) = list(xml)
+    props = {p.name: p.value for p in suite.properties()}
+    assert props == {"verdict.ready": "false", "verdict.reason": verdict["reason"], "verdict.next": "otdoctor gpu"}
+    assert suite._elem.find("system-out").text.strip() == sentence
+    github = run_cli(*args, "--format", "github", env=plugin_env).stdout.splitlines()
+    assert github[-1] == f"otdoctor: {sentence}"
+    assert f"::notice title=otdoctor verdict::{sentence}" in github

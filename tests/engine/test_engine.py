@@ -147,7 +147,7 @@ def test_select_by_area_id_and_prefix_and_unknown():
         select(checks, only=["nope"])
 
 
-def test_text_report_collapses_skips_that_share_one_reason():
+def test_text_report_folds_dependency_skips_into_one_line_at_the_end():
     import io
 
     from otdoctor.engine.runner import build_report
@@ -160,9 +160,92 @@ def test_text_report_collapses_skips_that_share_one_reason():
     buf = io.StringIO()
     render(report, console(file=buf, force_color=False))
     text = buf.getvalue()
-    assert "4 cfg checks skipped because cfg.file: no training config found" in text
-    assert "cfg.rule0, cfg.rule1, cfg.rule2, cfg.rule3" in text
-    assert text.count("skipped because") == 1
+    lines = text.splitlines()
+    # The root cause keeps its own line in its area; the four checks behind it share one line.
+    assert "  - cfg.file (cfg.file): no training config found" in lines
+    assert lines[-4] == "- 4 checks skipped: 4 need cfg.file (--verbose lists them)"
+    assert "cfg.rule" not in text
     buf = io.StringIO()
     render(report, console(file=buf, force_color=False), verbose=True)
     assert buf.getvalue().count("skipped because") == 4
+
+
+# The verdict ---------------------------------------------------------------------------------------
+def report_of(*checks):
+    from otdoctor.engine.runner import build_report
+
+    c = ctx()
+    return build_report(run_checks(list(checks), c), c, time.perf_counter())
+
+
+def healthy_core(**override):
+    """The checks a verdict needs to say "ready", each OK unless overridden."""
+    ids = ("system.git", "onetrainer.checkout", "venv.torch", "gpu.driver")
+    return [make(i, override.get(i)) for i in ids]
+
+
+def test_verdict_names_the_first_blocker_in_build_order_and_its_command():
+    from otdoctor.engine.results import Fix
+
+    config_fail = CheckResult.fail("config broken", fix=Fix("edit it", ("nano config.json",)))
+    venv_fail = CheckResult.fail("venv broken", fix=Fix("rebuild it", ("rm -rf venv", "python -m venv venv")))
+    checks = [make("config.file", config_fail), *healthy_core(**{"venv.torch": venv_fail})]
+    verdict = report_of(*checks).verdict()
+    # venv comes before config in the order a setup is built: fix the venv first.
+    assert (verdict.ready, verdict.reason, verdict.next) == (False, "venv broken", "rm -rf venv")
+    assert verdict.sentence() == "not ready: venv broken -> rm -rf venv"
+
+
+def test_verdict_blocking_warning_is_not_ready_though_the_exit_code_is_0():
+    from otdoctor.engine.results import Fix
+
+    missing = CheckResult.warn(
+        "OneTrainer is not installed (no checkout found)",
+        blocks_dependents=True,
+        fix=Fix("install it", ("otdoctor install",)),
+    )
+    report = report_of(*healthy_core(**{"onetrainer.checkout": missing}))
+    assert report.exit_code() == 0  # CI meaning unchanged: no required check failed
+    assert report.verdict().sentence() == "not ready: OneTrainer is not installed (no checkout found) -> otdoctor install"
+
+
+def test_verdict_no_gpu_on_an_otherwise_ready_machine_says_training_will_not_be_useful():
+    no_gpu = CheckResult.skip("no NVIDIA GPU: no NVIDIA device on the PCI bus", data={"nvidia_gpu": False})
+    report = report_of(*healthy_core(**{"gpu.driver": no_gpu}))
+    verdict = report.verdict()
+    assert report.exit_code() == 0 and not verdict.ready
+    assert "no NVIDIA GPU" in verdict.reason and "far too slowly to be useful" in verdict.reason
+    assert verdict.next == "otdoctor gpu"
+
+
+def test_verdict_ready_names_the_first_warning_and_a_partial_run_claims_nothing():
+    ready = report_of(*healthy_core(), make("models.checkpoints", CheckResult.warn("base model not found")))
+    verdict = ready.verdict()
+    assert verdict.ready and "base model not found" in verdict.reason and verdict.next == "otdoctor smoke"
+    assert report_of(*healthy_core()).verdict().sentence() == "ready to train: every check passed -> otdoctor smoke"
+    partial = report_of(make("system.git")).verdict()
+    assert not partial.ready and "onetrainer.checkout, venv.torch, gpu.driver did not run" in partial.reason
+    # --strict turns the warning into the blocker.
+    assert ready.verdict(strict=True).sentence().startswith("not ready: base model not found")
+
+
+def test_crash_is_not_ready_and_points_at_verbose():
+    report = report_of(*healthy_core(), make("dataset.scan", raises=RuntimeError("boom")))
+    assert report.verdict().sentence() == (
+        "not ready: dataset.scan: the check crashed: RuntimeError: boom -> otdoctor check --only dataset.scan --verbose"
+    )
+
+
+def test_build_order_puts_areas_in_setup_order_and_problems_first():
+    checks = [
+        make("dataset.a"),
+        make("config.a"),
+        make("zplugin.a"),
+        make("gpu.a"),
+        make("venv.ok"),
+        make("venv.bad", CheckResult.fail("bad")),
+        make("venv.meh", CheckResult.warn("meh")),
+        make("system.a"),
+    ]
+    order = [o.check_id for o in report_of(*checks).in_build_order()]
+    assert order == ["system.a", "venv.bad", "venv.meh", "venv.ok", "gpu.a", "config.a", "dataset.a", "zplugin.a"]

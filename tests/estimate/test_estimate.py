@@ -277,10 +277,20 @@ def _png(path: Path, w: int, h: int) -> None:
 @pytest.mark.parametrize(
     "settings,named",
     [
-        ({"epochs": "ten"}, "epochs is 'ten', not a number"),  # was an internal error
-        ({"concepts": [{"name": "me", "path": "me", "balancing": "x"}]}, "concept me: balancing is 'x', not a number"),
-        ({"resolution": "abc"}, "resolution wants pixels"),  # was "invalid literal for int()"
-        ({"batch_size": 0}, "batch_size must be 1 or more"),  # was "--batch-size must be ..." though none was passed
+        ({"epochs": "ten"}, 'c.json: epochs "ten" is not a whole number'),  # was an internal error
+        (
+            {"concepts": [{"name": "me", "path": "me", "balancing": "x"}]},
+            'concept 1 ("me") in the config: balancing "x" is not a finite number',
+        ),
+        ({"resolution": "abc"}, 'resolution "abc" is not pixels like 1024'),  # was "invalid literal for int()"
+        ({"batch_size": 0}, "batch_size 0 is below 1"),  # was "--batch-size must be ..." though none was passed
+        ({"epochs": 99999999999}, "epochs 99999999999 is beyond 10,000,000: no real run has that"),  # never ended
+        (
+            {"concepts": [{"name": "me", "path": "me", "balancing": "inf"}]},
+            'balancing "inf" is not a finite number',
+        ),  # was OverflowError
+        ({"learning_rate": "SECOND"}, 'learning_rate "SECOND" is not a finite number'),  # was TypeError
+        ({"resolution": "1"}, 'resolution "1" has 1 px, outside 64..16384'),  # was ZeroDivisionError
     ],
 )
 def test_cli_hand_edited_config_values_are_one_line(run_cli, tmp_path, settings, named):

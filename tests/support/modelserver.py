@@ -221,14 +221,14 @@ class _Handler(BaseHTTPRequestHandler):
         stop = len(data)
         if faults:
             with self.state.lock:
-                while self.state.drop_at and self.state.drop_at[0] <= start:
+                while self.state.drop_at and self.state.drop_at[0] < start:
                     self.state.drop_at.pop(0)
                 if self.state.drop_at:
                     stop = self.state.drop_at.pop(0)
         try:
             pos = start
             gate = self.state.gate_after if faults else None
-            if gate is not None and start < gate < stop:
+            if gate is not None and start <= gate < stop:
                 self.wfile.write(data[pos:gate])
                 self.wfile.flush()
                 pos = gate

@@ -1,0 +1,58 @@
+"""Why a web page was saved instead of a model, and how to give the site the token it asks for.
+
+Civitai answers a download without a valid API key with its sign-in page (HTML) instead of the
+file; Hugging Face answers a gated repository with 401/403 (or a login page, when a browser or
+wget fetched it) until the licence is accepted and a token is sent. These texts say how to set a
+token; none of them ever holds one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from otdoctor.checkpoints.catalog import CatalogEntry
+
+CIVITAI_TOKEN_HELP = (
+    "create an API key at https://civitai.com/user/account (API Keys), then run again with "
+    "CIVITAI_TOKEN set or --token-file FILE"
+)
+HF_TOKEN_HELP = "accept the model's licence on huggingface.co and set HF_TOKEN (or `hf auth login`)"
+CIVITAI = "civitai"
+HUGGINGFACE = "huggingface"
+
+
+def page_origin(head: bytes, entry: CatalogEntry | None, path: Path) -> str | None:
+    """Which site a saved HTML page came from: its own words, else where the model lives."""
+    text = head.lower()
+    if b"civitai" in text:
+        return CIVITAI
+    if b"huggingface" in text or b"hugging face" in text:
+        return HUGGINGFACE
+    if entry is not None:
+        return entry.source
+    return HUGGINGFACE if any(p.startswith("models--") for p in path.parts) else None
+
+
+def page_cause(origin: str | None, entry: CatalogEntry | None) -> str:
+    """The likely cause of a saved login page and how to fix it, as one clause."""
+    name = entry.name if entry is not None else "NAME"
+    if origin == CIVITAI:
+        return (
+            "likely cause: Civitai requires an API token for this download. Create an API key at "
+            "https://civitai.com/user/account (API Keys) and download again with CIVITAI_TOKEN set "
+            f"(`otdoctor models download {name}`, or --token-file FILE); a download URL opened in a "
+            "browser or wget needs `?token=` and your key appended"
+        )
+    if origin == HUGGINGFACE:
+        repo = entry.repo if entry is not None and entry.repo else "the repo"
+        page = f"https://huggingface.co/{entry.repo}" if entry is not None and entry.repo else "its model page"
+        return (
+            f"likely cause: {repo} is gated on Hugging Face. Accept the licence on {page}, then log in "
+            "with `hf auth login` or set HF_TOKEN (OneTrainer reads huggingface_token from its "
+            "secrets.json) and download again"
+        )
+    return (
+        "likely cause: the site wanted a login. Civitai needs an API key (CIVITAI_TOKEN, "
+        "https://civitai.com/user/account); a gated Hugging Face repo needs its licence accepted "
+        "and `hf auth login` or HF_TOKEN"
+    )
