@@ -18,26 +18,36 @@ from .gpu_common import gpu_info, no_gpu
 
 
 def _plan(ctx: Context) -> tuple[g.Plan, str, list[str]]:
-    notes: list[str] = []
+    """The predicted peak of the run's config (`--config`), else of the guide's SDXL fine-tune."""
     path = ctx.options.config_path
     if path is None:
-        return (
-            g.plan_for(None, None, None, "default"),
-            "cuda",
-            ["no --config given: planning for the guide's SDXL full fine-tune"],
-        )
+        plan = g.plan_for(None, "default")
+        return plan, "cuda", [f"no --config given: planning for the guide's settings ({plan.title})"]
     from otdoctor.errors import UserError
     from otdoctor.onetrainer.config import load_config
 
     try:
         cfg = load_config(path, ctx.ot_dir)
     except UserError as exc:
-        notes.append(f"config not readable ({exc.message}): planning for SDXL full fine-tune")
-        return g.plan_for(None, None, None, "default"), "cuda", notes
-    optimizer = cfg.get("optimizer") or {}
-    fused = optimizer.get("fused_back_pass") if isinstance(optimizer, dict) else None
-    plan = g.plan_for(cfg.model_type, cfg.training_method, bool(fused), str(path))
-    return plan, str(cfg.get("train_device") or "cuda"), notes
+        plan = g.plan_for(None, "default")
+        return plan, "cuda", [f"config not readable ({exc.message}): planning for the guide's settings"]
+    return g.plan_for(cfg.raw, str(path)), str(cfg.get("train_device") or "cuda"), []
+
+
+def _fit_fix(plan: g.Plan, free: int) -> Fix:
+    """The cheapest changes of the config's own settings that make the step fit in FREE bytes."""
+    from otdoctor.vram.advice import advise
+    from otdoctor.vram.model import predict
+    from otdoctor.vram.settings import read_settings
+
+    assert plan.raw is not None  # a plan with a figure has its settings
+    advice = advise(plan.raw, predict(read_settings(plan.raw)), free)
+    values = [f"--config-value {v}" for step in advice.steps for v in step.config_values]
+    saves = "; ".join(f"{step.id} saves {human_bytes(step.saves_bytes)}" for step in advice.steps)
+    config = plan.source if plan.id == "config" else "CONFIG.json"
+    commands = (f'python scripts/train.py --config-path "{config}" ' + " ".join(values),) if values else ()
+    what = f"change these settings ({saves})" if advice.fits else "no change of these settings makes it fit"
+    return Fix(what + "; `otdoctor vram --config CONFIG.json` shows the breakdown", commands)
 
 
 def _holder_line(row: g.HolderRow, info: GpuInfo) -> str:
@@ -79,6 +89,7 @@ class Vram(Check):
             "need_vram_bytes": plan.need_vram_bytes,
             "plan": plan.id,
             "plan_source": plan.source,
+            "components": [{"name": c.name, "bytes": c.bytes, "why": c.why} for c in plan.components],
             "processes": [r.as_dict() for r in rows],
         }
         details = _details(info, plan, notes, rows)
@@ -102,7 +113,8 @@ class Vram(Check):
 
 def _details(info: GpuInfo, plan: g.Plan, notes: list[str], rows: list[g.HolderRow]) -> list[str]:
     need = plan.need_vram_bytes
-    details = [f"plan: {plan.title} needs ~{human_bytes(need)}" if need else f"plan: {plan.title}: no VRAM figure"]
+    details = [f"plan: {plan.title} needs ~{human_bytes(need)}" if need else f"plan: {plan.title}"]
+    details += [f"  {c.name}: {human_bytes(c.bytes)} ({c.why})" for c in plan.components if c.bytes]
     details += notes + list(g.visible_devices(info).notes)
     details += [_holder_line(r, info) for r in rows]
     if any(not r.visible for r in rows):
@@ -139,11 +151,7 @@ def _judge(
             details=details,
             data=data,
             why=_WHY_OOM,
-            fix=Fix(
-                "train something lighter on this GPU: a LoRA, Adafactor with fused back pass, gradient "
-                "checkpointing, a lower resolution",
-                ("export OT_CUDA_LOWMEM_MODE=true",),
-            ),
+            fix=_fit_fix(plan, total),
         )
     if free >= need:
         return CheckResult.ok(
@@ -165,12 +173,9 @@ def _held(
 ) -> CheckResult:
     """FAIL: the GPU is big enough but processes hold what the plan needs; who they are, what to do."""
     held = sum(r.process.used_memory_bytes or 0 for r in rows)
-    verdicts = stopping.judge(rows)  # only these may be stopped: never a graphics or desktop process
-    own = [v.row for v in verdicts if v.stoppable]
-    others = [r for r in rows if r.visible and not r.details.owned_by_current_user]
-    commands = [f"kill {r.process.pid}   # {r.details.name}" for r in own]
-    commands += [f"# {stopping.spared_line(v)}" for v in verdicts if v.spared and v.details.owned_by_current_user]
-    commands += [f"# ask {r.details.user} to stop PID {r.process.pid} ({r.details.name})" for r in others]
+    verdicts = stopping.judge(rows)  # only a compute process outside the desktop session may be stopped
+    own = [v for v in verdicts if v.stoppable]
+    commands = stopping.hand_commands(verdicts)
     if info.container and any(not r.visible for r in rows):
         commands.append("nvidia-smi   # on the host: the processes this container cannot see")
     return CheckResult.fail(

@@ -10,6 +10,7 @@ from typing import Any
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.hashing import VerifyCache
 from otdoctor.checkpoints.inventory import Inventory, take_inventory, verify_inventory
+from otdoctor.checkpoints.tokens import token_step
 from otdoctor.checkpoints.verify import Verdict
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, FixOutcome
@@ -17,6 +18,7 @@ from otdoctor.errors import UserError
 from otdoctor.install.actions import run_download_line, run_repair
 from otdoctor.install.python_pin import Confirm
 from otdoctor.install.session import Session
+from otdoctor.onetrainer.config import config_facts
 
 WHY = (
     "a truncated, wrong or mislabelled checkpoint makes OneTrainer fail when it loads the model, "
@@ -43,6 +45,8 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
     out = []
     config_mismatch = any("the config's model_type" in p for p in v.problems)
     damaged = [p for p in v.problems if "the config's model_type" not in p]
+    if v.login_page is not None:
+        out.append(token_step(v.login_page or None))
     if damaged and v.entry is not None and v.kind != "diffusers":
         out += [
             f"mv {quote(str(v.path))} {quote(str(v.path) + '.bad')}",
@@ -68,7 +72,9 @@ class Checkpoints(Check):
     def diagnose(self, ctx: Context) -> CheckResult:
         opts = ctx.options
         try:
-            inv = take_inventory(ctx.probe.env, ctx.probe.home, opts.models_dirs, opts.ot_dir, opts.config_path)
+            # The same config every config check reads: --config, else the UI's last-used state.
+            config_path = config_facts(ctx).path
+            inv = take_inventory(ctx.probe.env, ctx.probe.home, opts.models_dirs, opts.ot_dir, config_path)
         except UserError as exc:
             return CheckResult.fail(
                 f"the model catalog cannot be read: {exc.message}",

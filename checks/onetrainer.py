@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix
 from otdoctor.onetrainer.checkout import LAUNCHERS, looks_like_onetrainer
+from otdoctor.probe.python import denied
 
 
 class CheckoutFound(Check):
@@ -14,6 +17,18 @@ class CheckoutFound(Check):
 
     def diagnose(self, ctx: Context) -> CheckResult:
         opts = ctx.options
+        refused = opts.extra.get("ot_dir_unreadable")
+        if refused:
+            return CheckResult.fail(
+                f"{denied(refused)}, on the way to the checkout named by {opts.ot_dir_source}",
+                expected="a OneTrainer checkout you can read (and write: training writes into it)",
+                why="every other check looks at OneTrainer's Python, venv and config",
+                fix=Fix(
+                    "use your own checkout, or ask its owner to let you in (it belongs to another user or lost its "
+                    "permissions)",
+                    (f"ls -ld {shlex.quote(refused)}",),
+                ),
+            )
         if opts.ot_dir is None:
             tried = opts.extra.get("ot_dir_tried", ())
             # Not installed yet is a warning (the machine is not broken); --strict makes it fail.

@@ -17,14 +17,16 @@ from otdoctor.install.actions import no_checkout, platform_file, rebuild_pinned_
 from otdoctor.install.python_pin import Confirm, can_sudo, do_pin, guide_python, pick_python, pin_commands
 from otdoctor.install.session import Session
 from otdoctor.install.venv import rebuild_commands
-from otdoctor.onetrainer.python_range import PythonChoice, judge, parse_version, python_choice, python_data
-
-PYENV_INIT_LINES = (
-    """echo 'export PYENV_ROOT="$HOME/.pyenv"' >> ~/.bashrc""",
-    """echo '[[ -d $PYENV_ROOT/bin ]] && export PATH="$PYENV_ROOT/bin:$PATH"' >> ~/.bashrc""",
-    """echo 'eval "$(pyenv init - bash)"' >> ~/.bashrc""",
-    'exec "$SHELL"',
+from otdoctor.onetrainer.python_range import (
+    PythonChoice,
+    judge,
+    parse_version,
+    python_choice,
+    python_data,
+    version_matches,
 )
+
+from .python_pyenv import Pyenv
 
 
 def _checkout(ctx: Context):
@@ -38,62 +40,6 @@ def _cd(ctx: Context) -> tuple[str, ...]:
 
 def _guide() -> str:
     return str(python_data()["guide_version"])
-
-
-def build_packages() -> list[str]:
-    return list(load_table("stdlib_packages.toml")["pyenv_build_packages"])
-
-
-class Pyenv(Check):
-    id = "python.pyenv"
-    title = "pyenv"
-    area = "python"
-    required = False
-
-    def diagnose(self, ctx: Context) -> CheckResult:
-        choice = python_choice(ctx)
-        pyenv = choice.pyenv
-        why = (
-            "the guide installs and pins OneTrainer's Python with pyenv (`pyenv install 3.10`, "
-            "`pyenv local 3.10`); without it ./install.sh uses whatever `python` is on PATH"
-        )
-        if pyenv.root is None:
-            found = f"; `{choice.command}` is {choice.shim_path}" if choice.shim_path else ""
-            return CheckResult.warn(
-                f"pyenv not found (no PYENV_ROOT, no `pyenv` on PATH, no ~/.pyenv){found}",
-                expected="pyenv installed and initialised in your shell",
-                why=why,
-                fix=Fix(
-                    "install pyenv and its build dependencies, then initialise it in your shell",
-                    (
-                        "sudo apt install " + " ".join(build_packages()),
-                        "curl -fsSL https://pyenv.run | bash",
-                        *PYENV_INIT_LINES,
-                    ),
-                ),
-            )
-        data = {
-            "root": str(pyenv.root),
-            "executable": pyenv.executable,
-            "versions": list(pyenv.versions),
-            "global": pyenv.global_version,
-        }
-        versions = ", ".join(pyenv.versions) or "none"
-        if choice.via == "PATH" and choice.command == "python":
-            where = f"`python` is {choice.shim_path}" if choice.shim_path else "there is no `python` on PATH"
-            return CheckResult.warn(
-                f"pyenv is installed at {pyenv.root} but not initialised in this shell: {where}",
-                expected=f"{pyenv.root / 'shims'} first on PATH, so `python` follows .python-version",
-                why="./install.sh runs `python -m venv venv`: without pyenv's shims .python-version is ignored",
-                details=(f"installed versions: {versions}",),
-                fix=Fix("initialise pyenv in your shell (then open a new terminal)", PYENV_INIT_LINES[2:]),
-                data=data,
-            )
-        return CheckResult.ok(
-            f"pyenv at {pyenv.root} ({len(pyenv.versions)} version(s) installed)",
-            details=(f"installed versions: {versions}",),
-            data=data,
-        )
 
 
 def _choice_data(choice: PythonChoice) -> dict:
@@ -235,6 +181,9 @@ def _accepted(ctx: Context, choice: PythonChoice, verdict: Any, found: str, data
         details.append(verdict.deprecation_note)
     if choice.via != "pyenv" and choice.pinned_in_checkout:
         details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
+    hidden = choice.overrides if choice.source == "PYENV_VERSION" else None
+    if hidden is not None and choice.info is not None and not version_matches(hidden[1], choice.info.version or ()):
+        return _pyenv_version_overrides(ctx, choice, hidden, found, details, data)
     unpinned = choice.via == "pyenv" and not choice.pinned_in_checkout and choice.source != "PYENV_VERSION"
     if unpinned and _checkout(ctx) is not None:
         return CheckResult.warn(
@@ -247,6 +196,23 @@ def _accepted(ctx: Context, choice: PythonChoice, verdict: Any, found: str, data
             data=data,
         )
     return CheckResult.ok(found, details=tuple(details), data=data)
+
+
+def _pyenv_version_overrides(
+    ctx: Context, choice: PythonChoice, hidden: tuple[str, str], found: str, details: list[str], data: dict[str, Any]
+) -> CheckResult:
+    """WARN: PYENV_VERSION (`pyenv shell`) hides the checkout's .python-version in this shell only."""
+    file, pinned = hidden
+    return CheckResult.warn(
+        f"{found}: PYENV_VERSION={choice.requested} is set in this shell (`pyenv shell` sets it) and "
+        f"overrides {file}, which asks for {pinned}",
+        expected=f"Python {pinned} from {file}",
+        why=f"./install.sh or ./start-ui.sh started from this shell build and run OneTrainer with "
+        f"{choice.requested}; from a new terminal they use {pinned}: the venv and the launcher disagree",
+        details=tuple(details),
+        fix=Fix("use the checkout's Python in this shell", ("unset PYENV_VERSION",)),
+        data={**data, "overrides": {"file": file, "version": pinned}},
+    )
 
 
 def range_data(verdict) -> dict:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otdoctor.data import load_table
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, Status
 from otdoctor.onetrainer.config import DEFAULTS
@@ -37,16 +38,21 @@ class _Filesystem:
 
 
 def save_bytes(model_type: str, output_dtype: str, training_method: str) -> int:
-    """The size of one checkpoint save for these settings (see system.toml [disk])."""
+    """The size of one checkpoint save for these settings (system.toml [disk] in 16-bit, scaled by
+    the bytes per weight of the output dtype in training.toml; an unknown dtype counts as 16-bit)."""
     disk = thresholds()["disk"]
     if training_method.upper() in ("LORA", "EMBEDDING"):
         return int(disk["adapter_save_bytes"])
     base = disk["save_bytes_16bit"][family(model_type)]
-    return int(base * disk["save_dtype_factor"].get(output_dtype.upper(), 1.0))
+    per_weight = load_table("training.toml")["dtype_bytes"]
+    return int(base * per_weight.get(output_dtype.upper(), 2) / 2)
 
 
 def _venv_exists(ot_dir: Path) -> bool:
-    return (ot_dir / "venv" / "bin" / "activate").is_file() or (ot_dir / "venv" / "Scripts" / "activate").is_file()
+    try:
+        return (ot_dir / "venv" / "bin" / "activate").is_file() or (ot_dir / "venv" / "Scripts" / "activate").is_file()
+    except OSError:  # another user's venv: it exists, venv.exists says why it cannot be used
+        return True
 
 
 class DiskSpace(Check):

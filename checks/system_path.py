@@ -64,6 +64,22 @@ def _problems(
     return problems, reasons
 
 
+def move_target(home: Path) -> Path:
+    """A free place for the checkout: ~/Projects/OneTrainer as the guide has it, else a numbered one.
+
+    `mv SRC DEST` into an existing folder would nest the checkout inside it, so DEST must not exist.
+    """
+    candidates = [home / "Projects" / "OneTrainer", home / "OneTrainer"]
+    candidates += [home / "Projects" / f"OneTrainer-{n}" for n in range(2, 100)]
+    return next((c for c in candidates if not c.exists()), candidates[-1])
+
+
+def move_commands(ot_dir: Path, target: Path) -> tuple[str, str]:
+    """Create the parent first (a fresh home has no ~/Projects), then move; quoted for any path."""
+    src, dest, parent = (shlex.quote(str(p)) for p in (ot_dir, target, target.parent))
+    return (f"mkdir -p {parent} && mv {src} {dest}", f"cd {dest} && rm -rf venv && ./install.sh")
+
+
 class CheckoutPath(Check):
     id = "system.path"
     title = "Checkout path and filesystem"
@@ -88,7 +104,7 @@ class CheckoutPath(Check):
         if not problems:
             return CheckResult.ok(f"{ot_dir} on {fstype or 'an unknown filesystem'}", data=data)
         status = Status.FAIL if any(s is Status.FAIL for s, _ in problems) else Status.WARN
-        target = Path(ctx.probe.home) / "Projects" / "OneTrainer"
+        target = move_target(Path(ctx.probe.home))
         return CheckResult(
             status,
             "; ".join(text for _, text in problems),
@@ -97,7 +113,7 @@ class CheckoutPath(Check):
             fix=Fix(
                 f"move the checkout to a folder without spaces on a Linux filesystem, e.g. {target}, "
                 "and rebuild its venv there (a venv does not survive a move)",
-                (f"mv {shlex.quote(str(ot_dir))} {target}", f"cd {target} && rm -rf venv && ./install.sh"),
+                move_commands(ot_dir, target),
             ),
             details=tuple(text for _, text in problems) if len(problems) > 1 else (),
             data=data,

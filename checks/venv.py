@@ -10,6 +10,7 @@ venv.torch in venv_packages.py. `CHECKS` below is the area's order in every outp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,11 @@ from otdoctor.install.actions import no_checkout, platform_file, rebuild_pinned_
 from otdoctor.install.pip import setuptools_pin
 from otdoctor.install.python_pin import Confirm, guide_python, pick_python, pin_commands
 from otdoctor.install.session import Session, quote
-from otdoctor.install.venv import rebuild_commands
+from otdoctor.install.venv import rebuild_commands, set_pyvenv_home
 from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS
 from otdoctor.onetrainer.python_range import judge, parse_version, python_choice, python_data, version_matches
 from otdoctor.onetrainer.venv_facts import VenvFacts, pip_facts
-from otdoctor.probe.python import venv_python
+from otdoctor.probe.python import denied, venv_python
 
 from .venv_common import checkout_venv, q, recreate, relative
 from .venv_packages import VenvRequirements, VenvTorch
@@ -71,6 +72,17 @@ class VenvExists(Check):
         data = {"path": str(facts.path), "python": str(facts.python)}
         if facts.exists:
             return CheckResult.ok(f"{facts.path} ({rel}/bin/activate present)", data=data)
+        if facts.unreadable:
+            return CheckResult.fail(
+                f"{denied(facts.unreadable)}, so the venv at {facts.path} cannot be used",
+                expected=f"{rel} readable by you",
+                why="OneTrainer runs inside its venv: a venv another user made (sudo ./install.sh) cannot be run",
+                fix=Fix(
+                    "make the venv yours again (it was made by another user, often with sudo)",
+                    (f"ls -ld {q(facts.unreadable)}", f'sudo chown -R "$USER" {q(str(facts.path))}'),
+                ),
+                data={**data, "unreadable": facts.unreadable},
+            )
         conda_env = ctx.ot_dir / (ctx.probe.env.get("OT_CONDA_ENV") or "conda_env") if ctx.ot_dir else None
         prefer_venv = ctx.probe.env.get("OT_PREFER_VENV", "false") == "true"
         if conda_env is not None and (conda_env / "conda-meta").is_dir() and not prefer_venv:
@@ -101,9 +113,64 @@ class VenvExists(Check):
         )
 
 
+def moved_home(facts: VenvFacts) -> Path | None:
+    """Where the venv's python really lives, when pyvenv.cfg's `home` names a folder that is gone but
+    the venv's python still runs (its link leads to the interpreter by another way): None otherwise."""
+    home = facts.cfg.get("home")
+    if not home or Path(home).is_dir() or facts.info is None or not facts.info.ok:
+        return None
+    real = Path(os.path.realpath(facts.python))
+    return real.parent if real.is_file() else None
+
+
+def _rewrite_command(facts: VenvFacts, new_home: Path) -> str:
+    """A command that sets `home` (and `executable`, where present) in pyvenv.cfg, for any path."""
+    code = (
+        "import pathlib, re, sys; p = pathlib.Path(sys.argv[1]); home = pathlib.Path(sys.argv[2]); "
+        'text = re.sub(r"(?m)^home[ \\t]*=.*$", lambda m: "home = " + str(home), p.read_text()); '
+        'text = re.sub(r"(?m)^executable[ \\t]*=[ \\t]*(.*)$", '
+        'lambda m: "executable = " + str(home / pathlib.Path(m.group(1)).name), text); p.write_text(text)'
+    )
+    return quote([facts.python, "-I", "-c", code, facts.path / "pyvenv.cfg", new_home])
+
+
+def _home_moved(ctx: Context, facts: VenvFacts, data: dict[str, Any]) -> CheckResult:
+    new_home = moved_home(facts)
+    assert new_home is not None and facts.info is not None
+    return CheckResult.warn(
+        f"pyvenv.cfg's home points to {facts.cfg.get('home')}, which no longer exists; "
+        f"{relative(ctx, facts.path)}/bin/python still runs (Python {facts.info.version_string} from {new_home})",
+        expected=f"home = {new_home}, where the venv's python is",
+        why="tools that read pyvenv.cfg (venv upgrades, virtualenv, IDEs) look for the base Python there; "
+        "the venv itself is intact, so rewriting that line is the whole repair (no rebuild)",
+        fix=Fix("point home at the interpreter the venv really uses", (_rewrite_command(facts, new_home),)),
+        data={**data, "home_moved_to": str(new_home)},
+    )
+
+
+def repair_interpreter(check: Check, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
+    """venv.interpreter's fix: rewrite a stale `home` when the venv's python still runs; else rebuild."""
+    facts = checkout_venv(ctx) if ctx.ot_dir is not None else None
+    new_home = moved_home(facts) if facts is not None and _base_interpreter(facts.cfg) is None else None
+    if facts is None or new_home is None:
+        return rebuild_venv(check, ctx, confirm, dry_run)
+    command = _rewrite_command(facts, new_home)
+    if dry_run:
+        return FixOutcome(check.id, False, f"set home = {new_home} in {facts.path / 'pyvenv.cfg'}", (command,))
+    if not confirm(f"Set home = {new_home} in {facts.path / 'pyvenv.cfg'}?"):
+        return FixOutcome(check.id, False, "not changed")
+
+    def action(session: Session) -> str:
+        cfg = set_pyvenv_home(facts.path, new_home)
+        session.note(f"set home = {new_home} in {cfg}")
+        return f"set home = {new_home} in {cfg} (the venv was not rebuilt)"
+
+    return run_repair(check.id, ctx, action)
+
+
 class VenvInterpreter(Check):
     id = "venv.interpreter"
-    fix = rebuild_venv
+    fix = repair_interpreter
     title = "venv interpreter"
     area = "venv"
     requires = ("venv.exists",)
@@ -121,6 +188,8 @@ class VenvInterpreter(Check):
                 data=data,
             )
         base_found = _base_interpreter(cfg)
+        if base_found is None and moved_home(facts) is not None:
+            return _home_moved(ctx, facts, data)
         if base_found is None:
             return _base_gone(ctx, facts, data)
         info = facts.info

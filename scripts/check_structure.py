@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "otdoctor.report": 3,
     "otdoctor.explain": 3,
     "otdoctor.gpu": 3,
+    "otdoctor.vram": 3,
     "otdoctor.checks": 4,
     "otdoctor.engine": 5,
     "otdoctor.render": 6,

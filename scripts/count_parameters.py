@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import torch
 from torch import nn
 
@@ -68,17 +68,22 @@ def checkpoint_block_types(kind: str) -> tuple[type, ...]:
 
 
 # Parameters -------------------------------------------------------------------------------------
+def _lora_widths(module: nn.Module) -> list[tuple[int, int]]:
+    """(down, up) elements per unit of rank of each layer LoRA adapts."""
+    widths = []
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            widths.append((m.in_features, m.out_features))
+        elif isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            widths.append((m.in_channels * kh * kw // m.groups, m.out_channels))
+    return widths
+
+
 def _lora_per_rank(module: nn.Module) -> int:
     """LoRA weights per unit of rank over every Linear and Conv2d (OneTrainer's "full" layer preset):
     down (in x rank, or in x kernel for a conv) plus up (rank x out)."""
-    total = 0
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            total += m.in_features + m.out_features
-        elif isinstance(m, nn.Conv2d):
-            kh, kw = m.kernel_size
-            total += m.in_channels * kh * kw // m.groups + m.out_channels
-    return total
+    return sum(down + up for down, up in _lora_widths(module))
 
 
 def _factored(shape: torch.Size) -> int:
@@ -100,6 +105,7 @@ def parameter_stats(module: nn.Module, blocks: tuple[type, ...]) -> dict[str, in
         "adafactor_state": sum(_factored(p.shape) for p in params),
         "vector_parameters": sum(p.numel() for p in params if p.dim() < 2),
         "lora_per_rank": _lora_per_rank(module),
+        "lora_largest_per_rank": max((max(w) for w in _lora_widths(module)), default=0),
         "checkpointed_parameters": sum(p.numel() for p in params if id(p) in in_blocks),
         "tensors": len(params),
     }
@@ -111,7 +117,13 @@ class _FlashLikeAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = q.new_empty((*q.shape[:-1], v.shape[-1]))
+        # Flash kernels write the output as (batch, tokens, heads, dim) and return a transposed view,
+        # so the reshape after attention is free and the output projection saves this same storage.
+        if q.dim() == 4:
+            batch, heads, tokens = q.shape[:-1]
+            out = q.new_empty((batch, tokens, heads, v.shape[-1])).transpose(1, 2)
+        else:
+            out = q.new_empty((*q.shape[:-1], v.shape[-1]))
         lse = q.new_empty(q.shape[:-1], dtype=torch.float32)
         ctx.save_for_backward(q, k, v, out, lse)
         return out
@@ -154,7 +166,9 @@ class SavedTensors:
         self.block_inputs = 0
         self._current: int | None = None
         self._handles = [
-            m.register_forward_pre_hook(self._enter, with_kwargs=True) for m in module.modules() if isinstance(m, blocks)
+            m.register_forward_pre_hook(self._enter, with_kwargs=True)
+            for m in module.modules()
+            if isinstance(m, blocks)
         ]
         self._handles += [m.register_forward_hook(self._leave) for m in module.modules() if isinstance(m, blocks)]
 
@@ -276,7 +290,9 @@ def to_toml(counts: dict[str, dict[str, dict[str, Any]]]) -> str:
         for section, stats in parts.items():
             lines.append(f"[{family}.{section}]")
             for key, value in stats.items():
-                shown = f'"{value}"' if isinstance(value, str) else (f"{value:.6f}" if isinstance(value, float) else value)
+                shown = (
+                    f'"{value}"' if isinstance(value, str) else (f"{value:.6f}" if isinstance(value, float) else value)
+                )
                 lines.append(f"{key} = {shown}")
             lines.append("")
     return "\n".join(lines)

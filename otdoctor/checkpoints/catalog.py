@@ -8,10 +8,12 @@ huggingface_hub's own `HF_ENDPOINT`, Civitai through `OTDOCTOR_CIVITAI_URL`.
 
 from __future__ import annotations
 
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from otdoctor.checkpoints.safetensors import EMBEDDING, LORA, SD2, SD15, SDXL
@@ -79,7 +81,7 @@ class CatalogEntry:
 
     @property
     def download_command(self) -> str:
-        return f"otdoctor models download {self.name}"
+        return f"otdoctor models download {quote(self.name)}"
 
     @property
     def where(self) -> str:
@@ -96,58 +98,90 @@ def user_catalog_path(env: Mapping[str, str] | None = None) -> Path:
     return config_dir(env) / "models.toml"
 
 
+def _bad(origin: str, name: str, what: str) -> UserError:
+    return UserError(f"{origin}: model {name!r}: {what}", exit_code=2)
+
+
 def _need(raw: Mapping[str, Any], key: str, origin: str) -> Any:
     if key not in raw or raw[key] in ("", None):
-        raise UserError(f"{origin}: model {raw.get('name', '?')!r} has no {key!r}", exit_code=2)
+        raise UserError(f"{origin}: model {str(raw.get('name', '?'))!r} has no {key!r}", exit_code=2)
     return raw[key]
 
 
-def _one_of(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], origin: str, name: str) -> str:
-    value = str(_need(raw, key, origin))
-    if value not in allowed:
-        raise UserError(f"{origin}: model {name!r}: {key} {value!r} is not one of {', '.join(allowed)}", exit_code=2)
+def _text(raw: Mapping[str, Any], key: str, origin: str, name: str, default: str = "") -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise _bad(origin, name, f"{key} must be a string, not {type(value).__name__}")
     return value
 
 
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if value is not None else None
+def _one_of(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], origin: str, name: str) -> str:
+    value = _need(raw, key, origin)
+    if value not in allowed:
+        raise _bad(origin, name, f"{key} {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _count(raw: Mapping[str, Any], key: str, origin: str, name: str) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(origin, name, f"{key} must be a whole number of bytes or an id, not {str(value)[:40]!r}")
+    return value
 
 
 def _known_file(f: Any, origin: str, name: str) -> KnownFile:
-    if not isinstance(f, Mapping) or not f.get("name"):
-        raise UserError(f"{origin}: model {name!r}: every [[model.files]] needs a name", exit_code=2)
+    if not isinstance(f, Mapping) or not isinstance(f.get("name"), str) or not f["name"]:
+        raise _bad(origin, name, "every [[model.files]] needs a name (a string)")
     sha = f.get("sha256")
-    if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdefABCDEF" for c in str(sha))):
-        raise UserError(f"{origin}: model {name!r}: sha256 {sha!r} is not 64 hex digits", exit_code=2)
+    if sha is not None and (
+        not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha)
+    ):
+        raise _bad(origin, name, f"sha256 {str(sha)[:80]!r} is not 64 hex digits")
     return KnownFile(
-        name=str(f["name"]),
-        sha256=str(sha).lower() if sha else None,
-        size_bytes=_int_or_none(f.get("size_bytes")),
-        size_bytes_approx=_int_or_none(f.get("size_bytes_approx")),
-        label=str(f.get("label", "")),
+        name=f["name"],
+        sha256=sha.lower() if sha else None,
+        size_bytes=_count(f, "size_bytes", origin, name),
+        size_bytes_approx=_count(f, "size_bytes_approx", origin, name),
+        label=_text(f, "label", origin, name),
     )
 
 
-def _entry(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
-    name = str(_need(raw, "name", origin))
+def _list(raw: Mapping[str, Any], key: str, origin: str, name: str) -> list[Any]:
+    value = raw.get(key) or []
+    if not isinstance(value, list):
+        raise _bad(origin, name, f"{key} must be a list")
+    return value
+
+
+def _entry(raw: Any, origin: str) -> CatalogEntry:
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{origin}: every [[model]] must be a table, not {str(raw)[:40]!r}", exit_code=2)
+    if not isinstance(_need(raw, "name", origin), str):
+        raise UserError(f"{origin}: a model's name must be a string, not {str(raw['name'])[:40]!r}", exit_code=2)
+    name = raw["name"]
     arch = _one_of(raw, "architecture", ARCHITECTURES, origin, name)
     source = _one_of(raw, "source", SOURCES, origin, name)
-    files = [_known_file(f, origin, name) for f in raw.get("files") or ()]
-    filename = str(raw.get("filename") or (files[0].name if files else ""))
+    files = [_known_file(f, origin, name) for f in _list(raw, "files", origin, name)]
+    filename = _text(raw, "filename", origin, name) or (files[0].name if files else "")
     if not filename:
         raise UserError(f"{origin}: model {name!r} has no 'filename'", exit_code=2)
     _need(raw, "repo" if source == "huggingface" else "civitai_version_id", origin)
+    aliases = _list(raw, "aliases", origin, name)
+    if not all(isinstance(a, str) for a in aliases):
+        raise _bad(origin, name, "aliases must be strings")
     return CatalogEntry(
         name=name,
-        title=str(raw.get("title") or name),
+        title=_text(raw, "title", origin, name) or name,
         architecture=arch,
         source=source,
         filename=filename,
         files=tuple(files),
-        aliases=tuple(str(a) for a in raw.get("aliases") or ()),
-        repo=str(raw["repo"]) if raw.get("repo") else None,
-        revision=str(raw.get("revision") or "main"),
-        civitai_version_id=_int_or_none(raw.get("civitai_version_id")),
+        aliases=tuple(aliases),
+        repo=_text(raw, "repo", origin, name) or None,
+        revision=_text(raw, "revision", origin, name) or "main",
+        civitai_version_id=_count(raw, "civitai_version_id", origin, name),
         origin=origin,
     )
 
@@ -156,6 +190,8 @@ def _load(path: Path, origin: str) -> list[CatalogEntry]:
     """The entries of one catalog file, built-in or the user's: the user's file can be missing or broken,
     so this reads it with errors that name it (`data.load_table` is for otdoctor's own tables)."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            raise UserError(f"the model catalog {path} is not a regular file", exit_code=2)
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
@@ -163,6 +199,8 @@ def _load(path: Path, origin: str) -> list[CatalogEntry]:
         raise UserError(f"cannot read the model catalog {path}: {exc}", exit_code=2) from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"the model catalog {path} is not valid TOML: {exc}", exit_code=2) from None
+    except RecursionError:
+        raise UserError(f"the model catalog {path} nests too deeply to read", exit_code=2) from None
     models = data.get("model", [])
     if not isinstance(models, list):
         raise UserError(f"the model catalog {path} must hold [[model]] tables", exit_code=2)

@@ -3,8 +3,9 @@
 `civitai_expected` asks the API which file a model version is (its name, size and sha256), or takes
 the catalog's word with `--offline`. `fetch_range` makes one request from the bytes already in the
 `.part` file to the end, appending and hashing as it goes; a dropped connection raises `Dropped`
-with what arrived, and `Transfer` retries from there, saying at the end what is left on disk. The token goes only into the
-`Authorization` header (requests drops it when a redirect leaves Civitai's host).
+with what arrived, and `Transfer` retries from there, saying at the end what is left on disk. The
+token goes only into the `Authorization` header (requests drops it when a redirect leaves Civitai's
+host).
 """
 
 from __future__ import annotations

@@ -77,7 +77,10 @@ def _snapshots(cache: Path, repo_id: str, revision: str = "main") -> list[Path]:
     """The repo's snapshot folders, the one `revision` points at first."""
     repo = _repo_dir(cache, repo_id)
     snaps = repo / "snapshots"
-    if not snaps.is_dir():
+    try:
+        if not snaps.is_dir():
+            return []
+    except OSError:  # a cache folder this user may not enter (another user's ~/.cache)
         return []
     out: list[Path] = []
     try:

@@ -52,7 +52,7 @@ def sniff(head: bytes) -> str | None:
         return "a JSON error message from the server"
     if head[:2] == b"PK":
         return "a zip archive (a PyTorch .ckpt pickle, not safetensors)"
-    if head[:1] == b"\x80":
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # PROTO 2-5
         return "a Python pickle (.ckpt/.pt), not safetensors"
     if not head:
         return "an empty file"

@@ -56,3 +56,12 @@ def page_cause(origin: str | None, entry: CatalogEntry | None) -> str:
         "https://civitai.com/user/account); a gated Hugging Face repo needs its licence accepted "
         "and `hf auth login` or HF_TOKEN"
     )
+
+
+def token_step(origin: str | None) -> str:
+    """The step before downloading again, as a comment line a fix plan can show (it runs nothing)."""
+    if origin == CIVITAI:
+        return "# first: create a Civitai API key (https://civitai.com/user/account) and export CIVITAI_TOKEN with it"
+    if origin == HUGGINGFACE:
+        return "# first: accept the licence on the model's Hugging Face page, then `hf auth login` (or export HF_TOKEN)"
+    return "# first: log in where the model comes from (Civitai: CIVITAI_TOKEN; Hugging Face: `hf auth login`)"

@@ -43,6 +43,7 @@ class Verdict:
     matched: KnownFile | None = None  # the catalog file whose sha256 matched
     entry: CatalogEntry | None = None
     components: tuple[str, ...] = ()  # diffusers: the components checked
+    login_page: str | None = None  # a saved sign-in page: from "civitai", "huggingface" or "" (unknown)
 
     @property
     def ok(self) -> bool:
@@ -84,9 +85,13 @@ def _not_safetensors(path: Path, exc: HeaderError) -> dict[str, Any]:
     except OSError as oexc:
         return {"kind": "not-a-model", "error": f"cannot read: {oexc.strerror or oexc}"}
     what = sniff(head[:512])
-    if path.suffix.lower() in PICKLE_SUFFIXES and (what is None or "pickle" in what or "zip" in what):
-        return {"kind": "pickle"}
-    if what and ("pickle" in what or "zip" in what):
+    pickled = what is not None and ("pickle" in what or "zip" in what)
+    if path.suffix.lower() == ".safetensors" and pickled:  # loaders pick the format by the name
+        return {
+            "kind": "not-a-model",
+            "error": f"{what}, named .safetensors: rename it to .ckpt or get the safetensors file",
+        }
+    if pickled or (path.suffix.lower() in PICKLE_SUFFIXES and what is None):
         return {"kind": "pickle"}
     message = str(exc).removeprefix("not a safetensors file: ")
     facts: dict[str, Any] = {"kind": "not-a-model", "error": message}
@@ -113,13 +118,15 @@ def file_facts(path: Path, size_bytes: int) -> dict[str, Any]:
     }
 
 
-def not_a_model_problem(f: Mapping[str, Any], entry: CatalogEntry | None, path: Path) -> str:
-    """What a file that is no model is, and for a saved login page its likely cause and the fix."""
+def not_a_model(path: Path, size: int, f: Mapping[str, Any], entry: CatalogEntry | None) -> Verdict:
+    """The verdict on a file that is no model; a saved login page says its likely cause and the fix."""
     problem = f"not a model: {f.get('error', 'unreadable')}"
+    page = None
     if "page" in f:
         origin = f["page"] or page_origin(b"", entry, path)  # the page did not say: where the model lives
         problem += f"; {page_cause(origin, entry)}"
-    return problem
+        page = origin or ""
+    return Verdict(path, "not-a-model", size, None, (problem,), entry=entry, login_page=page)
 
 
 def size_problem(size: int, entry: CatalogEntry, name: str) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from otdoctor.checkpoints.catalog import CatalogEntry, entry_for_file
 from otdoctor.checkpoints.hashing import ProgressFn, VerifyCache, file_key, sha256_files
+from otdoctor.checkpoints.header_rules import shown
 from otdoctor.checkpoints.safetensors import SD2, SD15, SDXL, UNKNOWN
 from otdoctor.checkpoints.verdict import (
     MODEL_SUFFIXES,
@@ -25,7 +26,7 @@ from otdoctor.checkpoints.verdict import (
     arch_problems,
     data_problems,
     file_facts,
-    not_a_model_problem,
+    not_a_model,
     pickle_warning,
     sha_problem,
     size_problem,
@@ -155,7 +156,7 @@ class Verifier:
         if kind == "pickle":
             return Verdict(p.path, kind, size, None, (), (pickle_warning(p.path, entry),), entry=entry)
         if kind == "not-a-model":
-            return Verdict(p.path, kind, size, None, (not_a_model_problem(f, entry, p.path),), entry=entry)
+            return not_a_model(p.path, size, f, entry)
         arch = f.get("architecture")
         problems = data_problems(f, size, entry, p.path.name)
         problems += arch_problems(arch, entry, p.expected_arch, p.expected_why)
@@ -178,18 +179,56 @@ class Verifier:
 
 
 # Diffusers folders ---------------------------------------------------------------------------------
+def _read_json(path: Path) -> Any:
+    """The JSON in a diffusers file; ValueError (with the reason) when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(getattr(exc, "strerror", None) or str(exc)) from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _diffusers_arch(folder: Path, index: Mapping[str, Any]) -> str | None:
     cls = str(index.get("_class_name", ""))
     if cls in _XL_PIPELINES:
         return SDXL
     if cls in _SD_PIPELINES:
         try:
-            unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
-            width = unet.get("cross_attention_dim")
-        except (OSError, ValueError):
-            width = None
-        return {768: SD15, 1024: SD2}.get(width, SD15 if width is None else UNKNOWN)
+            unet = _read_json(folder / "unet" / "config.json")
+        except ValueError:
+            unet = None
+        width = unet.get("cross_attention_dim") if isinstance(unet, dict) else None
+        if width is None:
+            return SD15
+        return {768: SD15, 1024: SD2}.get(width, UNKNOWN) if isinstance(width, int) else UNKNOWN
     return UNKNOWN if cls else None
+
+
+def _shard_problem(comp: Path, index: Path, shard: str) -> str | None:
+    """Why a shard the index names is not there; None when it is a file beside the index."""
+    name = shard if shard.isprintable() and len(shard) < 200 else shown(shard)
+    if shard in ("", ".", "..") or "\0" in shard or Path(shard).name != shard:
+        return f"{comp.name}/{index.name} names the shard {name!r}, not a file name in {comp.name}/"
+    if not (comp / shard).is_file():
+        return f"{comp.name}/{name} (listed in {index.name}) is missing"
+    return None
+
+
+def _index_problems(comp: Path, index: Path) -> list[str]:
+    """A sharded component's `*.safetensors.index.json`: its weight_map, and every shard it names."""
+    where = f"{comp.name}/{index.name}"
+    try:
+        data = _read_json(index)
+    except ValueError as exc:
+        return [f"{where} is not readable JSON ({exc})"]
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        return [f"{where}: weight_map is {shown(weight_map)}, not an object of tensor name -> shard file"]
+    odd = [v for v in weight_map.values() if not isinstance(v, str)]
+    if odd:
+        return [f"{where}: weight_map names {shown(odd[0])} as a shard, not a file name"]
+    return [p for p in (_shard_problem(comp, index, shard) for shard in sorted(set(weight_map.values()))) if p]
 
 
 def _component_weights(comp: Path) -> tuple[list[Path], list[str], list[Path]]:
@@ -197,14 +236,7 @@ def _component_weights(comp: Path) -> tuple[list[Path], list[str], list[Path]]:
     problems: list[str] = []
     files = sorted(comp.glob("*.safetensors"))
     for index in sorted(comp.glob("*.safetensors.index.json")):
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-        except (OSError, ValueError, AttributeError):
-            problems.append(f"{comp.name}/{index.name} is not readable JSON")
-            continue
-        for shard in sorted(set(weight_map.values())):
-            if not (comp / shard).is_file():
-                problems.append(f"{comp.name}/{shard} (listed in {index.name}) is missing")
+        problems += _index_problems(comp, index)
     pickles = sorted(p for p in comp.iterdir() if p.suffix in (".bin", ".ckpt", ".pt") and p.is_file())
     return files, problems, pickles
 
@@ -222,10 +254,10 @@ def _model_index(folder: Path, entry: CatalogEntry | None) -> dict[str, Any] | V
             entry=entry,
         )
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = _read_json(index_path)
         if not isinstance(index, dict):
             raise ValueError("not an object")
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         return Verdict(folder, "diffusers", problems=(f"model_index.json is not readable JSON ({exc})",), entry=entry)
     return index
 
@@ -240,6 +272,9 @@ class _Components:
     weights: list[Path] = field(default_factory=list)
 
     def add(self, folder: Path, name: str, spec: list[Any]) -> None:
+        if name in (".", "..") or "\0" in name or Path(name).name != name:  # never a path out of the folder
+            self.problems.append(f"model_index.json names the component {shown(name)}, not a folder name")
+            return
         comp = folder / name
         self.checked.append(name)
         if not comp.is_dir():

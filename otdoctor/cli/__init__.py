@@ -2,21 +2,24 @@
 
 One module per command group; this one puts them on the app in the order `--help` lists them
 and maps errors to exit codes. Exit codes: 0 healthy (warnings allowed), 1 a required check failed
-or crashed, 2 usage error, 130 Ctrl-C. Errors the user can act on are one line on stderr, never a
-traceback.
+or crashed, 2 usage error, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (each stop unwinds the same way:
+children stopped, state left resumable). Errors the user can act on are one line on stderr, never
+a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
 from typer.exceptions import TyperException
 
-from otdoctor.cli import check, estimate, explain, fix, gpu, install, merge, models, report, smoke
+from otdoctor.cli import check, estimate, explain, fix, gpu, install, merge, models, report, smoke, vram
 from otdoctor.cli.app import app
 from otdoctor.errors import UserError
+from otdoctor.probe.child import stop_signal, terminate_as_interrupt
 from otdoctor.redact import redact, register_env_secrets
 
 COMMANDS = (
@@ -27,6 +30,7 @@ COMMANDS = (
     ("explain", explain.explain_cmd),
     ("smoke", smoke.smoke_cmd),
     ("estimate", estimate.estimate_cmd),
+    ("vram", vram.vram_cmd),
     ("report", report.report_cmd),
     ("merge", merge.merge_cmd),
 )
@@ -55,25 +59,45 @@ def _internal_error(exc: Exception) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: map errors and Ctrl-C to one line and an exit code."""
-    register_env_secrets()
+# What a signal that stops otdoctor means for the user, and the exit code a shell gives for it.
+_STOPPED_BY = {"SIGTERM": "SIGTERM", "SIGHUP": "SIGHUP (the terminal closed)"}
+
+
+def _interrupted() -> int:
+    """One line for Ctrl-C, SIGTERM or SIGHUP (each unwound as KeyboardInterrupt); the exit code."""
+    signum = stop_signal()
+    if signum is None:
+        sys.stderr.write("\notdoctor: interrupted\n")
+        return 130
+    name = signal.Signals(signum).name
+    sys.stderr.write(f"otdoctor: stopped by {_STOPPED_BY.get(name, name)}; run the same command again to resume\n")
+    return 128 + signum
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv = app(args=argv, prog_name="otdoctor", standalone_mode=False)
     except UserError as exc:
         sys.stderr.write(redact(f"otdoctor: error: {exc.message}") + "\n")
         if exc.hint:
             sys.stderr.write(redact(f"  {exc.hint}") + "\n")
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("\notdoctor: interrupted\n")
-        sys.exit(130)
+        return _interrupted()
     except TyperException as exc:  # usage errors: bad option, missing argument
-        sys.exit(_usage_error(exc))
+        return _usage_error(exc)
     except BrokenPipeError:
-        sys.exit(0)
+        return 0
     except Exception as exc:
-        sys.exit(_internal_error(exc))
+        return _internal_error(exc)
     if rv == 130:  # typer itself turns Ctrl-C inside a command into Exit(130), without a word
-        sys.stderr.write("\notdoctor: interrupted\n")
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return _interrupted()
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: map errors, Ctrl-C, SIGTERM and SIGHUP to one line and an exit code."""
+    register_env_secrets()
+    with terminate_as_interrupt():
+        code = _run(argv)
+    sys.exit(code)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from otdoctor.cli.mirror_options import GitMirrorOption, MirrorsFileOption, PipArgOption, probe_env
 from otdoctor.cli.options import (
     ConfigOption,
     ModelsDirOption,
@@ -37,6 +38,9 @@ def fix_cmd(
             "--in-place", help="dataset.resolution: replace the original images instead of writing a new folder."
         ),
     ] = False,
+    git_mirror: GitMirrorOption = None,
+    mirrors: MirrorsFileOption = None,
+    pip_arg: PipArgOption = None,
 ) -> None:
     """Repair what `otdoctor check` found: show each fix as commands, ask, run it, check again.
 
@@ -63,4 +67,4 @@ def fix_cmd(
         force=force,
         in_place=in_place,
     )
-    raise typer.Exit(fix(Probe(), request, view, BarReporter(out)))
+    raise typer.Exit(fix(Probe(env=probe_env(git_mirror, mirrors, pip_arg)), request, view, BarReporter(out)))

@@ -33,7 +33,7 @@ def make_context(
         models_dirs=tuple(models_dirs),
         offline=offline,
         require_gpu=require_gpu,
-        extra={"ot_dir_tried": located.tried},
+        extra={"ot_dir_tried": located.tried, "ot_dir_unreadable": located.unreadable},
     )
     return Context(probe, options)
 

@@ -18,7 +18,9 @@ from otdoctor.engine.doctor import make_context, selected_checks
 from otdoctor.engine.registry import matches
 from otdoctor.engine.results import FixOutcome, Outcome, Report, Status
 from otdoctor.engine.runner import build_report, run_checks
+from otdoctor.onetrainer.venv_facts import venv_dir
 from otdoctor.probe import Probe
+from otdoctor.probe.locks import resource_lock
 
 NEEDS_FIX = (Status.FAIL, Status.WARN, Status.ERROR)
 
@@ -154,4 +156,9 @@ def fix(probe: Probe, request: FixRequest, view: FixUI, progress: Callable[[str,
     ctx.options.extra.update(force=request.force, yes=request.yes, ui=view, in_place=request.in_place)
     if progress is not None:
         ctx.options.extra["progress"] = progress
-    return run_fix(ctx, request.patterns, dry_run=request.dry_run, view=view)
+    venv = venv_dir(ctx)
+    if request.dry_run or venv is None:
+        return run_fix(ctx, request.patterns, dry_run=request.dry_run, view=view)
+    # Repairs run pip in the venv: never beside an install (or another fix) working in it.
+    with resource_lock(venv, f"repairing {venv}", probe.env):
+        return run_fix(ctx, request.patterns, dry_run=False, view=view)

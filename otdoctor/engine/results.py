@@ -191,7 +191,9 @@ def _blocker(o: Outcome, strict: bool) -> bool:
 def _reason(o: Outcome) -> str:
     if o.status is Status.ERROR:
         return f"{o.check_id}: {o.result.summary}"  # "the check crashed: ..." or "did not finish"
-    return o.result.summary
+    if o.result.blocks_dependents:  # written as a whole sentence: "OneTrainer is not installed ..."
+        return o.result.summary
+    return f"{o.title}: {o.result.summary}"  # "System memory: 23.5 GiB RAM, ..." needs its subject
 
 
 def judge(report: Report, strict: bool = False) -> Verdict:
@@ -209,12 +211,14 @@ def judge(report: Report, strict: bool = False) -> Verdict:
     ran = {o.check_id for o in ordered}
     missing = [c for c in CORE_CHECKS if c not in ran]
     if missing:
-        return Verdict(False, f"no problems in the checks that ran, but {', '.join(missing)} did not run", "otdoctor check")
+        reason = f"cannot tell: {', '.join(missing)} did not run (no blocking problem in the {len(ran)} that did)"
+        return Verdict(False, reason, "otdoctor check")
     warnings = [o for o in ordered if o.status is Status.WARN]
     if warnings:
         first = warnings[0]
         more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
-        return Verdict(True, f"every required check passed; worth a look: {first.result.summary}{more}", "otdoctor smoke")
+        reason = f"every required check passed; worth a look: {first.result.summary}{more}"
+        return Verdict(True, reason, "otdoctor smoke")
     return Verdict(True, "every check passed", "otdoctor smoke")
 
 

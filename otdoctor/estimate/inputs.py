@@ -175,10 +175,11 @@ def read_log(source: str) -> str:
         raise UserError(
             f"cannot read --from-log {source}: {getattr(exc, 'strerror', None) or exc}", exit_code=2
         ) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise UserError(f"--from-log {source} is not a regular file (a log file, or - for stdin)", exit_code=2)
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"--from-log {source} is not a regular file (a log file, or - for stdin)", exit_code=2)
         f.seek(max(0, info.st_size - cap))
         return f.read(cap).decode("utf-8", errors="replace")
 

@@ -4,6 +4,7 @@ the arithmetic in `otdoctor.estimate.arithmetic`, and says where every number ca
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 from collections.abc import Callable
@@ -334,6 +335,20 @@ class LogOutput:
         }
 
 
+def _believable(pred: est.LogPrediction) -> est.LogPrediction:
+    """PRED, or without a remaining time when the bars give more than `run_years` (a garbled or
+    hand-made bar such as `3/99999999999999999999`): no finish date is better than a wrong one."""
+    years = float(sources.gpu_table()["limits"]["run_years"])
+    remaining = pred.remaining_s
+    if remaining is None or remaining <= years * 365.25 * 86400:
+        return pred
+    return dataclasses.replace(
+        pred,
+        remaining_s=None,
+        basis=f"the bars give {remaining / (365.25 * 86400):.3g} years: more than {years:g}, not a real run",
+    )
+
+
 def from_log(text: str, now: _dt.datetime | None = None, final_save_s: float | None = None) -> LogOutput:
     from otdoctor.estimate.progress_bars import BarUpdate, parse_text
 
@@ -350,7 +365,7 @@ def from_log(text: str, now: _dt.datetime | None = None, final_save_s: float | N
             exit_code=1,
             hint="pass the terminal output of a running training, e.g. `... 2>&1 | tee train.log`",
         )
-    pred = est.predict_from_bars(epoch_bar, step_bar)
+    pred = _believable(est.predict_from_bars(epoch_bar, step_bar))
     now = now or _dt.datetime.now().astimezone()
     remaining = pred.remaining_s
     if remaining is not None and final_save_s:

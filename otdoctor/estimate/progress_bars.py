@@ -18,16 +18,20 @@ from dataclasses import dataclass, field
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>78]")
 
-_NUM = r"[0-9]+(?:\.[0-9]+)?[kMGTPEZY]?"
-_CLOCK = r"(?:[0-9]+d, )?[0-9]+(?::[0-9]{2}){1,2}|\?"
-_BAR = re.compile(
-    r"(?:(?P<desc>[^|\[\]]*?):\s*)?"
-    r"(?:(?P<pct>[0-9]{1,3})%\|[^|]*\|\s*)?"
-    rf"(?P<n>{_NUM})(?:/(?P<total>{_NUM}))?(?P<unit>[A-Za-z]*)\s*"
-    rf"\[(?P<elapsed>{_CLOCK})(?:<(?P<remaining>{_CLOCK}))?,\s*"
-    rf"(?P<rate>\?|{_NUM})\s*(?P<rate_unit>[A-Za-z]*/s|s/[A-Za-z]+)"
-    r"(?P<postfix>[^\]]*)\]"
+# Every quantifier on user text is bounded or anchored to a literal, so a line costs time linear in
+# its length (a 10 MB line of digits took minutes with the open `[0-9]+`/lazy description).
+_NUM = r"[0-9]{1,20}(?:\.[0-9]{1,20})?[kMGTPEZY]?"
+_CLOCK = r"(?:[0-9]{1,6}d, )?[0-9]{1,12}(?::[0-9]{2}){1,2}|\?"
+# The counter and the bracket tqdm draws after it: `3/200 [elapsed<remaining, rate unit`; then the
+# postfix up to `]`. The description and the percentage before it are read with string methods.
+_CORE = re.compile(
+    # the first digit, then a look back: not the tail of a longer number (and scanning skips to digits)
+    rf"(?P<n>[0-9](?<![0-9.][0-9])[0-9]{{0,19}}(?:\.[0-9]{{1,20}})?[kMGTPEZY]?)"
+    rf"(?:/(?P<total>{_NUM}))?[A-Za-z]{{0,16}}\s{{0,8}}"
+    rf"\[(?P<elapsed>{_CLOCK})(?:<(?P<remaining>{_CLOCK}))?,\s{{0,8}}"
+    rf"(?P<rate>\?|{_NUM})\s{{0,8}}(?P<rate_unit>[A-Za-z]{{0,16}}/s|s/[A-Za-z]{{1,16}})"
 )
+_PERCENT = re.compile(r"[0-9]{1,3}%\Z")
 _SCALE = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18, "Z": 1e21, "Y": 1e24}
 
 
@@ -83,26 +87,51 @@ class BarUpdate:
         return None if not self.rate_its else 1.0 / self.rate_its
 
 
+def _label(before: str) -> tuple[str, int]:
+    """(description, where it starts) of the text before a counter: `desc:   2%|bar| `."""
+    text = before.rstrip()
+    begin = len(before)
+    if text.endswith("|"):
+        j = text.rfind("|", 0, len(text) - 1)
+        pct = _PERCENT.search(text, max(0, j - 4), j) if j > 0 else None
+        if pct is not None:
+            begin = pct.start()
+            text = text[:begin].rstrip()
+    if not text.endswith(":"):
+        return "", begin
+    start = max(text.rfind(c, 0, len(text) - 1) for c in "|[]") + 1
+    return text[start:-1].strip(), start
+
+
 def parse_bar(segment: str, t: float = 0.0) -> BarUpdate | None:
     """The bar drawn in one `\\r`-separated segment, or None when it holds no bar."""
     text = strip_ansi(segment)
-    m = _BAR.search(text)
-    if m is None:
-        return None
+    close = -1
+    for core in _CORE.finditer(text):
+        if close < core.end():  # each `]` is looked for once: the matches come in order
+            close = text.find("]", core.end())
+            if close < 0:
+                return None  # no later bracket closes either
+        desc, start = _label(text[: core.start()])
+        return _update(core, desc, text[core.end() : close], text[start : close + 1].strip(), t)
+    return None
+
+
+def _update(core: re.Match[str], desc: str, postfix: str, raw: str, t: float) -> BarUpdate:
     rate: float | None = None
-    if m["rate"] != "?":
-        value = parse_number(m["rate"])
-        rate = (1.0 / value if value > 0 else None) if m["rate_unit"].startswith("s/") else value
+    if core["rate"] != "?":
+        value = parse_number(core["rate"])
+        rate = (1.0 / value if value > 0 else None) if core["rate_unit"].startswith("s/") else value
     return BarUpdate(
-        desc=(m["desc"] or "").strip(),
-        n=parse_number(m["n"]),
-        total=parse_number(m["total"]) if m["total"] else None,
-        elapsed_s=parse_clock(m["elapsed"]),
-        remaining_s=parse_clock(m["remaining"]),
+        desc=desc,
+        n=parse_number(core["n"]),
+        total=parse_number(core["total"]) if core["total"] else None,
+        elapsed_s=parse_clock(core["elapsed"]),
+        remaining_s=parse_clock(core["remaining"]),
         rate_its=rate,
-        postfix=_parse_postfix(m["postfix"]),
+        postfix=_parse_postfix(postfix),
         t=t,
-        raw=text.strip(),
+        raw=raw,
     )
 
 
@@ -113,17 +142,26 @@ class BarStream:
     """Feed raw output chunks; get bar updates and text lines in order.
 
     A chunk may end in the middle of a bar or a line: the unfinished tail waits for the next chunk
-    (or `close()`). Bytes are decoded by the caller (errors="replace").
+    (or `close()`). Bytes are decoded by the caller (errors="replace"). Work is linear in the
+    output: only new text is split, and a long unfinished line is joined only when it ends.
     """
 
+    _LIVE_BAR_CHARS = 4096  # a drawn bar is one terminal line; longer unfinished text is no live bar
+
     def __init__(self) -> None:
-        self._pending = ""
+        self._pending: list[str] = []
+        self._pending_chars = 0
         self._early: str | None = None  # pending text already reported as a bar
 
     def feed(self, chunk: str, t: float = 0.0) -> list[Event]:
-        self._pending += chunk
-        parts = re.split(r"[\r\n]", self._pending)
-        self._pending = parts.pop()
+        parts = _SEPARATORS.split(chunk)
+        tail = parts.pop()
+        if parts:
+            parts[0] = "".join(self._pending) + parts[0]
+            self._pending, self._pending_chars = [], 0
+        if tail:
+            self._pending.append(tail)
+            self._pending_chars += len(tail)
         if parts and self._early is not None:
             if parts[0] == self._early:
                 parts = parts[1:]
@@ -132,15 +170,17 @@ class BarStream:
         # tqdm puts `\r` BEFORE a redraw, not after: the newest bar state sits in the unfinished
         # tail until the next redraw. A complete bar there (it ends in `]`) is reported now, or every
         # update would arrive one step late.
-        if strip_ansi(self._pending).rstrip().endswith("]"):
-            bar = parse_bar(self._pending, t)
+        if tail and self._pending_chars <= self._LIVE_BAR_CHARS:
+            pending = "".join(self._pending)
+            bar = parse_bar(pending, t) if strip_ansi(pending).rstrip().endswith("]") else None
             if bar is not None:
                 events.append(bar)
-                self._early = self._pending
+                self._early = pending
         return events
 
     def close(self, t: float = 0.0) -> list[Event]:
-        rest, self._pending = self._pending, ""
+        rest = "".join(self._pending)
+        self._pending, self._pending_chars = [], 0
         early, self._early = self._early, None
         if not rest or rest == early:
             return []
@@ -158,6 +198,9 @@ class BarStream:
                 line = strip_ansi(part).rstrip()
                 if line.strip():
                     yield line
+
+
+_SEPARATORS = re.compile(r"[\r\n]+")  # empty segments carry nothing
 
 
 def parse_text(text: str) -> list[Event]:

@@ -5,10 +5,12 @@ holds the VRAM. Pure functions over the probe's values plus the tables in `otdoc
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otdoctor.data import load_table
+from otdoctor.data import data_file, load_table
 from otdoctor.probe.nvml import GpuDevice, GpuInfo, GpuProcess
 from otdoctor.probe.processes import ProcessDetails
 
@@ -159,26 +161,45 @@ def min_driver(tag: str, windows: bool) -> tuple[str | None, str | None]:
 
 
 # VRAM plans ------------------------------------------------------------------------------------
+GUIDE_CONFIG = "smoke_guide_sdxl.json"  # the guide's SDXL full fine-tune settings
+
+
 @dataclass(frozen=True)
 class Plan:
-    id: str
+    id: str  # "config" (the user's), "guide-sdxl" (the guide's settings) or "unknown" (no model)
     title: str
-    need_vram_bytes: int | None
+    need_vram_bytes: int | None  # the predicted peak of one training step
     source: str  # "default", or the config path
+    raw: Mapping[str, Any] | None = None  # the settings the prediction is of
+    components: tuple[Any, ...] = ()  # otdoctor.vram.model.Component
 
 
-def plan_for(model_type: str | None, method: str | None, fused_back_pass: bool | None, source: str) -> Plan:
-    table = load_table("vram.toml")
-    if model_type is None:
-        row = next(r for r in table["plan"] if r["id"] == table["default_plan"])
-        return Plan(row["id"], row["title"], int(row["need_vram_gib"] * GIB), "default")
-    for row in table["plan"]:
-        if not model_type.startswith(row["model"]) or (method or "FINE_TUNE") != row["method"]:
-            continue
-        if "fused_back_pass" in row and bool(fused_back_pass) != row["fused_back_pass"]:
-            continue
-        return Plan(row["id"], row["title"], int(row["need_vram_gib"] * GIB), source)
-    return Plan("unknown", f"{model_type} {method or ''}".strip(), None, source)
+def plan_for(raw: Mapping[str, Any] | None, source: str) -> Plan:
+    """The predicted peak VRAM of the config RAW (None: the guide's SDXL fine-tune), or a Plan
+    without a figure naming why there is none (a model type otdoctor has no memory model for)."""
+    from otdoctor.errors import UserError
+    from otdoctor.vram.model import predict
+    from otdoctor.vram.settings import read_settings
+
+    plan_id = "config"
+    if raw is None:
+        raw, plan_id = json.loads(data_file(GUIDE_CONFIG).read_text(encoding="utf-8")), "guide-sdxl"
+    try:
+        settings = read_settings(raw)
+        prediction = predict(settings)
+    except UserError as exc:
+        return Plan("unknown", f"no VRAM figure: {exc.message}", None, source)
+    return Plan(plan_id, plan_title(settings), prediction.peak_bytes, source, raw, prediction.components)
+
+
+def plan_title(settings: Any) -> str:
+    """'SDXL 1.0 FINE_TUNE at 1024 px, batch 1, ADAFACTOR with fused back pass'."""
+    from otdoctor.vram.settings import table
+
+    label = load_table("vram_parts.toml")["family"][settings.family]["label"]
+    side = int(settings.latent_pixels**0.5) * int(table()["overhead"]["latent_factor"])
+    fused = " with fused back pass" if settings.fused_back_pass else ""
+    return f"{label} {settings.method} at {side} px, batch {settings.batch_size}, {settings.optimizer}{fused}"
 
 
 # Who holds the VRAM ----------------------------------------------------------------------------

@@ -63,11 +63,14 @@ def _spared_because(row: HolderRow, graphics_pids: Collection[int], lineage: Col
     if not d.owned_by_current_user:
         user = d.user or "another user"
         return f"belongs to {user}: ask {user} (or an administrator) to stop it"
-    if row.process.kind != "compute" or row.process.pid in graphics_pids:
-        return "a graphics process (it draws on the screen): close its window yourself"
     if row.process.pid in lineage:
         return "otdoctor itself, or the shell or terminal it runs in"
-    return desktop_kind(d)
+    desktop = desktop_kind(d)
+    if desktop is not None:
+        return desktop
+    if row.process.kind != "compute" or row.process.pid in graphics_pids:
+        return "a graphics process (it draws on the screen): close its window yourself"
+    return None
 
 
 def judge(rows: Iterable[HolderRow], lineage: Collection[int] | None = None) -> list[Verdict]:
@@ -94,9 +97,22 @@ def kill_command(v: Verdict, force: bool) -> str:
     return f"kill {pid}" + (f"; sleep 10; kill -0 {pid} 2>/dev/null && kill -9 {pid}" if force else "")
 
 
+def hand_commands(verdicts: Iterable[Verdict]) -> list[str]:
+    """What the user can paste: `kill` for each process otdoctor may stop, a note for the others here."""
+    verdicts = [v for v in verdicts if v.details.visible]
+    lines = [f"kill {v.pid}   # {v.details.name}" for v in verdicts if v.stoppable]
+    lines += [f"# {spared_line(v)}" for v in verdicts if v.spared and v.details.owned_by_current_user]
+    lines += [
+        f"# ask {v.details.user} to stop PID {v.pid} ({v.details.name})"
+        for v in verdicts
+        if not v.details.owned_by_current_user
+    ]
+    return lines
+
+
 def spared_line(v: Verdict) -> str:
     name = v.details.name or "?"
     return f"spared: PID {v.pid} ({name}): {v.spared}"
 
 
-__all__ = ["Verdict", "desktop_kind", "judge", "kill_command", "spared_line"]
+__all__ = ["Verdict", "desktop_kind", "hand_commands", "judge", "kill_command", "spared_line"]

@@ -224,20 +224,24 @@ class Installer:
 
     def _do_pip(self) -> None:
         self._phase("pip")
-        if self.pip_problem() is not None:
+        ran = self.pip_problem() is not None
+        if ran:
             upgrade_pip(self.session, "pip", self.venv, self.dir)
         problem = self.pip_problem()
         if problem:
             raise PhaseFailed("pip", problem, (), self.log_path)
         self.save_phase("pip", setuptools=setuptools_pin(self.dir))
-        self.ui.done("pip", f"pip upgraded, {setuptools_pin(self.dir)}")
+        # Say only what happened: a re-run that found everything in place changed nothing.
+        pin = setuptools_pin(self.dir)
+        self.ui.done("pip", f"pip upgraded, {pin}" if ran else f"already in place: {pin}; nothing to do")
 
     def _do_requirements(self) -> None:
         platform = self.platform
         assert platform is not None
         self._phase("requirements")
         self.ui.message(f"platform: {platform.file} ({platform.reason})")
-        if self.requirements_problem() is not None:
+        ran = self.requirements_problem() is not None
+        if ran:
             install_requirements(self.session, "requirements", self.venv, self.dir, platform.file)
             dists = venv_dists(self.probe, self.venv) or {}
             unmet = unmet_requirements(requirement_files(self.dir, platform.file), dists)
@@ -249,7 +253,8 @@ class Installer:
         )
         # The new venv works: only now may the ones moved aside go.
         remove_superseded_venvs(self.dir)
-        self.ui.done("requirements", f"{GLOBAL_REQUIREMENTS} + {platform.file}")
+        files = f"{GLOBAL_REQUIREMENTS} + {platform.file}"
+        self.ui.done("requirements", f"installed {files}" if ran else f"already satisfied: {files}; nothing to do")
 
 
 def final_check(probe: Probe, ot_dir: Path) -> Report:

@@ -87,6 +87,6 @@ def _pip_step(inst: Installer, pending: bool) -> PlanStep:
     return _step(
         "pip",
         problem,
-        f"pip upgraded, {pin}",
+        f"pip up to date, {pin}",
         [shell_prefix(inst.probe.env) + quote(upgrade_pip_argv(inst.venv, inst.dir))],
     )

@@ -17,6 +17,7 @@ from otdoctor.install.plan import PlanStep
 from otdoctor.install.session import PHASE_TITLES, InstallUI
 from otdoctor.install.state import PHASES
 from otdoctor.probe import Probe
+from otdoctor.probe.locks import resource_lock
 
 if TYPE_CHECKING:
     from otdoctor.engine.results import Report
@@ -48,9 +49,21 @@ class InstallResult:
 
 
 def run_install(opts: InstallOptions, ui: InstallFrontend, probe: Probe | None = None) -> InstallResult:
-    """Refuse early (pre-flight), show the plan, ask, run the phases not yet done, then check."""
+    """Refuse early (pre-flight), show the plan, ask, run the phases not yet done, then check.
+
+    A real install holds the venv's lock from the pre-flight to the final check: a second install
+    or fix into the same venv is refused at once, naming this one's pid (a dry run only looks).
+    """
     probe = probe or Probe()
     inst = Installer(probe, opts, ui)
+    if opts.dry_run:
+        return _run(inst, ui, probe)
+    with resource_lock(inst.venv, f"installing into {inst.venv}", probe.env):
+        return _run(inst, ui, probe)
+
+
+def _run(inst: Installer, ui: InstallFrontend, probe: Probe) -> InstallResult:
+    opts = inst.opts
     ui.show_intro(inst, opts.ref, inst.preflight())
     steps = inst.plan()
     ui.show_plan(steps, inst.dir)

@@ -38,6 +38,26 @@ def venv_problem(probe: Probe, venv: Path, python_prefix: Path | None) -> str | 
     return None
 
 
+def set_pyvenv_home(venv: Path, new_home: Path) -> Path:
+    """Point pyvenv.cfg's `home` (and `executable`, where present) at `new_home`; other lines stay.
+
+    The repair for a venv whose base Python moved while its own python still runs: no rebuild.
+    """
+    from otdoctor.probe.files import atomic_write_text
+
+    cfg = venv / "pyvenv.cfg"
+    out = []
+    for line in cfg.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "home":
+            line = f"home = {new_home}"
+        elif key.strip().lower() == "executable":
+            line = f"executable = {new_home / Path(value.strip()).name}"
+        out.append(line)
+    atomic_write_text(cfg, "\n".join(out) + "\n")
+    return cfg
+
+
 def create_venv(session: Session, phase: str, python_exe: Path, venv: Path, cwd: Path) -> None:
     session.run(phase, [python_exe, "-m", "venv", venv], cwd=cwd)
 
@@ -84,8 +104,10 @@ def aside_command(venv: Path) -> str:
 
 
 def rebuild_commands(python_exe: Path, venv: Path, ot_dir: Path, platform_file: str) -> list[str]:
-    """`rebuild_venv` as shell commands, for a dry run."""
+    """`rebuild_venv` as shell commands, for a dry run; they run as pasted from any folder (pip reads
+    the requirement files relative to the checkout, as rebuild_venv runs it there)."""
     return [
+        f"cd {quote([ot_dir])}",
         aside_command(venv),
         quote([python_exe, "-m", "venv", venv]),
         quote(upgrade_pip_argv(venv, ot_dir)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otdoctor.data import load_table
+from otdoctor.probe.python import denied
 
 if TYPE_CHECKING:
     from otdoctor.probe import Probe
@@ -23,14 +25,30 @@ class Located:
     path: Path | None
     source: str | None  # how it was found: "--ot-dir", "OT_DIR", "current folder", "~/Projects/OneTrainer"
     tried: tuple[str, ...] = ()  # every place looked at, for the "not found" finding
+    unreadable: str | None = None  # the folder that refused this user, when the one named cannot be read
 
 
 def looks_like_onetrainer(path: Path) -> bool:
-    return (
-        path.is_dir()
-        and (path / "scripts" / "train.py").is_file()
-        and any((path / name).is_file() for name in LAUNCHERS)
-    )
+    try:
+        return (
+            path.is_dir()
+            and (path / "scripts" / "train.py").is_file()
+            and any((path / name).is_file() for name in LAUNCHERS)
+        )
+    except (OSError, ValueError):  # another user's folder: not one this user can run OneTrainer from
+        return False
+
+
+def refusing_folder(path: Path) -> str | None:
+    """The folder on the way to `path` (or `path` itself) this user may not enter or list, if any."""
+    path = Path(os.path.abspath(path))
+    for folder in [*reversed(path.parents), path]:
+        if not os.path.exists(folder):
+            return None
+        mode = os.X_OK | (os.R_OK if folder == path else 0)
+        if not os.access(folder, mode):
+            return str(folder)
+    return None
 
 
 def find_checkout(probe: Probe, explicit: Path | None = None) -> Located:
@@ -41,7 +59,11 @@ def find_checkout(probe: Probe, explicit: Path | None = None) -> Located:
 def locate(explicit: Path | None, env: Mapping[str, str], cwd: Path, home: Path) -> Located:
     """--ot-dir, then $OT_DIR, then the current folder, then the guide's places."""
     if explicit is not None:
-        return Located(explicit.expanduser().resolve(), "--ot-dir", (str(explicit),))
+        path = explicit.expanduser()
+        refused = refusing_folder(path)
+        if refused is not None:
+            return Located(None, "--ot-dir", (str(explicit),), unreadable=refused)
+        return Located(path.resolve(), "--ot-dir", (str(explicit),))
     tried: list[str] = []
     candidates: list[tuple[Path, str]] = []
     if env.get("OT_DIR"):
@@ -50,10 +72,13 @@ def locate(explicit: Path | None, env: Mapping[str, str], cwd: Path, home: Path)
     candidates.append((home / "Projects" / "OneTrainer", "~/Projects/OneTrainer"))
     candidates.append((home / "OneTrainer", "~/OneTrainer"))
     for path, source in candidates:
-        tried.append(str(path))
+        refused = refusing_folder(path)
+        tried.append(str(path) + (f" ({denied(refused)})" if refused else ""))
         if source == "OT_DIR":  # the user said so: take it even when it is broken, and say why later
+            if refused is not None:
+                return Located(None, source, tuple(tried), unreadable=refused)
             return Located(path.resolve(), source, tuple(tried))
-        if looks_like_onetrainer(path):
+        if refused is None and looks_like_onetrainer(path):
             return Located(path.resolve(), source, tuple(tried))
     return Located(None, None, tuple(tried))
 

@@ -295,7 +295,10 @@ def find_last_used(ot_dir: Path | None) -> Path | None:
     if ot_dir is None:
         return None
     candidate = ot_dir / "training_presets" / LAST_USED_NAME
-    return candidate if candidate.is_file() else None
+    try:
+        return candidate if candidate.is_file() else None
+    except OSError:  # a folder this user may not enter: hand it on, so loading it says why
+        return candidate
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ def _read_json_text(path: Path, what: str) -> str:
         raise UserError(f"{what} not found: {path}", exit_code=2) from None
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}", exit_code=2) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{what} {path} is not a regular file", exit_code=2)
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UserError(f"{what} {path} is not a regular file", exit_code=2)
         data = f.read(_LIMITS["json_bytes"] + 1)
     if len(data) > _LIMITS["json_bytes"]:
         raise UserError(f"{what} {path} is larger than {_LIMITS['json_bytes']:,} bytes: not a config", exit_code=2)

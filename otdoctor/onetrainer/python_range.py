@@ -110,6 +110,7 @@ class PythonChoice:
     pyenv_version_name: str | None  # the installed pyenv version dir ("3.10.13")
     info: InterpreterInfo | None
     shim_path: str | None = None  # where `python` resolved (a shim, or a plain interpreter)
+    overrides: tuple[str, str] | None = None  # (.python-version, its version) that PYENV_VERSION hides
 
     @property
     def version(self) -> tuple[int, ...] | None:
@@ -169,7 +170,9 @@ def _through_pyenv(
         exe = req.prefix / "bin" / "python"
         name = req.prefix.name
     info = _interpreter(ctx, exe) if exe is not None else None
-    return PythonChoice(command, "pyenv", pyenv, requested, source, pinned, exe is not None, exe, name, info, resolved)
+    return PythonChoice(
+        command, "pyenv", pyenv, requested, source, pinned, exe is not None, exe, name, info, resolved, req.overrides
+    )
 
 
 def _interpreter(ctx: Context, exe: Path) -> InterpreterInfo:

@@ -160,25 +160,7 @@ def _read_file(path: Path, out: RequirementSet, seen: set[Path]) -> None:
 def _parse_line(path: Path, lineno: int, line: str, written: str, out: RequirementSet, seen: set[Path]) -> None:
     where = f"{path.name}:{lineno}"
     if line.startswith("-"):
-        try:
-            words = shlex.split(line)
-        except ValueError:
-            words = line.split()
-        # `--opt=value` and `--opt value` forms.
-        opt, _, inline = words[0].partition("=")
-        value = inline or (words[1] if len(words) > 1 else "")
-        if opt in ("-r", "--requirement"):
-            _read_file(path.parent / value, out, seen)
-        elif opt in ("-c", "--constraint"):
-            out.constraints.append(path.parent / value)
-        elif opt in _INDEX_OPTIONS:
-            getattr(out, _INDEX_OPTIONS[opt]).append(value)
-        elif opt in ("-e", "--editable"):
-            _editable(path, lineno, line, written, value, out)
-        elif opt in _VALUE_OPTIONS or opt in _FLAG_OPTIONS:
-            pass  # install-time options; nothing to compare with what is installed
-        else:
-            out.skipped.append(f"{where}: unknown option {opt}")
+        _parse_option(path, lineno, line, written, out, seen)
         return
     # Per-requirement options (`--hash=...`) follow the requirement itself.
     option = _TRAILING_OPTION.search(line)
@@ -205,6 +187,26 @@ def _parse_line(path: Path, lineno: int, line: str, written: str, out: Requireme
             raw=written,
         )
     )
+
+
+def _parse_option(path: Path, lineno: int, line: str, written: str, out: RequirementSet, seen: set[Path]) -> None:
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    # `--opt=value` and `--opt value` forms.
+    opt, _, inline = words[0].partition("=")
+    value = inline or (words[1] if len(words) > 1 else "")
+    if opt in ("-r", "--requirement"):
+        _read_file(path.parent / value, out, seen)
+    elif opt in ("-c", "--constraint"):
+        out.constraints.append(path.parent / value)
+    elif opt in _INDEX_OPTIONS:
+        getattr(out, _INDEX_OPTIONS[opt]).append(value)
+    elif opt in ("-e", "--editable"):
+        _editable(path, lineno, line, written, value, out)
+    elif opt not in _VALUE_OPTIONS and opt not in _FLAG_OPTIONS:  # install-time options are not compared
+        out.skipped.append(f"{path.name}:{lineno}: unknown option {opt}")
 
 
 def _editable(path: Path, lineno: int, line: str, written: str, value: str, out: RequirementSet) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from otdoctor.onetrainer.checkout import refusing_folder
 from otdoctor.probe.python import SCRIPT as INTERPRETER_SCRIPT
 from otdoctor.probe.python import InterpreterInfo, read_pyvenv_cfg, venv_python
 
@@ -29,6 +30,7 @@ class VenvFacts:
     python: Path
     cfg: Mapping[str, str] = field(default_factory=dict)
     info: InterpreterInfo | None = None  # None when there is no venv
+    unreadable: str | None = None  # the folder that refused this user (another user's venv)
 
     @property
     def dists(self) -> dict[str, str]:
@@ -58,6 +60,9 @@ def venv_facts(ctx: Context) -> VenvFacts | None:
         path = venv_dir(ctx)
         if path is None:
             return None
+        refused = refusing_folder(path)
+        if refused is not None:
+            return VenvFacts(path, False, path / "bin" / "python", unreadable=refused)
         exists = (path / "bin" / "activate").is_file() or (path / "Scripts" / "activate").is_file()
         python = venv_python(path)
         cfg = read_pyvenv_cfg(path)
@@ -142,14 +147,17 @@ def _interpreter_value_ok(value: Any) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("data") or {}, dict):
         return False
     version = value.get("version")
-    dists = (value.get("data") or {}).get("dists") or []
     return (
         isinstance(value.get("executable"), (str, type(None)))
         and isinstance(value.get("ok"), bool)
         and (version is None or (isinstance(version, list) and all(isinstance(v, int) for v in version)))
-        and isinstance(dists, list)
-        and all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in dists)
-        and all(isinstance(d.get("version"), str) for d in dists)
+        and _dists_ok((value.get("data") or {}).get("dists") or [])
+    )
+
+
+def _dists_ok(dists: Any) -> bool:
+    return isinstance(dists, list) and all(
+        isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("version"), str) for d in dists
     )
 
 

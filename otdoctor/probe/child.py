@@ -1,11 +1,15 @@
-"""A long child process we watch while it runs and stop cleanly (a training run).
+"""A long child process we watch while it runs and stop cleanly (a training run), and what
+otdoctor does when it is itself asked to stop.
 
-Started by `stream.popen_merged`, as `stream_command` (pip, git) is. Those share otdoctor's process
-group, so Ctrl-C reaches both. A training run is different: it gets its own process group (so
-Ctrl-C in the terminal reaches otdoctor, which decides), is told to die with otdoctor on Linux
-(PR_SET_PDEATHSIG), and is stopped like a user would stop OneTrainer: SIGINT to the whole group
-(train.py catches KeyboardInterrupt and returns), then SIGTERM, then SIGKILL if it ignores both.
-Output is read raw, in chunks, because tqdm redraws with `\\r` and never ends a line.
+Started by `stream.popen_merged`, as `stream_command` (pip, git) is, in its own process group, so
+Ctrl-C in the terminal reaches otdoctor, which decides; the child is told to die with otdoctor on
+Linux (PR_SET_PDEATHSIG), and is stopped like a user would stop OneTrainer: SIGINT to the whole
+group (train.py catches KeyboardInterrupt and returns), then SIGTERM, then SIGKILL if it ignores
+both. Output is read raw, in chunks, because tqdm redraws with `\\r` and never ends a line.
+
+`terminate_as_interrupt` makes SIGTERM (`kill PID`, systemd, a job scheduler) and SIGHUP (the
+terminal closed) unwind otdoctor as Ctrl-C does, so every cleanup runs: child groups stopped and
+waited for, state files left resumable.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from otdoctor.probe.stream import popen_merged
+from otdoctor.probe.stream import popen_merged, stop_group
 
 
 class Child:
@@ -63,43 +67,52 @@ class Child:
         self._reader.join(timeout=5)
         return rc
 
-    def _signal_group(self, sig: int) -> None:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
-
     def stop(self, grace_s: float = 20.0) -> int | None:
         """SIGINT to the group, then SIGTERM, then SIGKILL; returns the exit code."""
         if self.proc.poll() is None:
             self.stopped_by_us = True
-        for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-            if self.proc.poll() is not None:
-                break
-            self._signal_group(sig)
-            if self.wait(wait_s) is not None:
-                break
         # Whatever the child started in its group (dataloader workers) goes too.
-        self._signal_group(signal.SIGKILL)
-        rc = self.proc.wait()
+        rc = stop_group(self.proc, ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)))
         self._reader.join(timeout=5)
         return rc
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (every cleanup runs) and names the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []  # TERM/HUP signals received since the outermost terminate_as_interrupt
+
+
+def stop_signal() -> int | None:
+    """The SIGTERM or SIGHUP that stopped otdoctor, if one did."""
+    return _received[0] if _received else None
+
+
+def _raise_stopped(signum: int, frame: object) -> None:  # noqa: ARG001
+    _received.append(signum)
+    if len(_received) == 1:  # a second one must not cut short the cleanup the first one started
+        raise Stopped(signum)
+
+
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so the cleanup in `finally` blocks runs."""
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt (`Stopped`) so the cleanup in `finally` blocks runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    old = {}
+    old: dict[int, object] = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         with suppress(ValueError, OSError):
-            old[sig] = signal.signal(sig, handler)
+            old[sig] = signal.signal(sig, _raise_stopped)
+    if any(h is not _raise_stopped for h in old.values()):
+        _received.clear()  # the outermost one: a new command starts
     try:
         yield
     finally:
         for sig, h in old.items():
-            signal.signal(sig, h)
+            signal.signal(sig, h)  # type: ignore[arg-type]

@@ -88,6 +88,15 @@ def process_tree(pid: int) -> set[int]:
     return pids
 
 
+def tree_rss_bytes(pid: int) -> int | None:
+    """Resident memory of PID and its descendants together; None once PID is gone."""
+    total = None
+    for p in process_tree(pid):
+        with suppress(psutil.Error):
+            total = (total or 0) + psutil.Process(p).memory_info().rss
+    return total
+
+
 def lineage() -> frozenset[int]:
     """otdoctor's own PID and those of every process above it (the shell, the terminal, the session)."""
     pids = {os.getpid()}

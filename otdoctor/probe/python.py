@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.probe.commands import CommandResult, run, which
+from otdoctor.probe.files import read_regular_bytes
 
 SCRIPT = Path(__file__).with_name("interpreter_script.py")
 
@@ -24,6 +25,60 @@ class PyenvInfo:
     executable: str | None
     versions: tuple[str, ...] = ()  # installed, from $PYENV_ROOT/versions
     global_version: str | None = None
+    unreadable: tuple[str, ...] = ()  # folders or files under the root this user may not read
+
+
+def denied(path: Path | str) -> str:
+    """The one wording of a place otdoctor may not read, used by every finding about one."""
+    return f"cannot read {path} (permission denied)"
+
+
+class _Reader:
+    """File tests that record a permission error instead of raising it (another user's folder)."""
+
+    def __init__(self) -> None:
+        self.unreadable: list[str] = []
+
+    def _denied(self, path: Path) -> None:
+        """Record the folder that refused: the highest one on the way this user may not enter."""
+        path = Path(os.path.abspath(path))
+        culprit = next((a for a in [*reversed(path.parents), path] if not os.access(a, os.X_OK)), path)
+        if str(culprit) not in self.unreadable:
+            self.unreadable.append(str(culprit))
+
+    def is_dir(self, path: Path) -> bool:
+        return self._stat_ok(path, os.path.isdir)
+
+    def is_file(self, path: Path) -> bool:
+        return self._stat_ok(path, os.path.isfile)
+
+    def _stat_ok(self, path: Path, test: Any) -> bool:
+        try:
+            os.stat(path)
+        except PermissionError:
+            self._denied(path)
+            return False
+        except (OSError, ValueError):
+            return False
+        return bool(test(path))
+
+    def listdir(self, path: Path) -> list[str]:
+        try:
+            return sorted(os.listdir(path))
+        except PermissionError:
+            self._denied(path)
+        except OSError:
+            pass
+        return []
+
+    def text(self, path: Path) -> str | None:
+        try:
+            return read_regular_bytes(path, 64 * 1024).decode("utf-8", "replace")
+        except PermissionError:
+            self._denied(path)
+        except OSError:
+            pass
+        return None
 
 
 @dataclass(frozen=True)
@@ -34,6 +89,8 @@ class VersionRequest:
     source: str  # "PYENV_VERSION", "/path/.python-version", "global", "none"
     installed: bool
     prefix: Path | None  # $PYENV_ROOT/versions/X when installed
+    unreadable: tuple[str, ...] = ()  # folders on the way up this user may not read
+    overrides: tuple[str, str] | None = None  # (.python-version file, its version) PYENV_VERSION hides
 
 
 @dataclass(frozen=True)
@@ -60,43 +117,52 @@ def pyenv_info(env: Mapping[str, str], home: Path) -> PyenvInfo:
     exe = which("pyenv", env)
     root_str = env.get("PYENV_ROOT")
     root = Path(root_str) if root_str else None
+    files = _Reader()
     # `pyenv root` prints $PYENV_ROOT or ~/.pyenv; reading that directly saves a slow bash start.
-    if root is None and (exe or (home / ".pyenv" / "bin" / "pyenv").exists()):
+    if root is None and (exe or files.is_file(home / ".pyenv" / "bin" / "pyenv")):
         root = home / ".pyenv"
     if root is None:
-        return PyenvInfo(None, exe)
-    if exe is None and (root / "bin" / "pyenv").exists():
+        return PyenvInfo(None, exe, unreadable=tuple(files.unreadable))
+    if exe is None and files.is_file(root / "bin" / "pyenv"):
         exe = str(root / "bin" / "pyenv")
     versions_dir = root / "versions"
-    versions: tuple[str, ...] = ()
-    if versions_dir.is_dir():
-        versions = tuple(sorted(p.name for p in versions_dir.iterdir() if (p / "bin").is_dir()))
-    global_version = None
-    global_file = root / "version"
-    if global_file.is_file():
-        words = global_file.read_text(errors="replace").split()
-        global_version = words[0] if words else None
-    return PyenvInfo(root, exe, versions, global_version)
+    versions = tuple(n for n in files.listdir(versions_dir) if files.is_dir(versions_dir / n / "bin"))
+    words = (files.text(root / "version") or "").split() if files.is_file(root / "version") else []
+    return PyenvInfo(root, exe, versions, words[0] if words else None, tuple(files.unreadable))
 
 
 def resolve_version(pyenv: PyenvInfo, folder: Path, env: Mapping[str, str]) -> VersionRequest:
     """pyenv's own order: PYENV_VERSION, the nearest .python-version upwards, then global."""
-    version: str | None = None
-    source = "none"
+    files = _Reader()
+    pinned = _nearest_pin(files, folder)
+    version, source, overrides = None, "none", None
     if env.get("PYENV_VERSION"):
         version, source = env["PYENV_VERSION"].split(":")[0], "PYENV_VERSION"
-    else:
-        for d in [folder, *folder.parents]:
-            f = d / ".python-version"
-            if f.is_file():
-                words = [w for w in f.read_text(errors="replace").split() if not w.startswith("#")]
-                if words:
-                    version, source = words[0], str(f)
-                    break
-        if version is None and pyenv.global_version:
-            version, source = pyenv.global_version, "global"
+        overrides = pinned
+    elif pinned is not None:
+        version, source = pinned[1], pinned[0]
+    elif pyenv.global_version:
+        version, source = pyenv.global_version, "global"
     prefix = match_installed(pyenv, version) if version else None
-    return VersionRequest(version, source, prefix is not None or version == "system", prefix)
+    installed = prefix is not None or version == "system"
+    return VersionRequest(version, source, installed, prefix, tuple(files.unreadable), overrides)
+
+
+def pinned_version(pyenv: PyenvInfo, folder: Path) -> VersionRequest:
+    """What the files select in `folder` (.python-version, else global), whatever PYENV_VERSION says:
+    what a shell without `pyenv shell` (a new terminal, the launcher from a desktop icon) gets."""
+    return resolve_version(pyenv, folder, {})
+
+
+def _nearest_pin(files: _Reader, folder: Path) -> tuple[str, str] | None:
+    """(path, version) of the nearest .python-version from `folder` upwards that names a version."""
+    for d in [folder, *folder.parents]:
+        f = d / ".python-version"
+        if files.is_file(f):
+            words = [w for w in (files.text(f) or "").split() if not w.startswith("#")]
+            if words:
+                return str(f), words[0]
+    return None
 
 
 def match_installed(pyenv: PyenvInfo, version: str) -> Path | None:
@@ -150,11 +216,10 @@ def venv_python(venv: Path) -> Path:
 
 
 def read_pyvenv_cfg(venv: Path) -> dict[str, str]:
-    cfg = venv / "pyvenv.cfg"
     out: dict[str, str] = {}
-    if not cfg.is_file():
-        return out
-    for line in cfg.read_text(errors="replace").splitlines():
+    files = _Reader()
+    text = files.text(venv / "pyvenv.cfg")
+    for line in (text or "").splitlines():
         if "=" in line:
             key, _, value = line.partition("=")
             out[key.strip().lower()] = value.strip()

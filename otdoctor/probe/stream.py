@@ -3,6 +3,11 @@
 `probe.run` captures output and returns it at the end; installing OneTrainer's requirements takes
 minutes, so the user must see pip work while it happens, and the whole output must survive in a
 log file for the failure report and for `otdoctor explain`.
+
+Every streamed child leads its own process group, so otdoctor, whatever stops it (Ctrl-C, SIGTERM,
+SIGHUP: all arrive as KeyboardInterrupt, see `child.terminate_as_interrupt`), stops the whole group
+and waits for it before it exits: no pip keeps writing into a venv after otdoctor is gone, and a
+run started again at once never meets a second pip in the same venv.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -40,8 +47,9 @@ def popen_merged(
 ) -> subprocess.Popen[bytes]:
     """Start ARGS with stdin closed and stderr merged into a stdout pipe: every streamed child starts here.
 
-    `own_group`: a new session, so Ctrl-C reaches otdoctor alone, and on Linux the child dies with
-    otdoctor (PR_SET_PDEATHSIG); otherwise the child shares otdoctor's process group.
+    `own_group`: a new session, so Ctrl-C reaches otdoctor alone (which then stops the group with
+    `stop_group`), and on Linux the child dies with otdoctor (PR_SET_PDEATHSIG), even a SIGKILLed
+    one; otherwise the child shares otdoctor's process group.
     """
     return subprocess.Popen(
         args,
@@ -63,6 +71,49 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
         pass
 
 
+# Stopping a child's group: the gentlest signal first (pip rolls back a half-done install on
+# SIGINT, git removes a half-made clone), a firmer one when it is ignored.
+STOP_STEPS: tuple[tuple[int, float], ...] = ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+
+
+def stop_group(proc: subprocess.Popen[bytes], steps: Sequence[tuple[int, float]] = STOP_STEPS) -> int:
+    """`kill -INT -PGID`, then firmer signals, until PROC (the group's leader) exits; then SIGKILL for
+    whatever else of the group is left (build workers, dataloaders); the exit code.
+
+    PROC is reaped only after the last signal: while its zombie exists, its PID (the group's id)
+    cannot be handed to another process, so no signal can reach a stranger.
+    """
+    for sig, wait_s in steps:
+        if _exited(proc, 0.0):
+            break
+        _signal_group(proc.pid, sig)
+        if _exited(proc, wait_s):
+            break
+    _signal_group(proc.pid, signal.SIGKILL)
+    return proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Has PROC exited? Looks without reaping it (waitid WNOWAIT), so its PID stays reserved."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.returncode is not None:
+            return True
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # reaped already (Popen.poll in another thread)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def stream_command(
     argv: Sequence[str | os.PathLike[str]],
     env: Mapping[str, str],
@@ -73,8 +124,9 @@ def stream_command(
 ) -> StreamResult:
     """Run ARGV with stdout+stderr merged; every line goes to `log` (flushed) and `on_line`.
 
-    Ctrl-C reaches the child too (same process group); the KeyboardInterrupt is re-raised after the
-    child is gone, so the caller's state file never claims a phase that did not finish.
+    On Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt here) the child's whole process group is
+    stopped and waited for, then the KeyboardInterrupt goes on, so the caller's state file never
+    claims a phase that did not finish.
     """
     args = tuple(str(a) for a in argv)
     start = time.perf_counter()
@@ -82,7 +134,7 @@ def stream_command(
         log.write(redact(f"$ {' '.join(args)}") + "\n")
         log.flush()
     try:
-        proc = popen_merged(args, env, cwd)
+        proc = popen_merged(args, env, cwd, own_group=True)
     except OSError as exc:
         msg = redact(f"could not start {args[0]}: {exc.strerror or exc}")
         if log is not None:
@@ -106,8 +158,8 @@ def stream_command(
             _emit(buffer, log, on_line, tail)
         proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _drain(proc, log, tail)  # a child blocked on a full pipe could not act on its signal
+        stop_group(proc)
         raise
     if log is not None:
         log.write(f"[exit {proc.returncode}]\n")
@@ -126,3 +178,15 @@ def _emit(raw: bytes, log: IO[str] | None, on_line: Callable[[str], None] | None
         log.flush()
     if on_line is not None:
         on_line(line)
+
+
+def _drain(proc: subprocess.Popen[bytes], log: IO[str] | None, tail: deque[str]) -> None:
+    """Keep reading the child's last words (into the log) in the background while it is stopped."""
+
+    def read() -> None:
+        assert proc.stdout is not None
+        with suppress(OSError, ValueError):
+            for raw in iter(proc.stdout.readline, b""):
+                _emit(raw, log, None, tail)
+
+    threading.Thread(target=read, daemon=True).start()

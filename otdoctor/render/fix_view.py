@@ -32,14 +32,21 @@ class FixView(InstallView):
         )
 
     def plan(self, fix: FixOutcome) -> None:
-        self.out.print(f"    [dim]fix:[/] {_e(fix.message)}")
+        self._lines_under("    [dim]fix:[/] ", fix.message)
         for cmd in fix.commands:
             self.out.print(f"      {_e(cmd)}")
 
     def applied(self, fix: FixOutcome) -> None:
         self._stop()
         mark = "[green]✓[/]" if fix.applied else "[yellow]-[/]"
-        self.out.print(f"    {mark} {_e(fix.message)}")
+        self._lines_under(f"    {mark} ", fix.message)
+
+    def _lines_under(self, lead: str, message: str) -> None:
+        """A message of several lines: the first after LEAD, the others indented below it."""
+        first, *rest = message.splitlines() or [""]
+        self.out.print(f"{lead}{_e(first)}")
+        for line in rest:
+            self.out.print(f"      {_e(line)}")
 
     def after(self, before: Outcome, after: Outcome | None) -> None:
         if after is None:

@@ -81,6 +81,10 @@ def _smoke_measure_rows(r: Any) -> list[tuple[str, str]]:
         rows.append(("loss", f"{r.loss_first:.4f} -> {r.loss_last:.4f}" + ("" if r.loss_finite else "  NOT FINITE")))
     if r.save_bytes and r.save_s:
         rows.append(("save", f"{human_bytes(r.save_bytes)} in {human_duration(r.save_s)}"))
+    elif r.save_s is not None:
+        rows.append(("save", human_duration(r.save_s)))
+    overheads = (("sampling pass", "sample_s"), ("backup", "backup_s"), ("epoch boundary", "epoch_s"))
+    rows += [(label, f"+{human_duration(getattr(r, k))}") for label, k in overheads if getattr(r, k, None) is not None]
     return rows
 
 
@@ -212,7 +216,7 @@ def render_log(o: Any, out: IO[str] | None = None) -> None:
     if p.loss:
         c.print(f"  loss {p.loss}")
     if p.remaining_s is None:
-        c.print("  remaining: unknown")
+        c.print(f"  remaining: unknown ({_e(p.basis)})")
         return
     extra = f" + final save {human_duration(o.final_save_s)}" if o.final_save_s else ""
     c.print(f"  [bold]remaining {human_duration(p.remaining_s)}[/]{extra} ({_e(p.basis)})")

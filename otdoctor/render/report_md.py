@@ -115,6 +115,11 @@ def _config(cfg: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     ]
 
 
+def _not_collected(notes: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    """The sections that could not be read, each with its reason (the rest of the report stands)."""
+    return [("not collected", "; ".join(notes.values()))] if notes else []
+
+
 def _fact_rows(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
     mem = facts.get("memory") or {}
     cpu = facts.get("cpu") or {}
@@ -140,6 +145,7 @@ def _fact_rows(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("torch", _torch(facts)),
         ("OneTrainer", _onetrainer(facts)),
         *_config(facts.get("config")),
+        *_not_collected(facts.get("not_collected")),
     ]
 
 

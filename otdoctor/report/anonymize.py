@@ -1,15 +1,14 @@
 """Making text safe to share in a public bug report: secrets out, personal names replaced.
 
 `otdoctor.redact.redact` already removes secrets from every text that leaves the program (known
-token values, Hugging Face tokens, `?token=` in URLs, Authorization headers). A report that a user
-pastes into a public GitHub issue needs more:
+values, secret-named options, keys and variables, credentials in URLs, token shapes). A report
+that a user pastes into a public GitHub issue needs more:
 
 - every value that *could* be a secret is registered with `redact.register_secret`, so it is
-  masked wherever it shows up (an install log, pip freeze, a config): the values of environment
-  variables whose names say "token", "key", "secret" or "password"; every string in OneTrainer's
-  `secrets.json`; the Hugging Face token file; git credentials;
-- patterns too broad for everyday output: Civitai API keys (32 hex digits), GitHub tokens,
-  passwords in URLs (`https://user:pass@host`);
+  masked wherever it shows up (an install log, pip freeze, a config): the values of secret-named
+  environment variables; every string in OneTrainer's `secrets.json`; the Hugging Face token file;
+  git credentials;
+- the card's identity: a GPU's UUID becomes `GPU-<uuid>`;
 - the home folder becomes `~`, the user name `<user>`, the host name `<host>`.
 """
 
@@ -20,41 +19,25 @@ import json
 import os
 import re
 import socket
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otdoctor.redact import MASK, redact, register_secret
+from otdoctor.redact import redact, register_env_secrets, register_secret
+
+_MAX_SECRETS_FILE_CHARS = 1_000_000  # token files and secrets.json are a few hundred bytes
 
 USER_MASK = "<user>"
 HOST_MASK = "<host>"
 
-# Environment variable names whose values are treated as secrets (any case, anywhere in the name).
-_SECRET_NAME = re.compile(r"(?i)(token|secret|passw(or)?d|passwd|api_?key|access_?key|private_?key|credential|auth)")
-# ...except these, whose values are paths or switches, not secrets.
-_NOT_SECRET_NAME = re.compile(r"(?i)(_SOCK|_FILE|_PATH|_DIR|_HOME|_URL|_ENDPOINT|_OFFLINE|_DISABLE\w*)$")
-
-_EXTRA_PATTERNS = [
-    # Civitai API keys: 32 lowercase hex digits, anywhere.
-    (re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])"), MASK),
-    # GitHub tokens (classic and fine-grained).
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b"), MASK),
-    # Credentials in URLs: scheme://user:password@host and scheme://token@host.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+(?::[^/\s@'\"]*)?@"), r"\1" + MASK + "@"),
-    # GPU UUIDs identify one physical card (kept replayable: still a string in the snapshot).
-    (re.compile(r"\bGPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "GPU-<uuid>"),
-    # Bearer tokens without an Authorization header in front (curl -H lines split oddly, logs).
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
-]
+# A GPU's UUID identifies one physical card (kept replayable: still a string in the snapshot).
+_GPU_UUID = re.compile(r"\bGPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
 # Names that identify nobody (and would mangle ordinary words if replaced); a one-letter name too.
 _MIN_NAME_LEN = 2
 _COMMON_NAMES = {"localhost", "root", "user", "admin", "ubuntu", "debian", "runner"}
-
-
-def looks_secret_env(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and not _NOT_SECRET_NAME.search(name)
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -72,12 +55,15 @@ def _strings(value: Any) -> Iterable[str]:
 def register_file_secrets(path: Path) -> bool:
     """Register every string in a secrets file (JSON) or every word of a token file. True when read."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the report forever
+            return False
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            text = fh.read(_MAX_SECRETS_FILE_CHARS)
     except OSError:
         return False
     try:
         values = list(_strings(json.loads(text)))
-    except ValueError:
+    except (ValueError, RecursionError):
         values = text.split()
     for value in values:
         register_secret(value)
@@ -105,9 +91,7 @@ class Anonymizer:
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        text = redact(text)
-        for pattern, repl in _EXTRA_PATTERNS:
-            text = pattern.sub(repl, text)
+        text = _GPU_UUID.sub("GPU-<uuid>", redact(text))
         for home in self.homes:  # longest first, so /home/a/b is not cut at /home/a
             text = re.sub(re.escape(home) + r"(?=/|\\|\b|$)", "~", text)
         for name in self.users:
@@ -136,9 +120,7 @@ def _replace_word(text: str, name: str, mask: str) -> str:
 def _register_machine_secrets(
     env: Mapping[str, str], home: Path, ot_dir: Path | None, secret_files: Iterable[Path]
 ) -> None:
-    for name, value in env.items():
-        if looks_secret_env(name):
-            register_secret(value)
+    register_env_secrets(env)
     files = list(secret_files)
     if ot_dir is not None:
         files.append(ot_dir / "secrets.json")
@@ -146,8 +128,7 @@ def _register_machine_secrets(
     files += [Path(env["HF_TOKEN_PATH"])] if env.get("HF_TOKEN_PATH") else []
     files += [hf_home / "token", home / ".huggingface" / "token"]
     for f in files:
-        if f.is_file():
-            register_file_secrets(f)
+        register_file_secrets(f)  # a missing or unreadable file has no secret to learn
     for cred in (home / ".git-credentials",):
         try:
             for secret in _git_credentials(cred.read_text(errors="replace")):

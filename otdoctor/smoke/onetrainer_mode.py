@@ -23,6 +23,7 @@ from otdoctor.probe.child import Child, terminate_as_interrupt
 from otdoctor.probe.nvml import gpu_name_and_driver
 from otdoctor.smoke.folders import run_folder
 from otdoctor.smoke.meter import Meter, VramPoller
+from otdoctor.smoke.onetrainer_phases import Event, RssPoller, overheads
 from otdoctor.smoke.results import SmokeResult
 from otdoctor.smoke.run import (
     DTYPES,
@@ -196,6 +197,16 @@ def _config_values(
     return values
 
 
+def whole_run_epochs(opts: SmokeOptions) -> int | None:
+    """`--set epochs=N` (N > 1): run OneTrainer's own schedule to its end (sampling, backups, epoch
+    boundaries and the final save included) instead of stopping after the measured steps."""
+    for item in reversed(opts.overrides):
+        key, _, value = item.partition("=")
+        if key.strip() == "epochs":
+            return int(value) if value.strip().isdigit() and int(value) > 1 else None
+    return None
+
+
 def prepare_onetrainer(
     ot_dir: Path,
     python: Path,
@@ -212,6 +223,9 @@ def prepare_onetrainer(
     resolution = opts.resolution or int(str(res_text).split(",")[0].split("x")[0])
     # Spare batches, so the run is stopped mid-epoch: an epoch that ends triggers OneTrainer's final save.
     count = (opts.warmup + opts.steps + max(5, opts.steps // 2)) * opts.batch_size
+    epochs = whole_run_epochs(opts)
+    if epochs:  # OneTrainer's own schedule, to its end: about warmup + steps steps in all
+        count = max(1, -(-(opts.warmup + opts.steps) // epochs)) * opts.batch_size
     dataset = folder / "dataset"
     dataset_note = make_dataset(dataset, count, resolution, source_concept)
     _write_concepts(folder, dataset)
@@ -233,6 +247,9 @@ class _TrainOutput:
         self.chunks: list[str] = []
         self.size = 0
         self.measured = threading.Event()
+        self.events: list[Event] = []  # with arrival times, for OneTrainer's overheads
+        self.peak_rss: int | None = None
+        self.end: float | None = None  # when OneTrainer ended by itself (not stopped by us)
 
     def __call__(self, text: str, t: float) -> None:
         self.chunks.append(text)
@@ -240,6 +257,7 @@ class _TrainOutput:
         while self.size > OUTPUT_TAIL_CHARS and len(self.chunks) > 1:
             self.size -= len(self.chunks.pop(0))
         for ev in self.stream.feed(text, t):
+            self.events.append((t, ev))
             if isinstance(ev, BarUpdate):
                 self.meter.add(ev)
                 self.progress(ev.desc, ev)
@@ -284,16 +302,22 @@ def run_onetrainer(
         run = prepare_onetrainer(ot_dir, python, folder, opts, config_raw, base_model, source_concept)
         progress(f"running OneTrainer's scripts/train.py on {run.dataset} (temporary folder {folder})", None)
         t0 = time.monotonic()
-        out = _TrainOutput(Meter(t0), opts.warmup + opts.steps, progress)
+        target = 10**12 if whole_run_epochs(opts) else opts.warmup + opts.steps
+        out = _TrainOutput(Meter(t0), target, progress)
         child = Child(run.argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, ot_dir, out)
-        poller = VramPoller(child.pid)
+        poller, rss = VramPoller(child.pid), RssPoller(child.pid)
         try:
             rc = _until_measured(child, out, t0 + opts.timeout_s, progress)
         except BaseException:
             child.stop()
             poller.stop()
+            rss.stop()
             raise
         vram = poller.stop()
+        out.peak_rss = rss.stop()
+        out.end = None if child.stopped_by_us else time.monotonic()
+        if whole_run_epochs(opts) and rc == 0:
+            out.measured.set()  # the whole run is the measurement
         text = out.text()
     return _result(run, opts, config_raw, out, vram, (rc, child.stopped_by_us, text), t0)
 
@@ -327,9 +351,12 @@ def _result(
         wall_s=time.monotonic() - t0,
         notes=[f"dataset: {run.dataset}"],
     )
+    if result.gpu == "unknown" and _on_cpu(config_raw, opts):
+        result.gpu = "CPU"
     if rate is not None:
         result.its, result.its_low, result.its_high, result.steps = rate.its, rate.its_low, rate.its_high, rate.steps
         result.warmup_steps = opts.warmup
+    _add_overheads(result, out, whole_run_epochs(opts) is not None)
     if not out.measured.is_set():
         result.ok = False
         why = explain_failure(text)
@@ -338,3 +365,27 @@ def _result(
         result.error = why or f"OneTrainer exited with code {rc}"
         result.notes += [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-12:]
     return result
+
+
+def _on_cpu(config_raw: dict[str, Any] | None, opts: SmokeOptions) -> bool:
+    device = str((config_raw or {}).get("train_device", ""))
+    for item in opts.overrides:
+        key, _, value = item.partition("=")
+        device = value if key.strip() == "train_device" else device
+    return device.strip().lower() == "cpu"
+
+
+def _add_overheads(result: SmokeResult, out: _TrainOutput, whole_run: bool) -> None:
+    """OneTrainer's own overheads (sampling, backup, save, epoch boundary) and the peak RSS; over a
+    whole run, the speed of its steady steps (every epoch's bar restarts, so the meter sees only one)."""
+    found = overheads(out.events, out.end)
+    if whole_run and found.step_s:
+        result.its = result.its_low = result.its_high = 1 / found.step_s
+        result.steps = found.steady_steps
+    result.sample_s, result.backup_s, result.epoch_s = found.sample_s, found.backup_s, found.epoch_s
+    result.save_s = found.save_s if found.save_s is not None else found.final_s
+    if out.peak_rss:
+        result.peak_memory_bytes, result.peak_memory_kind = out.peak_rss, "RSS of the training processes"
+    counted = [f"{n} {what}" for n, what in ((found.samples, "sampling"), (found.backups, "backup")) if n]
+    if counted:
+        result.notes.append("overheads measured from " + ", ".join(counted))

@@ -49,6 +49,11 @@ class SmokeResult:
     loss_finite: bool | None = None
     save_bytes: int | None = None
     save_s: float | None = None
+    # OneTrainer's own overheads as the run showed them (time beyond a steady step): one sampling
+    # pass, one backup, one epoch boundary (smoke.onetrainer_phases).
+    sample_s: float | None = None
+    backup_s: float | None = None
+    epoch_s: float | None = None
     wall_s: float | None = None
     ok: bool = True
     error: str | None = None

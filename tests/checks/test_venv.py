@@ -14,7 +14,16 @@ import pytest
 
 from otdoctor.onetrainer.platforms import choose_requirements
 from otdoctor.probe import Probe
-from tests.support.factory import build_wheel, git, make_onetrainer, make_venv, pip_install, pyenv_python, pyenv_version
+from tests.support.factory import (
+    PYENV_ROOT,
+    build_wheel,
+    git,
+    make_onetrainer,
+    make_venv,
+    pip_install,
+    pyenv_python,
+    pyenv_version,
+)
 from tests.support.pythons import check_json, copy_pyenv_version
 
 # A venv Python other than the one running otdoctor, so a marker judged for the wrong interpreter
@@ -598,8 +607,8 @@ def test_cuda_requirement_against_cpu_torch(run_cli, tmp_path, torch_venv, delta
 
 # The cached import answer is keyed on everything the import depends on (issue 12) -------------------
 FAKE_TORCH = {
-    "torch/__init__.py": "import alpha  # a dependency, as torch needs typing_extensions\nfrom torch import cuda, version\n"
-    "__version__ = version.__version__\n",
+    # alpha stands for a dependency, as torch needs typing_extensions
+    "torch/__init__.py": "import alpha\nfrom torch import cuda, version\n__version__ = version.__version__\n",
     "torch/version.py": "__version__ = '2.13.0+cpu'\ncuda = None\nhip = None\n",
     "torch/cuda.py": "def get_arch_list():\n    return []\n\n\ndef is_available():\n    return False\n",
 }
@@ -655,3 +664,86 @@ def test_a_damaged_cache_entry_is_discarded_and_recomputed(
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     assert res["venv.torch"]["status"] == "ok" and res["venv.torch"]["data"]["facts_cached"] is False
     assert all(r["status"] != "error" for r in res.values()), res
+
+
+# Minimal repairs that run as printed (issue 13) ------------------------------------------------------
+def _venv_with_a_moved_home(tmp_path: Path, ot: Path) -> Path:
+    """A venv made through a link to its Python that was later removed: pyvenv.cfg's `home` names a
+    folder that is gone, while venv/bin/python (re-linked to the real interpreter) still runs."""
+    real = PYENV_ROOT / "versions" / VENV_VERSION
+    link = tmp_path / "old-pyenv-link"
+    link.symlink_to(real)
+    minor = ".".join(VENV_VERSION.split(".")[:2])
+    subprocess.run([str(link / "bin" / f"python{minor}"), "-m", "venv", "--without-pip", str(ot / "venv")], check=True)
+    for name in ("python", "python3", f"python{minor}"):
+        target = ot / "venv" / "bin" / name
+        target.unlink()
+        target.symlink_to(real / "bin" / f"python{minor}")
+    link.unlink()
+    return real / "bin"
+
+
+def _run_pasted(commands: list[str], env: dict[str, str]) -> None:
+    """The printed commands, pasted into a shell started in another folder."""
+    script = "set -e\n" + "\n".join(commands) + "\n"
+    res = subprocess.run(["bash", "-c", script], cwd="/", env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_moved_home_is_rewritten_not_rebuilt(run_cli, tmp_path, delta_repo, base_env):
+    ot, env = checkout(tmp_path, delta_repo)
+    real_home = _venv_with_a_moved_home(tmp_path, ot)
+    stale = (ot / "venv" / "pyvenv.cfg").read_text()
+
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.interpreter", env=env)
+    found = res["venv.interpreter"]
+    assert found["status"] == "warn", found
+    assert found["summary"].startswith(f"pyvenv.cfg's home points to {tmp_path / 'old-pyenv-link' / 'bin'}, which ")
+    assert "venv/bin/python still runs" in found["summary"] and "no rebuild" in found["why"]
+
+    _run_pasted(found["fix"]["commands"], {**base_env, **env})  # the printed command, as printed
+    assert f"home = {real_home}\n" in (ot / "venv" / "pyvenv.cfg").read_text()
+    assert (
+        check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.interpreter", env=env)[1]["venv.interpreter"]["status"]
+        == "ok"
+    )
+
+    (ot / "venv" / "pyvenv.cfg").write_text(stale)  # the same repair through `otdoctor fix`
+    marker = (ot / "venv" / "bin" / "activate").stat().st_ino
+    fixed = run_cli("fix", "venv.interpreter", "--ot-dir", str(ot), "--yes", env=env)
+    assert f"set home = {real_home}" in fixed.stdout and "not rebuilt" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert (ot / "venv" / "bin" / "activate").stat().st_ino == marker  # the same venv, not a new one
+    assert (
+        check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.interpreter", env=env)[1]["venv.interpreter"]["status"]
+        == "ok"
+    )
+
+
+@pytest.mark.slow
+def test_venv_rebuild_dry_run_runs_as_pasted(run_cli, tmp_path, wheels, delta_repo, base_env):
+    """`fix --dry-run` prints the rebuild; pasted from another folder, it rebuilds the venv."""
+    import shutil as _shutil
+
+    from tests.support.installkit import pip_env
+
+    here = _shutil.copytree(wheels, tmp_path / "wheels")  # plus the launcher's setuptools pin
+    _shutil.copy2(Path.home() / ".cache" / "otdoctor-test-wheels" / "setuptools-81.0.0-py3-none-any.whl", here)
+    ot, env = checkout(tmp_path, delta_repo, global_requirements=["alpha==1.0"], python_version=VENV_VERSION)
+    other = "3.12" if VENV_PY != "3.12" else "3.11"
+    make_venv(ot / "venv", pyenv_python(other), with_pip=False)  # made by the wrong Python
+    env = {**env, **pip_env(here)}
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv.python-version", env=env)
+    assert res["venv.python-version"]["status"] in ("warn", "fail")
+
+    dry = run_cli("fix", "venv.python-version", "--ot-dir", str(ot), "--dry-run", env=env)
+    lines = dry.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("fix: rebuild")) + 1
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    commands = [line.strip() for line in lines[start:] if line.startswith(" " * indent) and line.strip()]
+    assert commands and commands[0] == f"cd {ot}", dry.stdout
+    assert any("-r requirements-global.txt" in c for c in commands), dry.stdout
+    _run_pasted(commands, {**base_env, **env})
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "venv", "--skip", "venv.torch", env=env)
+    assert res["venv.python-version"]["status"] == "ok", res["venv.python-version"]
+    assert res["venv.requirements"]["status"] == "ok", res["venv.requirements"]
+    assert not list(ot.glob("venv.otdoctor-old-*"))

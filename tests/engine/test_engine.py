@@ -192,8 +192,8 @@ def test_verdict_names_the_first_blocker_in_build_order_and_its_command():
     checks = [make("config.file", config_fail), *healthy_core(**{"venv.torch": venv_fail})]
     verdict = report_of(*checks).verdict()
     # venv comes before config in the order a setup is built: fix the venv first.
-    assert (verdict.ready, verdict.reason, verdict.next) == (False, "venv broken", "rm -rf venv")
-    assert verdict.sentence() == "not ready: venv broken -> rm -rf venv"
+    assert (verdict.ready, verdict.reason, verdict.next) == (False, "venv.torch: venv broken", "rm -rf venv")
+    assert verdict.sentence() == "not ready: venv.torch: venv broken -> rm -rf venv"  # the title names it
 
 
 def test_verdict_blocking_warning_is_not_ready_though_the_exit_code_is_0():
@@ -224,9 +224,9 @@ def test_verdict_ready_names_the_first_warning_and_a_partial_run_claims_nothing(
     assert verdict.ready and "base model not found" in verdict.reason and verdict.next == "otdoctor smoke"
     assert report_of(*healthy_core()).verdict().sentence() == "ready to train: every check passed -> otdoctor smoke"
     partial = report_of(make("system.git")).verdict()
-    assert not partial.ready and "onetrainer.checkout, venv.torch, gpu.driver did not run" in partial.reason
+    assert not partial.ready and partial.reason.startswith("cannot tell: onetrainer.checkout, venv.torch, gpu.driver did not run")
     # --strict turns the warning into the blocker.
-    assert ready.verdict(strict=True).sentence().startswith("not ready: base model not found")
+    assert ready.verdict(strict=True).sentence().startswith("not ready: models.checkpoints: base model not found")
 
 
 def test_crash_is_not_ready_and_points_at_verbose():

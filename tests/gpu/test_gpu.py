@@ -222,7 +222,7 @@ def test_vram_lists_real_holders_with_owner_and_command_line(tmp_path, run_cli, 
     code, checks = check_json(run_cli, write(tmp_path, snap))
     vram = checks["gpu.vram"]
     assert code == 0  # gpu.vram is optional: a busy GPU warns the user but is not an unhealthy install
-    assert vram["status"] == "fail" and "needs ~10.0 GiB" in vram["summary"]
+    assert vram["status"] == "fail" and "needs ~8.8 GiB" in vram["summary"]  # the guide's SDXL settings
     procs = {p["pid"]: p for p in vram["data"]["processes"]}
     assert procs[mine.pid]["owned_by_current_user"] and procs[mine.pid]["kind"] == "compute"
     assert "comfyui-standin-main.py" in procs[mine.pid]["cmdline"]
@@ -263,7 +263,10 @@ def test_config_picks_the_plan(tmp_path, run_cli):
     lora = tmp_path / "sd15-lora.json"
     lora.write_text(json.dumps({"model_type": "STABLE_DIFFUSION_15", "training_method": "LORA"}))
     code, checks = check_json(run_cli, DATA / "gtx1080-driver580.json", "--config", str(lora))
-    assert checks["gpu.vram"]["status"] == "ok" and checks["gpu.vram"]["data"]["plan"] == "sd15-lora"
+    vram = checks["gpu.vram"]
+    assert vram["status"] == "ok" and vram["data"]["plan"] == "config"
+    assert vram["data"]["need_vram_bytes"] < 8 * GIB  # an 8 GiB GTX 1080 trains an SD 1.5 LoRA
+    assert {"weights unet", "activations unet"} <= {c["name"] for c in vram["data"]["components"]}
     full = tmp_path / "sdxl-full.json"
     full.write_text(
         json.dumps(
@@ -276,8 +279,10 @@ def test_config_picks_the_plan(tmp_path, run_cli):
     )
     code, checks = check_json(run_cli, DATA / "rtx4090-desktop.json", "--config", str(full))
     vram = checks["gpu.vram"]
-    assert vram["data"]["plan"] == "sdxl-full" and vram["data"]["need_vram_bytes"] == 24 * GIB
-    assert "in total" in vram["summary"]  # 24 GiB card, 24 GiB plan: the card itself is too small
+    assert vram["data"]["plan"] == "config" and vram["data"]["need_vram_bytes"] > 24 * GIB  # float32 weights
+    assert "in total" in vram["summary"]  # the card itself is too small
+    command = vram["fix"]["commands"][0]
+    assert "--config-value optimizer.fused_back_pass=true" in command and str(full) in command
 
 
 def test_cuda_visible_devices(tmp_path, run_cli):

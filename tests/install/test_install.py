@@ -92,6 +92,11 @@ def test_install_end_to_end_then_rerun_is_a_no_op(run_cli, tmp_path, repo, wheel
     again = _install(run_cli, target, repo, wheels)
     assert again.returncode == res.returncode
     assert "reusing" in again.stdout
+    # It says only what happened: nothing was upgraded or installed this time.
+    assert "pip upgraded" not in again.stdout and "installed requirements-global.txt" not in again.stdout
+    assert "already in place: setuptools==81.0.0; nothing to do" in again.stdout
+    assert "already satisfied: requirements-global.txt + requirements-default.txt" in again.stdout
+    assert "pip upgraded, setuptools==81.0.0" in res.stdout
     assert tree_digest(target / "venv") == before  # nothing reinstalled
 
 

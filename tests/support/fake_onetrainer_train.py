@@ -6,7 +6,8 @@ keys), the preset applied before the config, a model load, tqdm bars written by 
 cache folders, Ctrl-C caught as KeyboardInterrupt (the run is cancelled, no final save), and the
 final `Saving <path>` when it runs to the end.
 
-Test knobs (environment): FAKE_OT_LOAD_S, FAKE_OT_STEP_S, FAKE_OT_FAIL=oom, FAKE_OT_RECORD=file
+Test knobs (environment): FAKE_OT_REPLAY=file (replay a recorded real run's output, with its timing
+times FAKE_OT_REPLAY_SCALE, instead of the stand-in's own bars), FAKE_OT_LOAD_S, FAKE_OT_STEP_S, FAKE_OT_FAIL=oom, FAKE_OT_RECORD=file
 (JSON lines: pid, workspace, the merged config, phases reached).
 """
 
@@ -25,6 +26,17 @@ def record(**data):
     if path:
         with open(path, "a") as fh:
             fh.write(json.dumps(data) + "\n")
+
+
+def replay(path, scale):
+    """Write a recorded real train.py run (JSON lines `[t, text]`) with its timing, times SCALE."""
+    start = time.monotonic()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            t, text = json.loads(line)
+            time.sleep(max(0.0, start + t * scale - time.monotonic()))
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
 
 def set_dotted(config, key, value):
@@ -73,6 +85,10 @@ def main():
             "capacity of 23.64 GiB of which 3.44 MiB is free.\n"
         )
         sys.exit(1)
+
+    if os.environ.get("FAKE_OT_REPLAY"):
+        replay(os.environ["FAKE_OT_REPLAY"], float(os.environ.get("FAKE_OT_REPLAY_SCALE", "1")))
+        return
 
     workspace = config["workspace_dir"]
     cache = config["cache_dir"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import save_file
 
 SDXL_TENSORS = {
@@ -96,3 +98,20 @@ def write_diffusers(folder: Path, kind: str = "sdxl", seed: int = 0) -> Path:
             (d / "scheduler_config.json").write_text("{}")
     (folder / "model_index.json").write_text(json.dumps(index))
     return folder
+
+
+def write_raw(path: Path, header: bytes, data: bytes = b"") -> Path:
+    """A file laid out as safetensors (length, header, data) with any header bytes at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    return path
+
+
+def library_accepts(path: Path) -> bool:
+    """Whether the reference implementation, `safetensors.safe_open`, reads the file."""
+    try:
+        with safe_open(str(path), "np") as fh:
+            fh.keys()
+    except Exception:  # SafetensorError, and whatever else it raises on a broken file
+        return False
+    return True

@@ -1,13 +1,18 @@
 """Shared pieces of the checkpoint tests: planted tokens, a user catalog for small files, a CLI runner
-that searches every output (and every file the run left behind) for the planted tokens."""
+that searches every output (and every file the run left behind) for the planted tokens, and the
+pieces the property tests share."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+
+from tests.support.calm import TIME_LIMIT_S
 from tests.support.factory import otdoctor_exe
 
 CIVITAI_TOKEN = "civitai-PLANTED-7f3a9c2e5d1b"
@@ -85,3 +90,20 @@ def make_runner(
         return proc
 
     return run
+
+
+# Property tests -----------------------------------------------------------------------------------
+# Any JSON value, small: what a damaged or hand-edited file may hold where an object was expected.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def timed_verify(verifier: Any, path: Path) -> Any:
+    """The verdict on one path, asserting it came within the calm time bound."""
+    started = time.monotonic()
+    verdict = verifier.verify([(path, None, None, "")])[0]
+    assert time.monotonic() - started < TIME_LIMIT_S
+    return verdict

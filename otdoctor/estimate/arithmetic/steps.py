@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
+from itertools import accumulate
 
 # Pixel multiple OneTrainer rounds bucket sides to (modules/dataLoader/*BaseDataLoader.py).
 BUCKET_QUANTIZATION = {"sdxl": 64, "sd15": 8}
@@ -64,7 +65,13 @@ def bucket_resolutions(target_px: int, quantization: int) -> list[tuple[int, int
     for h, w in _BUCKET_ASPECTS:
         for a, b in ((h, w), (w, h)):
             scale = target_px / math.sqrt(a * b)
-            out.add((round(a * scale / quantization) * quantization, round(b * scale / quantization) * quantization))
+            # at least one quantum a side: a small target would otherwise round a side to 0 px
+            out.add(
+                (
+                    max(1, round(a * scale / quantization)) * quantization,
+                    max(1, round(b * scale / quantization)) * quantization,
+                )
+            )
     return sorted(out)
 
 
@@ -158,7 +165,7 @@ def _one_bucket_plan(
         )
     if bucketing and len(targets) > 1:
         notes.append(f"several target resolutions ({run.resolution}): OneTrainer picks one at random per image")
-    bucket = (fixed or (targets[0], targets[0])) if targets else (0, 0)
+    bucket = fixed or ((targets[0], targets[0]) if targets else (0, 0))
     return StepPlan(
         spe,
         spe * run.epochs,
@@ -173,73 +180,105 @@ def _one_bucket_plan(
     )
 
 
-def _window_counts(labels: Sequence[int], start: int, count: int, n_labels: int) -> list[int]:
-    """How many of positions start..start+count-1 (wrapping over `labels`) carry each label."""
-    n = len(labels)
-    out = [0] * n_labels
+# Epochs computed one by one at most; beyond, a repeating pattern is multiplied out, or (a period
+# longer than this) the rest is extrapolated from their mean: the work never grows with the epochs.
+_EXACT_EPOCHS = 2000
+
+
+def _prefix_counts(labels: Sequence[int], n_labels: int) -> list[list[int]]:
+    """For each label, how many of the first i positions carry it (i = 0..n)."""
+    return [list(accumulate((1 if lab == want else 0 for lab in labels), initial=0)) for want in range(n_labels)]
+
+
+def _window_counts(prefix: Sequence[Sequence[int]], start: int, count: int) -> list[int]:
+    """How many of positions start..start+count-1 (wrapping over the list) carry each label."""
+    n = len(prefix[0]) - 1 if prefix else 0
     if n == 0 or count <= 0:
-        return out
+        return [0] * len(prefix)
     full, rest = divmod(count, n)
-    if full:
-        for lab in labels:
-            out[lab] += full
     s = start % n
-    for i in range(rest):
-        out[labels[(s + i) % n]] += 1
+    end = s + rest
+    out = []
+    for pre in prefix:
+        k = pre[n] * full + pre[min(end, n)] - pre[s]
+        out.append(k + (pre[end - n] if end > n else 0))
     return out
 
 
-def _epoch_buckets(run: _Run, labelled: Sequence[Sequence[int]], n_buckets: int, epoch: int) -> list[int]:
-    """Samples per bucket in one epoch: each concept's window of its image list at that epoch."""
-    counts = [0] * n_buckets
-    for c, labels in zip(run.counted, labelled, strict=True):
-        for i, k in enumerate(_window_counts(labels, epoch * c.samples, c.samples, n_buckets)):
-            counts[i] += k
-    return counts
+def _period(run: _Run) -> int:
+    """Epochs after which every concept's window starts at the same image again (capped above)."""
+    period = 1
+    for c in run.counted:
+        period = math.lcm(period, c.n_images // math.gcd(c.samples % c.n_images, c.n_images))
+        if period > _EXACT_EPOCHS:
+            break
+    return period
 
 
-def _steps_each_epoch(run: _Run, labelled: Sequence[Sequence[int]], n_buckets: int) -> tuple[list[int], list[int]]:
-    """Steps of every epoch, and the first epoch's samples per bucket."""
-    per_epoch_steps: list[int] = []
-    first_counts: list[int] = []
-    # An epoch's picture depends on e*S mod n per concept, so it repeats with a period: stop early.
-    seen: dict[tuple[int, ...], int] = {}
-    for e in range(max(run.epochs, 1)):
-        key = tuple((e * c.samples) % c.n_images for c in run.counted)
-        if key in seen:
-            per_epoch_steps.append(per_epoch_steps[seen[key]])
-            continue
-        counts = _epoch_buckets(run, labelled, n_buckets, e)
-        seen[key] = e
-        if e == 0:
-            first_counts = counts
-        per_epoch_steps.append(sum(k // run.batch_size for k in counts))
-    return per_epoch_steps[: run.epochs], first_counts
+@dataclass(frozen=True)
+class _EpochSteps:
+    first: int
+    total: int
+    low: int
+    high: int
+    first_counts: list[int]
+    exact: bool
+
+
+def _steps_each_epoch(run: _Run, labelled: Sequence[Sequence[int]], n_buckets: int) -> _EpochSteps:
+    """Steps of the first epoch, of all epochs, the fewest and most, and the first epoch's buckets."""
+    prefixes = [_prefix_counts(labels, n_buckets) for labels in labelled]
+
+    def epoch(e: int) -> list[int]:
+        counts = [0] * n_buckets
+        for c, prefix in zip(run.counted, prefixes, strict=True):
+            for i, k in enumerate(_window_counts(prefix, e * c.samples, c.samples)):
+                counts[i] += k
+        return counts
+
+    period = _period(run)
+    first_counts = epoch(0)
+    done = min(max(run.epochs, 1), period, _EXACT_EPOCHS)
+    steps = [sum(k // run.batch_size for k in first_counts)] + [
+        sum(k // run.batch_size for k in epoch(e)) for e in range(1, done)
+    ]
+    if run.epochs <= done:
+        total, exact = sum(steps[: run.epochs]), True
+    elif period <= done:
+        full, rest = divmod(run.epochs, period)
+        total, exact = full * sum(steps) + sum(steps[:rest]), True
+    else:
+        total, exact = sum(steps) + round(sum(steps) / done * (run.epochs - done)), False
+    return _EpochSteps(steps[0], total, min(steps), max(steps), first_counts, exact)
 
 
 def _bucketed_plan(run: _Run, buckets: list[tuple[int, int]]) -> StepPlan:
     index = {b: i for i, b in enumerate(buckets)}
     labelled = [[index[bucket_for(w, h, buckets)] for (w, h) in (c.image_sizes or ())] for c in run.counted]
-    per_epoch_steps, first_counts = _steps_each_epoch(run, labelled, len(buckets))
-    spe = per_epoch_steps[0] if per_epoch_steps else sum(k // run.batch_size for k in first_counts)
-    varies = len(set(per_epoch_steps)) > 1
+    each = _steps_each_epoch(run, labelled, len(buckets))
+    varies = each.low != each.high
     notes: list[str] = []
     if varies:
         notes.append(
-            f"steps per epoch vary between {min(per_epoch_steps)} and {max(per_epoch_steps)}: each epoch "
+            f"steps per epoch vary between {each.low} and {each.high}: each epoch "
             "draws different images of a partly used concept, in different buckets"
         )
+    if not each.exact:
+        notes.append(
+            f"the first {_EXACT_EPOCHS} epochs counted exactly; the rest from their mean "
+            "(the images each epoch draws repeat only after more epochs than that)"
+        )
     return StepPlan(
-        spe,
-        sum(per_epoch_steps),
+        each.first,
+        each.total,
         run.epochs,
         run.batch_size,
         run.total_samples,
         run.per_concept,
-        buckets=tuple((buckets[i], k) for i, k in enumerate(first_counts) if k),
-        dropped_per_epoch=sum(k % run.batch_size for k in first_counts),
+        buckets=tuple((buckets[i], k) for i, k in enumerate(each.first_counts) if k),
+        dropped_per_epoch=sum(k % run.batch_size for k in each.first_counts),
         varies_per_epoch=varies,
-        exact=True,
+        exact=each.exact,
         notes=tuple(notes),
     )
 

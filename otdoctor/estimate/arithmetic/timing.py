@@ -42,10 +42,11 @@ def action_count(
 
 
 def _epoch_actions(k: int, epochs: int, start_at_zero: bool, skip_first: int) -> int:
+    """Epochs e in [max(first, skip_first), epochs) with e % k == 0, counted, not enumerated."""
     if k <= 0:
         return 0
-    first = 0 if start_at_zero else 1
-    return sum(1 for e in range(max(first, skip_first), epochs) if e % k == 0)
+    low, high = max(0 if start_at_zero else 1, skip_first), epochs - 1
+    return max(0, high // k - (low - 1) // k) if low <= high else 0
 
 
 def _step_actions(k: int, total_steps: int, start_at_zero: bool, skip_first: int) -> int:

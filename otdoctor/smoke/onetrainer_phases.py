@@ -1,0 +1,137 @@
+"""OneTrainer's overheads, read from when its output arrived: sampling, backups, saves, epoch boundaries.
+
+OneTrainer prints no timings. What it prints, in order (seen at 23df383): notices, `Clearing cache
+directory`, `Selected layers: N`, an `epoch` bar, `caching` bars, then per epoch a `step` bar whose
+count rises with each step, a `sampling` bar when a sample is due, `Creating Backup <path>` and
+`Writing model shards` bars for a backup, and `Saving <path>` for a save (the final one after the
+last epoch). The sampling bar covers only the diffusion steps: moving the models and building the
+pipeline cost more than the bar itself, and the first step afterwards is slow too.
+
+So each overhead is measured as a gap: the time between two consecutive step increments, less a
+steady step. A gap in which nothing happened is a steady step; one that crosses an epoch boundary
+holds the epoch's overhead; one that also holds a sampling bar, a backup or a save holds that too.
+The final gap (last step to the end of the process) is the final save with the exit.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from otdoctor.estimate.progress_bars import BarUpdate
+
+Event = tuple[float, "BarUpdate | str"]
+_BACKUP = re.compile(r"Creating Backup\b")
+_SAVE = re.compile(r"^\s*Saving\s+\S")
+
+
+@dataclass
+class Gap:
+    start: float
+    end: float
+    tags: set[str] = field(default_factory=set)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Overheads:
+    """Seconds beyond a steady step: per sampling pass, backup, intermediate save, epoch boundary."""
+
+    step_s: float | None = None
+    sample_s: float | None = None
+    backup_s: float | None = None
+    save_s: float | None = None
+    epoch_s: float | None = None
+    final_s: float | None = None  # the last step to the process's end: the final save, then exit
+    samples: int = 0
+    backups: int = 0
+    saves: int = 0
+    steady_steps: int = 0
+
+
+def _tag(ev: BarUpdate | str) -> str | None:
+    if isinstance(ev, str):
+        if _BACKUP.search(ev):
+            return "backup"
+        return "save" if _SAVE.match(ev) else None
+    return "sample" if ev.desc == "sampling" else None
+
+
+def gaps(events: Iterable[Event]) -> tuple[list[Gap], Gap | None]:
+    """The gaps between step increments (the first, which holds the warm-up, left out), and the tail."""
+    out: list[Gap] = []
+    current: Gap | None = None
+    last_n: float | None = None
+    for t, ev in events:
+        if isinstance(ev, BarUpdate) and ev.desc == "step":
+            if last_n is not None and ev.n < last_n and current is not None:
+                current.tags.add("epoch")  # a new epoch's bar
+            if last_n is not None and ev.n > last_n:
+                if current is not None:
+                    current.end = t
+                    out.append(current)
+                current = Gap(t, t)
+            last_n = ev.n
+            continue
+        tag = _tag(ev)
+        if tag and current is not None:
+            current.tags.add(tag)
+    return out[1:], current
+
+
+def _extra(values: list[float], base: float) -> float | None:
+    return max(0.0, statistics.median(values) - base) if values else None
+
+
+def overheads(events: Iterable[Event], end: float | None) -> Overheads:
+    """What each overhead cost in this run; END is when the process ended (None: still running)."""
+    spans, tail = gaps(events)
+    plain = [g.seconds for g in spans if not g.tags]
+    if not plain:
+        return Overheads()
+    step = statistics.median(plain)
+    epoch = _extra([g.seconds for g in spans if g.tags == {"epoch"}], step)
+    epoch_part = epoch or 0.0
+
+    def cost(tag: str) -> tuple[float | None, int]:
+        hit = [g for g in spans if tag in g.tags]
+        each = [g.seconds - step - (epoch_part if "epoch" in g.tags else 0.0) for g in hit]
+        return (max(0.0, statistics.median(each)) if each else None), len(hit)
+
+    sample, n_samples = cost("sample")
+    backup, n_backups = cost("backup")
+    save, n_saves = cost("save")
+    final = None if tail is None or end is None else max(0.0, end - tail.start)
+    return Overheads(step, sample, backup, save, epoch, final, n_samples, n_backups, n_saves, len(plain))
+
+
+class RssPoller:
+    """The peak resident memory of a process tree, polled every `interval_s` until `stop()`."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        import threading
+
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        from otdoctor.probe.processes import tree_rss_bytes
+
+        while not self._stop.wait(self.interval_s):
+            rss = tree_rss_bytes(self.pid)
+            if rss is not None:
+                self.peak = max(self.peak or 0, rss)
+
+    def stop(self) -> int | None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        return self.peak

@@ -1,0 +1,154 @@
+"""Places this user may not read (issue 12): `otdoctor check` run as an unprivileged user.
+
+The folders are made by root with mode 700 (another user's pyenv, checkout, venv, home folders);
+otdoctor runs as nobody through `setpriv`, with a copy of this interpreter nobody can run (the
+pyenv under /root is closed to others) and the repository's own .venv for its libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.pythons import copy_pyenv_version
+
+NOBODY = 65534
+LAUNCH = """import site, sys
+site.addsitedir(sys.argv.pop(1))
+from otdoctor.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to make folders of another user and to run otdoctor as nobody"
+    if shutil.which("setpriv") is None:
+        return "needs setpriv (util-linux)"
+    libs = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    if not libs or not all(os.access(p, os.R_OK | os.X_OK) for p in Path(libs[0]).parents if str(p) != "/"):
+        return f"otdoctor's libraries ({libs[:1]}) are not readable by nobody"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[Path]:
+    """A scratch folder everyone may enter (pytest's tmp_path is root's own), with a Python copy."""
+    top = Path(tempfile.mkdtemp(prefix="otdoctor-nobody-"))
+    top.chmod(0o755)
+    copy_pyenv_version(f"{sys.version_info.major}.{sys.version_info.minor}", top / "python")
+    (top / "launch.py").write_text(LAUNCH)
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def _folder(path: Path, mode: int = 0o755) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    return path
+
+
+def _home(world: Path, name: str) -> Path:
+    home = _folder(world / name)
+    os.chown(home, NOBODY, NOBODY)
+    return home
+
+
+def _checkout(path: Path) -> Path:
+    _folder(path / "scripts")
+    for name in ("scripts/train.py", "install.sh", "requirements-global.txt"):
+        (path / name).write_text("")
+    for folder in [path, *path.rglob("*")]:
+        folder.chmod(0o755 if folder.is_dir() else 0o644)
+    return path
+
+
+def check_as_nobody(world: Path, home: Path, **env: str) -> dict[str, dict]:
+    python = world / "python" / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    libs = next(p for p in site.getsitepackages() if Path(p).is_dir())
+    base = {"HOME": str(home), "PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200"}
+    argv = [str(python), str(world / "launch.py"), libs, "check", "--format", "json"]
+    res = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "env", "-i"]
+        + [f"{k}={v}" for k, v in {**base, **env}.items()]
+        + argv,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    text = res.stdout + res.stderr
+    assert res.returncode in (0, 1), text[-3000:]
+    assert "internal error" not in text and "Traceback" not in text, text[-3000:]
+    checks = {c["id"]: c for c in json.loads(res.stdout)["checks"]}
+    assert not [c["id"] for c in checks.values() if c["status"] == "error"], text[-3000:]
+    return checks
+
+
+def test_another_users_pyenv_root(world: Path) -> None:
+    root = _folder(world / "their-pyenv", 0o700)
+    _folder(root / "versions" / "3.10.13" / "bin")
+    checks = check_as_nobody(world, _home(world, "home-pyenv"), PYENV_ROOT=str(root))
+    pyenv = checks["python.pyenv"]
+    assert pyenv["status"] == "warn"
+    assert pyenv["summary"] == f"pyenv at {root}: cannot read {root} (permission denied)"
+    assert pyenv["fix"]["commands"][0] == f"ls -ld {root}"
+
+
+def test_a_pyenv_versions_folder_that_cannot_be_listed(world: Path) -> None:
+    root = _folder(world / "pyenv-711")
+    _folder(root / "versions" / "3.10.13" / "bin")
+    (root / "versions").chmod(0o711)
+    checks = check_as_nobody(world, _home(world, "home-711"), PYENV_ROOT=str(root))
+    assert checks["python.pyenv"]["summary"] == f"pyenv at {root}: cannot read {root / 'versions'} (permission denied)"
+
+
+def test_another_users_checkout(world: Path) -> None:
+    ot = _checkout(world / "their-OneTrainer")
+    ot.chmod(0o700)
+    checks = check_as_nobody(world, _home(world, "home-ot"), OT_DIR=str(ot))
+    found = checks["onetrainer.checkout"]
+    assert found["status"] == "fail"
+    assert found["summary"].startswith(f"cannot read {ot} (permission denied)")
+
+
+def test_a_venv_and_presets_made_with_sudo(world: Path) -> None:
+    ot = _checkout(world / "OneTrainer-sudo")
+    _folder(ot / "venv" / "bin", 0o755)
+    (ot / "venv" / "bin" / "activate").write_text("")
+    (ot / "venv").chmod(0o700)
+    _folder(ot / "training_presets", 0o700)
+    checks = check_as_nobody(world, _home(world, "home-venv"), OT_DIR=str(ot))
+    venv = checks["venv.exists"]
+    assert venv["status"] == "fail"
+    assert (
+        venv["summary"] == f"cannot read {ot / 'venv'} (permission denied), so the venv at {ot / 'venv'} cannot be used"
+    )
+    assert (
+        checks["config.file"]["status"] in ("fail", "warn") and "Permission denied" in checks["config.file"]["summary"]
+    )
+
+
+def test_closed_folders_in_home(world: Path) -> None:
+    home = _home(world, "home-closed")
+    for name in ("Projects", ".cache", ".config"):
+        _folder(home / name, 0o700)
+    _folder(home / ".cache" / "huggingface" / "hub", 0o700)
+    checks = check_as_nobody(world, home)
+    found = checks["onetrainer.checkout"]
+    assert (
+        f"looked in {home / 'Projects' / 'OneTrainer'} (cannot read {home / 'Projects'} (permission denied))"
+        in (found["details"])
+    )
