@@ -1,6 +1,7 @@
 """Checkpoint verify throughput against `sha256sum`, and the cost of a cached re-verify.
 
     .venv/bin/python benchmarks/verify_throughput.py [--size-gb 2] [--big-gb 7] [--dir DIR] [--repeat 3]
+        [--headers-only]
 
 1. A real safetensors file of --size-gb (SDXL-shaped header, one large tensor of random data) is
    hashed by `sha256sum` and by otdoctor's verifier (header, structure, architecture, sha256 against
@@ -11,6 +12,9 @@
    the cache, then verified again, in-process and through the CLI. The second verify must not read
    the file: the bytes this process reads during it (/proc/self/io rchar) are reported. Target: the
    cached re-verify under 50 ms (in-process; the CLI figure adds interpreter start-up).
+3. Header validation (the format's rules, issue 12): reading and validating an SDXL-sized header
+   (2,515 tensors), and the worst headers the format's 100 MB bound allows: 100 MB of `[` and a
+   100 MB string. Target: the SDXL header under 50 ms, each worst case a finding under 5 s.
 """
 
 from __future__ import annotations
@@ -60,6 +64,34 @@ def write_model(path: Path, data_bytes: int, sparse: bool) -> None:
             left -= n
 
 
+def header_costs(work: Path) -> None:
+    """Time `read_header` on a real-sized header and on the two worst headers the bound allows."""
+    from otdoctor.checkpoints.safetensors import HeaderError, read_header
+
+    header, offset = {}, 0
+    for i in range(2515):  # SDXL single files hold about 2,500 tensors
+        name = f"model.diffusion_model.input_blocks.{i}.1.transformer_blocks.0.attn2.to_k.weight"
+        header[name] = {"dtype": "F16", "shape": [4, 2], "data_offsets": [offset, offset + 16]}
+        offset += 16
+    raw = json.dumps(header).encode()
+    sdxl = work / "sdxl-header.safetensors"
+    sdxl.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+    t = best(lambda: read_header(sdxl), 5)
+    print(f"header of 2515 tensors ({len(raw)} bytes): read and validated in {t * 1000:.1f} ms")
+    worst_headers = (("100 MB of '['", b"[" * 99_999_990), ("a 100 MB string", b'{"a":"' + b"x" * 99_999_990 + b'"}'))
+    for label, body in worst_headers:
+        worst = work / "worst.safetensors"
+        worst.write_bytes(struct.pack("<Q", len(body)) + body)
+        t0 = time.perf_counter()
+        try:
+            read_header(worst)
+            verdict = "read"
+        except HeaderError as exc:
+            verdict = str(exc)[:60]
+        print(f"header of {label}: {time.perf_counter() - t0:.2f} s -> {verdict}")
+        worst.unlink()
+
+
 def rchar() -> int:
     with open("/proc/self/io") as fh:
         return int(next(line for line in fh if line.startswith("rchar:")).split()[1])
@@ -76,9 +108,13 @@ def main() -> None:
     ap.add_argument("--big-gb", type=float, default=7.0)
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--headers-only", action="store_true", help="Only part 3, the header validation.")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="otdoctor-bench-", dir=args.dir))
     try:
+        header_costs(work)
+        if args.headers_only:
+            return
         # 1. throughput ------------------------------------------------------------------------
         f = work / "model.safetensors"
         write_model(f, int(args.size_gb * 1e9), sparse=False)

@@ -30,9 +30,13 @@ class TextEncoderLr(Check):
         if too_high:
             assert unet_lr is not None  # a rate can only be too high against a UNet rate
             return _too_high(ctx, unet_lr, too_high)
-        return CheckResult.ok(
-            ", ".join(f"{p} {cfg.part_learning_rate(p):g}" for p in trained) + f" below unet {unet_lr:g}"
-        )
+        if unet_lr is None or any(lr is None for _, lr in rates):
+            return CheckResult.ok(", ".join(f"{p} {_rate(lr)}" for p, lr in [("unet", unet_lr), *rates]))
+        return CheckResult.ok(", ".join(f"{p} {_rate(lr)}" for p, lr in rates) + f" below unet {unet_lr:g}")
+
+
+def _rate(lr: float | None) -> str:
+    return "not set (null)" if lr is None else f"{lr:g}"
 
 
 def _too_high(ctx: Context, unet_lr: float, too_high: list[tuple[str, float]]) -> CheckResult:

@@ -99,11 +99,35 @@ class Modes(DatasetCheck):
                 why="training converts every image to 8-bit RGB: CMYK colours shift, 16-bit detail is clipped, "
                 "transparent palette areas become a solid colour",
                 fix=Fix(
-                    "convert them to 8-bit sRGB (ImageMagick)",
-                    tuple(commands),
+                    "convert them to 8-bit sRGB: otdoctor keeps the originals in a folder beside each concept's, "
+                    "ImageMagick's mogrify converts in place",
+                    (f"otdoctor fix {self.id}", *commands),
+                    automatic=True,
                 ),
             )
         return CheckResult.ok("every image is 8-bit RGB or greyscale")
+
+    def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
+        from otdoctor.dataset.repair import convert_to_8bit_rgb, originals_folder
+
+        plan = [(c, [i.path for i in _scan(c).images if i.unsupported_mode]) for c in _scanned(ctx)]
+        plan = [(c, rels) for c, rels in plan if rels]
+        commands = tuple(f"convert {len(r)} image(s) of '{c.name}' in {c.folder}" for c, r in plan)
+        if not plan or dry_run:
+            what = "convert to 8-bit RGB, keeping each original beside the concept folder"
+            return FixOutcome(self.id, False, what if plan else "every image is 8-bit RGB already", commands)
+        messages = []
+        converted = 0
+        for c, rels in plan:
+            keep = originals_folder(c.folder)
+            if not confirm(f"Convert {len(rels)} image(s) of '{c.name}' to 8-bit RGB (originals to {keep})?"):
+                messages.append(f"'{c.name}': skipped")
+                continue
+            done, failed = convert_to_8bit_rgb(c.folder, rels)
+            converted += done
+            messages.append(f"'{c.name}': {done} converted, originals in {keep}" + (f"; {failed[0]}" if failed else ""))
+        ctx.forget("dataset")
+        return FixOutcome(self.id, converted > 0, "; ".join(messages), commands)
 
 
 class ExifRotation(DatasetCheck):

@@ -233,7 +233,8 @@ def _fix_apply(
         lines.append(res.message)
         stopped += res.stopped and res.signal is not None
     lines = lines or ["none of the processes holding VRAM may be stopped by otdoctor"]
-    lines += [stopping.spared_line(v) for v in verdicts if not v.stoppable and v.pid not in targets]
+    if listed is None:  # no plan was shown: say here what is left alone, and why
+        lines += [stopping.spared_line(v) for v in verdicts if not v.stoppable and v.pid not in targets]
     commands = tuple(stopping.kill_command(now[pid], force) for pid in targets if pid in now)
     return FixOutcome(Vram.id, stopped > 0, "\n".join(lines), commands)
 

@@ -45,15 +45,15 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
     out = []
     config_mismatch = any("the config's model_type" in p for p in v.problems)
     damaged = [p for p in v.problems if "the config's model_type" not in p]
-    if v.login_page is not None:
-        out.append(token_step(v.login_page or None))
+    login = [token_step(v.login_page or None)] if v.login_page is not None else []
     if damaged and v.entry is not None and v.kind != "diffusers":
         out += [
             f"mv {quote(str(v.path))} {quote(str(v.path) + '.bad')}",
+            *login,
             f"{v.entry.download_command} --dest {quote(str(v.path.parent))}",
         ]
     elif damaged:
-        out.append(f"# download {v.path.name} again")
+        out += [*login, f"# download {v.path.name} again"]
     if config_mismatch:
         out.append(
             f"# in the config: model_type for a {v.architecture} model, or base_model_name of a "

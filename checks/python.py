@@ -179,6 +179,9 @@ def _accepted(ctx: Context, choice: PythonChoice, verdict: Any, found: str, data
     details: list[str] = [f"OneTrainer accepts Python >={verdict.minimum},<{verdict.too_high} ({verdict.range_source})"]
     if verdict.deprecated:
         details.append(verdict.deprecation_note)
+        # On the ✓ line itself: the launcher prints this warning at every start.
+        found += f"; OneTrainer's launcher recommends {verdict.recommended} or newer"
+        data["recommended"] = {"version": verdict.recommended, "source": verdict.recommended_source}
     if choice.via != "pyenv" and choice.pinned_in_checkout:
         details.append(f"the checkout's .python-version is ignored: `{choice.command}` is not a pyenv shim")
     hidden = choice.overrides if choice.source == "PYENV_VERSION" else None

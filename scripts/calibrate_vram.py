@@ -16,11 +16,13 @@ the model's figures. JSON on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import count_parameters as cp  # noqa: E402
 
+from otdoctor.vram import model as vm  # noqa: E402
 from otdoctor.vram.model import predict  # noqa: E402
 from otdoctor.vram.settings import read_settings  # noqa: E402
 
@@ -41,6 +44,7 @@ CPU_VARIANTS = {
     "adafactor": {"optimizer": {"optimizer": "ADAFACTOR"}},
     "adafactor-batch2": {"optimizer": {"optimizer": "ADAFACTOR"}, "batch_size": 2},
     "lion-res128": {"optimizer": {"optimizer": "LION"}, "resolution": "128"},
+    "adafactor-checkpointed": {"optimizer": {"optimizer": "ADAFACTOR"}, "unet": {"gradient_checkpointing": True}},
 }
 CUDA_VARIANTS = {
     "guide": {},
@@ -80,36 +84,81 @@ def _tensor_bytes(state: dict[Any, Any]) -> int:
     return sum(v.nbytes for s in state.values() for v in s.values() if isinstance(v, torch.Tensor) and v.dim() > 0)
 
 
-def train_step(unet: torch.nn.Module, args: tuple, kwargs: dict, optimizer: str, fused: bool) -> dict[str, int]:
-    """One real step; the bytes of each component as it happened."""
-    params = [p for p in unet.parameters() if p.requires_grad]
-    live = {"now": 0, "max": 0}
-    opts: dict[int, torch.optim.Optimizer] = {}
-    if fused:  # OneTrainer's fused back pass: step each weight as its gradient lands, then free it
-        for p in params:
-            opts[id(p)] = make_optimizer(optimizer, [p])
+@contextlib.contextmanager
+def peak_tracker(unet: torch.nn.Module, optimizers: list[Any]) -> Iterator[Callable[[], int]]:
+    """The step's peak memory: torch.cuda.max_memory_allocated on CUDA; on the CPU, PyTorch's own
+    MemTracker (torch.distributed._tools), which follows every tensor the step allocates."""
+    device = next(unet.parameters()).device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        yield torch.cuda.max_memory_allocated
+        return
+    from torch.distributed._tools.mem_tracker import MemTracker
 
-            def hook(p: torch.Tensor) -> None:
-                live["max"] = max(live["max"], sum(q.grad.nbytes for q in params if q.grad is not None))
-                opts[id(p)].step()
-                p.grad = None
+    mt = MemTracker()
+    mt.track_external(unet, *optimizers)
+    with mt:
+        yield lambda: int(mt.get_tracker_snapshot("peak")[device]["Total"])
 
-            p.register_post_accumulate_grad_hook(hook)
-    opt = None if fused else make_optimizer(optimizer, params)
-    tracker = cp.SavedTensors(unet, cp.checkpoint_block_types("unet"))
-    with torch.autograd.graph.saved_tensors_hooks(tracker.pack, lambda t: t):
+
+def optimizers_for(params: list[torch.nn.Parameter], optimizer: str, fused: bool) -> list[torch.optim.Optimizer]:
+    """One optimizer, or with OneTrainer's fused back pass one per weight, stepped by a hook as soon as
+    the weight's gradient lands, which then frees the gradient."""
+    if not fused:
+        return [make_optimizer(optimizer, params)]
+    opts = {id(p): make_optimizer(optimizer, [p]) for p in params}
+
+    def hook(p: torch.Tensor) -> None:
+        LIVE_GRADS.append(sum(q.grad.nbytes for q in params if q.grad is not None))
+        opts[id(p)].step()
+        p.grad = None
+
+    for p in params:
+        p.register_post_accumulate_grad_hook(hook)
+    return list(opts.values())
+
+
+LIVE_GRADS: list[int] = []  # gradient bytes alive each time the fused hook runs
+
+
+def _run(
+    unet: torch.nn.Module, args: tuple, kwargs: dict, optimizers: list[Any], fused: bool, forward_ctx: Any = None
+) -> int:
+    """Forward (inside FORWARD_CTX), backward and the optimizer step; the gradient bytes alive at their most."""
+    LIVE_GRADS.clear()
+    with forward_ctx or contextlib.nullcontext():
         out = unet(*args, **kwargs).sample
-    saved = tracker.close()
     out.float().pow(2).mean().backward()
-    grads = live["max"] if fused else sum(p.grad.nbytes for p in params)
-    if opt is not None:
-        opt.step()
-    states = [o.state for o in opts.values()] if fused else [opt.state]
+    del out
+    params = [p for p in unet.parameters() if p.requires_grad]
+    grads = max(LIVE_GRADS, default=0) if fused else sum(p.grad.nbytes for p in params if p.grad is not None)
+    if not fused:
+        optimizers[0].step()
+        optimizers[0].zero_grad(set_to_none=True)
+    return grads
+
+
+def train_steps(
+    unet: torch.nn.Module, args: tuple, kwargs: dict, optimizer: str, fused: bool, checkpointed: bool = False
+) -> dict[str, int]:
+    """A first real step, measured component by component, then a second one (the optimizer's state
+    now exists, as in every later step) measured for its peak. With CHECKPOINTED, the activations are
+    what gradient checkpointing keeps, from the real run's split: what is saved outside the checkpointed
+    blocks, the blocks' inputs, and the largest block's inside (recomputed in backward)."""
+    optimizers = optimizers_for([p for p in unet.parameters() if p.requires_grad], optimizer, fused)
+    tracker = cp.SavedTensors(unet, cp.checkpoint_block_types("unet"))
+    hooks = torch.autograd.graph.saved_tensors_hooks(tracker.pack, lambda t: t)
+    grads = _run(unet, args, kwargs, optimizers, fused, hooks)
+    saved = tracker.close()
+    with peak_tracker(unet, optimizers) as peak:
+        _run(unet, args, kwargs, optimizers, fused)
+    kept = saved["block_inputs"] + saved["block_max"] if checkpointed else saved["block_total"]
     return {
         "weights": sum(p.nbytes for p in unet.parameters()),
         "gradients": grads,
-        "optimizer state": sum(_tensor_bytes(s) for s in states),
-        "activations": saved["outside"] + saved["block_total"],
+        "optimizer state": sum(_tensor_bytes(o.state) for o in optimizers),
+        "activations": saved["outside"] + kept,
+        "peak": peak(),
     }
 
 
@@ -141,12 +190,14 @@ def cpu_calibration() -> list[dict[str, Any]]:
         unet = cp.build_part("unet", model["unet"])
         side = int(s.latent_pixels**0.5)
         args, kwargs = cp.unet_inputs(model["unet"], model, side, s.batch_size, "cpu", torch.float32)
-        measured = train_step(unet, args, kwargs, s.optimizer, s.fused_back_pass)
-        predicted = {
-            "weights": p.get("weights"),
-            "gradients": p.get("gradients"),
-            "optimizer state": p.get("optimizer state"),
-            "activations": p.get("activations"),
+        measured = train_steps(unet, args, kwargs, s.optimizer, s.fused_back_pass, s.part("unet").checkpointing)
+        items = vm.trained(s, counts)
+        predicted = {  # each component at its own size, whichever phase holds the peak
+            "weights": sum(c.bytes for c in vm.weights(s, counts)),
+            "gradients": vm.gradients(s, items).bytes,
+            "optimizer state": vm.optimizer_state(s, items)[0][0].bytes,
+            "activations": sum(c.bytes for c in vm.activations(s, counts)),
+            "peak": p.peak_bytes - p.get("allocator") - p.get("cuda context"),  # no CUDA on the CPU
         }
         results.append({"variant": name, "measured": measured, "predicted": predicted})
     return results
@@ -165,47 +216,63 @@ def nvidia_smi_used_bytes() -> int | None:
         return None
 
 
-def cuda_calibration(steps: int) -> list[dict[str, Any]]:
-    """The guide's SDXL config and its variants on the GPU: the UNet's real step, peak memory."""
+def checkpoint_blocks(module: torch.nn.Module) -> None:
+    """Gradient checkpointing as OneTrainer applies it: around each checkpointed block only
+    (diffusers' own switch checkpoints the ResNet blocks too)."""
+    import torch.utils.checkpoint as ckpt
+
+    for block in module.modules():
+        if isinstance(block, cp.checkpoint_block_types("unet")):
+            inner = block.forward
+
+            def forward(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
+                return ckpt.checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+            block.forward = forward
+
+
+UNET_ONLY = {"text_encoder": {"train": False}, "text_encoder_2": {"train": False}, "latent_caching": True}
+
+
+def cuda_calibration() -> list[dict[str, Any]]:
+    """The guide's SDXL config and its variants on the GPU, with the text encoders frozen so the GPU
+    holds what this script builds (the UNet): the steady-state peak against the prediction."""
     guide = json.loads((REPO / "otdoctor" / "data" / "smoke_guide_sdxl.json").read_text())
     _parts, unets = cp.tables()
     model = unets["sdxl"]
     results = []
     for name, change in CUDA_VARIANTS.items():
-        raw = merged(guide, change)
-        s = read_settings(raw)
-        dtype = torch.bfloat16
+        s = read_settings(merged(merged(guide, change), UNET_ONLY))
+        dtype = {4: torch.float32, 2: torch.bfloat16}[int(s.part("unet").weight_bytes)]
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
         unet = cp.build_part("unet", model["unet"]).to("cuda", dtype)
         if s.part("unet").checkpointing:
-            unet.enable_gradient_checkpointing()
-        side = int(s.latent_pixels**0.5)
-        for _ in range(steps):
-            args, kwargs = cp.unet_inputs(model["unet"], model, side, s.batch_size, "cuda", dtype)
-            train_step(unet, args, kwargs, s.optimizer, s.fused_back_pass)
+            checkpoint_blocks(unet)
+        args, kwargs = cp.unet_inputs(model["unet"], model, int(s.latent_pixels**0.5), s.batch_size, "cuda", dtype)
+        measured = train_steps(unet, args, kwargs, s.optimizer, s.fused_back_pass)
+        p = predict(s)
         results.append(
             {
                 "variant": name,
-                "max_memory_allocated": torch.cuda.max_memory_allocated(),
+                "max_memory_allocated": measured["peak"],
+                "predicted_allocated": p.peak_bytes - p.get("allocator") - p.get("cuda context"),
                 "nvidia_smi_used": nvidia_smi_used_bytes(),
-                "predicted_peak": predict(s).peak_bytes,
-                "note": "UNet only: the text encoder's share is in the prediction",
+                "predicted_total": p.peak_bytes,
+                "components": measured,
             }
         )
-        del unet
+        del unet, args, kwargs
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu", action="store_true", help="small-scale component check on the CPU")
-    ap.add_argument("--steps", type=int, default=2)
     args = ap.parse_args(argv)
     if not args.cpu and not torch.cuda.is_available():
         print("no CUDA device: run with --cpu for the small-scale check", file=sys.stderr)
         return 2
-    results = cpu_calibration() if args.cpu else cuda_calibration(args.steps)
+    results = cpu_calibration() if args.cpu else cuda_calibration()
     print(json.dumps({"torch": torch.__version__, "mode": "cpu" if args.cpu else "cuda", "results": results}, indent=2))
     return 0
 

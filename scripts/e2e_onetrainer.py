@@ -97,7 +97,7 @@ def _peak_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
 def train(config: Path, ot_dir: Path, record: Path, extra: list[str]) -> dict:
     """Run the real scripts/train.py; record `[t, text]` chunks as they arrive; the figures as a dict."""
     python = ot_dir.resolve() / "venv" / "bin" / "python"
-    argv = [str(python), "-u", "scripts/train.py", "--config-path", str(config), *extra]
+    argv = [str(python), "-u", "scripts/train.py", "--config-path", str(config.resolve()), *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t0 = time.monotonic()
     child = subprocess.Popen(argv, cwd=ot_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -115,6 +115,79 @@ def train(config: Path, ot_dir: Path, record: Path, extra: list[str]) -> dict:
     return {"rc": rc, "wall_s": round(wall, 3), "peak_rss_bytes": peak[0], "record": str(record)}
 
 
+def check_presets(ot_dir: Path, otdoctor: str, extra: list[Path]) -> list[dict]:
+    """`otdoctor check --config` on every preset of the checkout (and EXTRA configs): what it finds."""
+    rows = []
+    for cfg in sorted((ot_dir / "training_presets").rglob("*.json")) + extra:
+        argv = [otdoctor, "check", "--ot-dir", str(ot_dir), "--config", str(cfg), "--offline", "--format", "json"]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        row = {"config": str(cfg.relative_to(ot_dir)) if ot_dir in cfg.parents else cfg.name, "rc": res.returncode}
+        try:
+            checks = json.loads(res.stdout)["checks"]
+        except (ValueError, KeyError):
+            row["crash"] = (res.stderr or res.stdout).strip().splitlines()[-1:]
+            rows.append(row)
+            continue
+        row["found"] = [
+            {"status": c["status"], "id": c["id"], "summary": c.get("summary", "")}
+            for c in checks
+            if c["status"] in ("fail", "warn", "error")
+        ]
+        rows.append(row)
+    return rows
+
+
+def _record_events(record: Path) -> list:
+    sys.path.insert(0, str(HERE.parent))
+    from otdoctor.estimate.progress_bars import BarStream
+
+    stream, events = BarStream(), []
+    for line in record.read_text(encoding="utf-8").splitlines():
+        t, text = json.loads(line)
+        events += [(t, ev) for ev in stream.feed(text, t)]
+    return events
+
+
+def _term(estimate: dict, name: str) -> dict:
+    return next((t for t in estimate["terms"] if t["name"] == name), {"count": 0, "seconds": 0.0})
+
+
+def compare(smoke: dict, estimate: dict, real: dict, smoke_counts: tuple[int, int, int]) -> dict:
+    """Predicted wall time of the long run two ways, and the real one.
+
+    `estimate`: what `otdoctor estimate --from-smoke` says. `from_smoke`: the smoke's own wall time,
+    plus what the long run has more of (steps, epoch boundaries, sampling passes, backups), each at the
+    cost the smoke measured, counted on OneTrainer's schedule as the estimate counts it.
+    """
+    from otdoctor.smoke.onetrainer_phases import overheads
+
+    smoke_epochs, smoke_samples, smoke_backups = smoke_counts
+    steps = _term(estimate, "training steps")["count"]
+    epochs = estimate["steps"]["epochs"]
+    samples, backups = _term(estimate, "sampling")["count"], _term(estimate, "backups")["count"]
+    smoke_steps = smoke["steps"] + smoke["warmup_steps"]
+    extra = (
+        (steps - smoke_steps) / smoke["its"]
+        + (epochs - smoke_epochs) * (smoke.get("epoch_s") or 0.0)
+        + (samples - smoke_samples) * (smoke.get("sample_s") or 0.0)
+        + (backups - smoke_backups) * (smoke.get("backup_s") or 0.0)
+    )
+    seen = overheads(_record_events(Path(real["record"])), real["wall_s"])
+    predicted = smoke["wall_s"] + extra
+    return {
+        "real_s": real["wall_s"],
+        "from_smoke_s": round(predicted, 1),
+        "from_smoke_error_pct": round(100 * (predicted - real["wall_s"]) / real["wall_s"], 1),
+        "estimate_s": round(estimate["total_s"], 1) if "total_s" in estimate else None,
+        "estimate_error_pct": round(100 * (estimate["total_s"] - real["wall_s"]) / real["wall_s"], 1)
+        if "total_s" in estimate
+        else None,
+        "counted": {"steps": steps, "epochs": epochs, "samples": samples, "backups": backups},
+        "real_run": {"samples": seen.samples + 1 if samples else 0, "backups": seen.backups, "step_s": seen.step_s},
+        "peak_rss_bytes": real.get("peak_rss_bytes"),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -130,6 +203,15 @@ def main() -> int:
     t.add_argument("--ot-dir", type=Path, required=True)
     t.add_argument("--record", type=Path, required=True)
     t.add_argument("--config-value", action="append", default=[])
+    p = sub.add_parser("presets")
+    p.add_argument("--ot-dir", type=Path, required=True)
+    p.add_argument("--otdoctor", default="otdoctor")
+    p.add_argument("--extra", type=Path, action="append", default=[])
+    k = sub.add_parser("compare")
+    k.add_argument("--smoke", type=Path, required=True)
+    k.add_argument("--estimate", type=Path, required=True)
+    k.add_argument("--real", type=Path, required=True)
+    k.add_argument("--smoke-counts", type=int, nargs=3, required=True, metavar=("EPOCHS", "SAMPLES", "BACKUPS"))
     d = sub.add_parser("defaults")
     d.add_argument("--ot-dir", type=Path, required=True)
     d.add_argument("--out", type=Path, required=True)
@@ -139,6 +221,11 @@ def main() -> int:
     elif args.cmd == "train":
         extra = [x for v in args.config_value for x in ("--config-value", v)]
         print(json.dumps(train(args.config, args.ot_dir, args.record, extra)))
+    elif args.cmd == "compare":
+        loaded = [json.loads(p.read_text(encoding="utf-8")) for p in (args.smoke, args.estimate, args.real)]
+        print(json.dumps(compare(*loaded, tuple(args.smoke_counts))))
+    elif args.cmd == "presets":
+        print(json.dumps(check_presets(args.ot_dir.resolve(), args.otdoctor, args.extra), indent=1))
     else:
         args.out.write_text(json.dumps(defaults(args.ot_dir), indent=1), encoding="utf-8")
         print(args.out)

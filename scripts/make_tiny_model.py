@@ -174,9 +174,8 @@ def make_sdxl(out: Path):
 def single_file(pipe, layout: str, dest: Path, ot_dir: Path) -> None:
     """The original checkpoint layout, by the checkout's own converter (what ORIGINAL_SINGLE_FILE writes)."""
     sys.path.insert(0, str(ot_dir))
-    from safetensors.torch import save_file
-
     from modules.util.enum.ModelType import ModelType
+    from safetensors.torch import save_file
 
     if layout == "sd15":
         from modules.model.StableDiffusionModel import StableDiffusionModel

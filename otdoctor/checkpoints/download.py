@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ def read_token(env: Mapping[str, str], token_file: Path | None) -> str | None:
     token: str | None
     if token_file is not None:
         try:
+            if not stat.S_ISREG(token_file.expanduser().stat().st_mode):  # a FIFO would block the read
+                raise UserError(f"the token file {token_file} is not a regular file", exit_code=2)
             token = token_file.expanduser().read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UserError(f"cannot read the token file {token_file}: {exc.strerror or exc}", exit_code=2) from None

@@ -6,8 +6,7 @@ every number a non-negative integer below 2**64. Sorted by their offsets, the te
 data region from byte 0 without gap or overlap, each exactly `prod(shape) * bits(dtype) / 8` bytes
 long. Each broken rule raises `InvalidHeader` naming the tensor and the rule, so a file the
 `safetensors` library would refuse is never called good. Parsing is bounded: the nesting depth is
-measured (linear time) before `json.loads` sees the text, and integers longer than 2**64 allows are
-refused while parsing.
+measured (linear time) before `json.loads` sees the text, and so are numbers too long for 2**64.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from otdoctor.data import load_table
 
@@ -28,9 +26,11 @@ MAX_NESTING: int = _TABLE["max_nesting"]
 _U64 = 2**64
 _MAX_DIGITS = len(str(_U64))  # 20: more digits cannot fit the format's unsigned 64-bit numbers
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled loop: one way to match, linear
-_NOT_BRACKET = re.compile(r"[^\x01\xff]+")
-_BRACKETS = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff"})
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled loop: one way to match, linear
+_LONG_NUMBER = re.compile(rb"[0-9]{%d,}" % (_MAX_DIGITS + 1))
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
 
 
 class HeaderError(ValueError):
@@ -41,16 +41,12 @@ class InvalidHeader(HeaderError):
     """A safetensors header that breaks the format's rules: the message names the rule."""
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):  # a tuple: a header holds thousands, each built once
     name: str
     dtype: str
     shape: tuple[int, ...]
     begin: int
     end: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "shape": list(self.shape), "data_offsets": [self.begin, self.end]}
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -60,9 +56,10 @@ def shown(value: Any, limit: int = 60) -> str:
 
 
 # Parsing ------------------------------------------------------------------------------------------
-def nesting_depth(text: str) -> int:
-    """How deeply `[`/`{` nest outside strings; C-speed passes only, so a 100 MB header stays cheap."""
-    marks = _NOT_BRACKET.sub("", _STRING.sub("", text).translate(_BRACKETS)).encode("latin-1")
+def nesting_depth(bare: bytes) -> int:
+    """How deeply `[`/`{` nest in JSON whose strings were taken out; C-speed passes only, except for
+    a header that nests in an odd pattern, which costs one pass in Python."""
+    marks = bare.translate(_BRACKETS, _NOT_BRACKETS)
     if b"\x01" * (MAX_NESTING + 1) in marks:  # the usual attack: a long run of `[`
         return MAX_NESTING + 1
     return max(accumulate(memoryview(marks).cast("b")), default=0)
@@ -77,25 +74,27 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _int(digits: str) -> int:
-    if len(digits.lstrip("-")) > _MAX_DIGITS:
-        raise InvalidHeader(f"a number with {len(digits)} digits (the format's numbers are below 2**64)")
-    return int(digits)
-
-
 def _constant(name: str) -> Any:
     raise InvalidHeader(f"{name} is not a JSON number")
 
 
-def parse_json(text: str) -> Any:
-    """The header's JSON value; InvalidHeader when nesting, numbers or names break the format."""
-    if nesting_depth(text) > MAX_NESTING:
+def parse_json(raw: bytes) -> Any:
+    """The header's JSON value. ValueError when it is not UTF-8 JSON at all; InvalidHeader when its
+    nesting, numbers, names or strings break the format. Each bound is checked before parsing."""
+    text = raw.decode("utf-8")
+    bare = _STRING.sub(b"", raw)
+    if nesting_depth(bare) > MAX_NESTING:
         raise InvalidHeader(f"the JSON nests deeper than {MAX_NESTING} levels")
-    obj = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_constant=_constant)
-    try:  # a lone surrogate escape (`\ud800`) is valid to Python, not to the format's strict UTF-8
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidHeader("a string holds a lone surrogate escape (not valid UTF-8)") from None
+    long_number = _LONG_NUMBER.search(bare)
+    if long_number:
+        digits = long_number.end() - long_number.start()
+        raise InvalidHeader(f"a number of {digits} digits (the format's numbers are below 2**64)")
+    obj = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+    if _SURROGATE_ESCAPE.search(raw):  # `\ud800` alone is valid to Python, not to the format's UTF-8
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidHeader("a string holds a lone surrogate escape (not valid UTF-8)") from None
     return obj
 
 
@@ -147,19 +146,24 @@ def _byte_size(t: Tensor) -> int:
     return bits // 8
 
 
+def _offset_problem(t: Tensor, start: int, previous: str | None) -> str:
+    where = f"tensor {shown(t.name)}: data_offsets [{t.begin}, {t.end}]"
+    if t.end < t.begin:
+        return f"{where} end before they begin"
+    if t.begin < start:
+        return f"{where} overlap tensor {shown(previous)} (bytes {t.begin}..{start})"
+    return f"{where} leave bytes {start}..{t.begin} of the data unused"
+
+
 def check_layout(tensors: list[Tensor]) -> int:
     """The tensors tile the data region from 0 without gap or overlap, each as long as its shape; its length."""
     start, previous = 0, None
     for t in sorted(tensors, key=lambda t: (t.begin, t.end)):
-        where = f"tensor {shown(t.name)}: data_offsets [{t.begin}, {t.end}]"
-        if t.end < t.begin:
-            raise InvalidHeader(f"{where} end before they begin")
-        if t.begin < start:
-            raise InvalidHeader(f"{where} overlap tensor {shown(previous)} (bytes {t.begin}..{start})")
-        if t.begin > start:
-            raise InvalidHeader(f"{where} leave bytes {start}..{t.begin} of the data unused")
+        if t.begin != start or t.end < t.begin:
+            raise InvalidHeader(_offset_problem(t, start, previous))
         size = _byte_size(t)
         if t.end - t.begin != size:
+            where = f"tensor {shown(t.name)}: data_offsets [{t.begin}, {t.end}]"
             raise InvalidHeader(f"{where} hold {t.end - t.begin} bytes; shape {list(t.shape)} of {t.dtype} is {size}")
         start, previous = t.end, t.name
     return start

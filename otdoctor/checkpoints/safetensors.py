@@ -85,7 +85,7 @@ def read_header(path: Path) -> Header:
         head, n = _header_length(fh, size)
         raw = fh.read(n)
     try:
-        obj = parse_json(raw.decode("utf-8"))
+        obj = parse_json(raw)
     except InvalidHeader:
         raise
     except RecursionError:  # parse_json bounds the depth first; this is the last line of defence
@@ -96,7 +96,7 @@ def read_header(path: Path) -> Header:
     if not isinstance(obj, dict):
         raise HeaderError("not a safetensors file: the header is not a JSON object")
     tensors, metadata, data_bytes = validate(obj)
-    return Header(path, size, n, {k: t.as_dict() for k, t in tensors.items()}, metadata, data_bytes)
+    return Header(path, size, n, {name: obj[name] for name in tensors}, metadata, data_bytes)
 
 
 # Architecture -----------------------------------------------------------------------------------

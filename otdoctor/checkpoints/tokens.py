@@ -41,7 +41,7 @@ def page_cause(origin: str | None, entry: CatalogEntry | None) -> str:
             "likely cause: Civitai requires an API token for this download. Create an API key at "
             "https://civitai.com/user/account (API Keys) and download again with CIVITAI_TOKEN set "
             f"(`otdoctor models download {name}`, or --token-file FILE); a download URL opened in a "
-            "browser or wget needs `?token=` and your key appended"
+            "browser or wget needs your key in its `token` query parameter"
         )
     if origin == HUGGINGFACE:
         repo = entry.repo if entry is not None and entry.repo else "the repo"
@@ -61,7 +61,7 @@ def page_cause(origin: str | None, entry: CatalogEntry | None) -> str:
 def token_step(origin: str | None) -> str:
     """The step before downloading again, as a comment line a fix plan can show (it runs nothing)."""
     if origin == CIVITAI:
-        return "# first: create a Civitai API key (https://civitai.com/user/account) and export CIVITAI_TOKEN with it"
+        return "# before the download: create an API key at https://civitai.com/user/account, export CIVITAI_TOKEN"
     if origin == HUGGINGFACE:
-        return "# first: accept the licence on the model's Hugging Face page, then `hf auth login` (or export HF_TOKEN)"
-    return "# first: log in where the model comes from (Civitai: CIVITAI_TOKEN; Hugging Face: `hf auth login`)"
+        return "# before the download: accept the licence on the model's Hugging Face page, then `hf auth login`"
+    return "# before the download: log in where it comes from (Civitai: CIVITAI_TOKEN; Hugging Face: `hf auth login`)"

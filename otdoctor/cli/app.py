@@ -14,7 +14,7 @@ app = typer.Typer(
     "Start with `otdoctor check`: it finds your OneTrainer checkout, looks at Python, the venv, "
     "the GPU, checkpoints and config, and says what to fix.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},

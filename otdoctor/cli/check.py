@@ -9,14 +9,23 @@ from typing import Annotated
 import typer
 
 from otdoctor.cli.options import (
-    ConfigOption,
     ModelsDirOption,
     OfflineOption,
     OtDirOption,
+    config_option,
     format_option,
     require_config,
 )
 from otdoctor.render import FORMATS
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option(
+        "A OneTrainer training config (exported JSON or preset) to check with its concepts, "
+        "images and base model. Default: the UI's last-used state, training_presets/#.json in "
+        "the checkout."
+    ),
+]
 
 FormatOption = Annotated[str, format_option(FORMATS, "Output format: text, json, junit or github.")]
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from otdoctor.cli.options import TEXT_JSON, ConfigOption, OtDirOption, format_option, request_from, require_config
+from otdoctor.cli.options import TEXT_JSON, OtDirOption, config_option, format_option, request_from, require_config
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option(
+        "Read epochs, batch size, model, resolution, caching and the image folders from this training config."
+    ),
+]
 
 _UNITS = "NEVER, EPOCH, STEP, SECOND, MINUTE, HOUR."
 Images = Annotated[int | None, typer.Option("--images", help="Training images (one concept, balancing 1).")]

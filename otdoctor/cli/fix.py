@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from otdoctor.cli.mirror_options import GitMirrorOption, MirrorsFileOption, PipArgOption, probe_env
-from otdoctor.cli.options import (
-    ConfigOption,
-    ModelsDirOption,
-    OtDirOption,
-    confirmer,
-    require_config,
-    require_ot_dir,
-)
+from otdoctor.cli.options import ModelsDirOption, OtDirOption, config_option, confirmer, require_config, require_ot_dir
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option(
+        "The training config whose findings to repair (its concepts and images). Default: the "
+        "UI's last-used state, training_presets/#.json in the checkout."
+    ),
+]
 
 
 def fix_cmd(

@@ -10,13 +10,18 @@ import typer
 
 from otdoctor.cli.options import (
     TEXT_JSON,
-    ConfigOption,
     JsonAliasOption,
     ModelsDirOption,
     OtDirOption,
+    config_option,
     format_option,
     require_config,
 )
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option("Also look for the base model this training config names."),
+]
 
 if TYPE_CHECKING:
     from otdoctor.checkpoints.query import ModelsQuery

@@ -20,15 +20,13 @@ OtDirOption = Annotated[
         file_okay=False,
     ),
 ]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="A OneTrainer training config (exported JSON or preset). `check` defaults to the UI's last-used "
-        "state, training_presets/#.json in the checkout.",
-        dir_okay=False,
-    ),
-]
+
+
+def config_option(help: str) -> Any:
+    """`--config FILE`, with the help of the command that takes it (each reads the config its own way)."""
+    return typer.Option("--config", help=help, dir_okay=False)
+
+
 ModelsDirOption = Annotated[
     list[Path] | None, typer.Option("--models-dir", help="A folder where you keep checkpoints. Repeatable.")
 ]
@@ -63,8 +61,16 @@ def format_option(choices: tuple[str, ...], help: str, echo_as_typed: bool = Fal
 
 
 def require_config(config: Path | None) -> None:
-    if config is not None and not config.is_file():
-        raise UserError(f"config file not found: {config}", exit_code=2)
+    if config is None:
+        return
+    try:
+        regular, exists = config.is_file(), config.exists()
+    except OSError as exc:  # a name too long for the filesystem
+        raise UserError(f"cannot read config {config}: {exc.strerror or exc}", exit_code=2) from None
+    if not regular:
+        raise UserError(
+            f"config {config} is not a regular file" if exists else f"config file not found: {config}", exit_code=2
+        )
 
 
 def require_ot_dir(ot_dir: Path | None) -> None:

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from otdoctor.cli.options import ConfigOption, OfflineOption, OtDirOption
+from otdoctor.cli.options import OfflineOption, OtDirOption, config_option
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option("A training config to put in the bundle, with its concepts file (secrets and user paths removed)."),
+]
 
 if TYPE_CHECKING:
     from otdoctor.report.bundle import Bundle

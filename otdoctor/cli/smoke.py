@@ -8,9 +8,16 @@ from typing import Annotated
 
 import typer
 
-from otdoctor.cli.options import TEXT_JSON, ConfigOption, OtDirOption, format_option, request_from, require_config
+from otdoctor.cli.options import TEXT_JSON, OtDirOption, config_option, format_option, request_from, require_config
 from otdoctor.errors import UserError
 from otdoctor.redact import redact
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option(
+        "Run the smoke with this training config's model type, resolution, batch size, dtype and base model."
+    ),
+]
 
 Steps = Annotated[int, typer.Option("--steps", help="Steps to measure, after the warm-up.")]
 Warmup = Annotated[int, typer.Option("--warmup", help="First steps left out of the speed (CUDA warm-up).")]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from otdoctor.cli.options import TEXT_JSON, ConfigOption, OtDirOption, format_option, require_config
+from otdoctor.cli.options import TEXT_JSON, OtDirOption, config_option, format_option, require_config
 from otdoctor.errors import UserError
+
+ConfigOption = Annotated[
+    Path | None,
+    config_option("The training config to fit on the GPU (required): model, dtypes, batch size, resolution, EMA."),
+]
 
 
 def vram_cmd(

@@ -164,3 +164,51 @@ def set_concept_path(file: Path, index: int, new_path: str, inline: bool) -> Pat
     shutil.copy2(file, backup)
     atomic_write_text(file, json.dumps(data, indent=4) + "\n")
     return backup
+
+
+# `otdoctor fix dataset.modes` ------------------------------------------------------------------------
+ORIGINALS_SUFFIX = ".otdoctor-originals"
+
+
+def originals_folder(folder: Path) -> Path:
+    """Beside the concept folder, never inside it: OneTrainer's subfolder scan must not find the copies."""
+    return folder.with_name(folder.name + ORIGINALS_SUFFIX)
+
+
+def _as_8bit_rgb(img: Image.Image) -> Image.Image:
+    """What `mogrify -colorspace sRGB -depth 8 -background white -flatten` makes of one image."""
+    from PIL import Image as PilImage
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")  # 16-bit scaled, not clipped
+    if img.mode in ("P", "PA", "LA", "RGBA"):
+        rgba = img.convert("RGBA")
+        flat = PilImage.new("RGB", rgba.size, BACKGROUND)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return img.convert("RGB")
+
+
+def convert_to_8bit_rgb(folder: Path, rels: Iterable[str]) -> tuple[int, tuple[str, ...]]:
+    """Convert each image (relative to `folder`) in place to 8-bit RGB, in its own format; the original
+    is copied first to `originals_folder(folder)` (an existing copy is never overwritten).
+    Returns (converted, failures)."""
+    from PIL import Image as PilImage
+
+    keep = originals_folder(folder)
+    done = 0
+    failed: list[str] = []
+    for rel in rels:
+        src = folder / rel
+        try:
+            backup = keep / rel
+            if not backup.exists():
+                _atomic_copy(src, backup)
+            with PilImage.open(src) as img:
+                fmt = img.format or _SAVE_FORMATS.get(src.suffix.lower(), "PNG")
+                converted = _as_8bit_rgb(img)
+            _atomic_save(converted, src, fmt)
+            done += 1
+        except (OSError, ValueError, SyntaxError) as exc:
+            failed.append(f"{rel}: {exc}")
+    return done, tuple(failed)

@@ -340,6 +340,8 @@ def _believable(pred: est.LogPrediction) -> est.LogPrediction:
     hand-made bar such as `3/99999999999999999999`): no finish date is better than a wrong one."""
     years = float(sources.gpu_table()["limits"]["run_years"])
     remaining = pred.remaining_s
+    if remaining is not None and remaining < 0:  # `5/3`: tqdm draws a count past its total
+        return dataclasses.replace(pred, remaining_s=0.0, basis=f"{pred.basis}; the bar is past its total")
     if remaining is None or remaining <= years * 365.25 * 86400:
         return pred
     return dataclasses.replace(

@@ -32,12 +32,13 @@ from otdoctor.install.pip import (
     venv_dists,
 )
 from otdoctor.install.plan import PlanStep, build_plan
+from otdoctor.install.python_pin import install_request
 from otdoctor.install.session import PHASE_TITLES, InstallUI, PhaseFailed, Session
 from otdoctor.install.state import LOG_NAME, PHASES, STATE_NAME
 from otdoctor.install.venv import create_venv, remove_superseded_venvs, set_aside, venv_problem
 from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS, PlatformChoice
 from otdoctor.probe import Probe
-from otdoctor.probe.python import match_installed
+from otdoctor.probe.python import match_installed, pinned_version
 from otdoctor.redact import redact
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ class Installer:
         prefix = self.python_prefix()
         if prefix is None:
             return f"Python {self.python_request} is not installed in pyenv"
-        req = self.probe.python_request(self.dir)
+        # What .python-version selects; PYENV_VERSION (`pyenv shell`) overrides it in this shell only.
+        req = pinned_version(self.pyenv, self.dir)
         if req.prefix is None or req.prefix.resolve() != prefix.resolve() or not req.source.endswith(".python-version"):
             return f".python-version does not select {prefix.name}"
         if Path(req.source).parent.resolve() != self.dir.resolve():
@@ -157,6 +159,8 @@ class Installer:
         try:
             self._phase("checkout")
             git.do_checkout(self)
+            if not self.opts.python:  # the checkout's launcher may recommend a newer Python than the guide's
+                self.python_request = install_request(self.pyenv, self.dir, self.python_request)
             preflight.validate_python_request(self, preflight.python_range(self))  # the checkout's own range now
             self._do_python()
             self._do_venv()

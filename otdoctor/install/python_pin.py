@@ -13,7 +13,8 @@ from otdoctor.data import load_table
 from otdoctor.engine.check import Context
 from otdoctor.errors import UserError
 from otdoctor.install.session import Session, quote
-from otdoctor.probe.python import match_installed
+from otdoctor.onetrainer.checkout import recommended_python
+from otdoctor.probe.python import PyenvInfo, match_installed, pinned_version
 
 Confirm = Callable[[str], bool]
 
@@ -64,6 +65,11 @@ def pick_python(ctx: Context) -> PythonPick:
     pinned_here = req.source == str(ot_dir / ".python-version")
     if pinned_here and req.prefix is not None and _accepted(req.prefix.name, ot_dir):
         return PythonPick(req.prefix.name, req.prefix, True, f".python-version selects {req.prefix.name}")
+    recommended = recommended_installed(pyenv, ot_dir)
+    if recommended is not None:
+        rec = recommended_python(ot_dir)
+        assert rec is not None
+        return PythonPick(recommended.name, recommended, False, f"OneTrainer's launcher recommends {rec[0]} or newer")
     guide = match_installed(pyenv, guide_python())
     if guide is not None and _accepted(guide.name, ot_dir):
         return PythonPick(guide.name, guide, False, f"the guide's Python {guide_python()}")
@@ -81,12 +87,51 @@ def pick_python(ctx: Context) -> PythonPick:
     return PythonPick(None, None, False, "pyenv has no Python OneTrainer accepts")
 
 
+def recommended_installed(pyenv: PyenvInfo, ot_dir: Path) -> Path | None:
+    """The installed pyenv Python closest to what the checkout's launcher recommends ("Update to
+    3.11.0 or newer"): its minor version's newest patch, else the next minor up; None when the
+    checkout recommends nothing or pyenv has no accepted version that new."""
+    from packaging.version import InvalidVersion, Version
+
+    rec = recommended_python(ot_dir)
+    if rec is None or pyenv.root is None:
+        return None
+    found = []
+    for name in pyenv.versions:
+        try:
+            v = Version(name)
+        except InvalidVersion:
+            continue
+        if v >= Version(rec[0]) and not v.is_prerelease and _accepted(name, ot_dir):
+            found.append(((v.major, v.minor), -v.micro, name))
+    return pyenv.root / "versions" / min(found)[2] if found else None
+
+
+def wanted_python(ot_dir: Path | None) -> str:
+    """What to build when pyenv has nothing suitable: the recommended minor version, else the guide's."""
+    rec = recommended_python(ot_dir)
+    return ".".join(rec[0].split(".")[:2]) if rec else guide_python()
+
+
+def install_request(pyenv: PyenvInfo, ot_dir: Path, default: str) -> str:
+    """The Python `otdoctor install` pins when --python is not given: an accepted version the checkout
+    already pins (a re-run changes nothing), else the launcher's recommendation, installed or to build."""
+    if recommended_python(ot_dir) is None:
+        return default
+    pinned = pinned_version(pyenv, ot_dir)
+    if pinned.source == str(ot_dir / ".python-version") and pinned.prefix and _accepted(pinned.prefix.name, ot_dir):
+        return pinned.prefix.name
+    best = recommended_installed(pyenv, ot_dir)
+    return best.name if best is not None else wanted_python(ot_dir)
+
+
 def pin_commands(ctx: Context, pick: PythonPick) -> list[str]:
     assert ctx.ot_dir is not None
     cmds = []
+    version = pick.version or wanted_python(ctx.ot_dir)
     if pick.version is None:
-        cmds.append(f"pyenv install {guide_python()}")
-    cmds.append(f"cd {quote([ctx.ot_dir])} && pyenv local {pick.version or guide_python()}")
+        cmds.append(f"pyenv install {version}")
+    cmds.append(f"cd {quote([ctx.ot_dir])} && pyenv local {version}")
     return cmds
 
 
@@ -95,7 +140,7 @@ def do_pin(session: Session, ctx: Context, pick: PythonPick, confirm: Confirm) -
     pyenv = ctx.probe.pyenv()
     if pick.version is None:
         packages = " ".join(build_packages())
-        guide = guide_python()
+        guide = wanted_python(ctx.ot_dir)
         if not confirm(
             f"pyenv has no Python OneTrainer accepts. Build {guide} with "
             f"`pyenv install {guide}` (minutes; needs: sudo apt install {packages})?"

@@ -113,3 +113,27 @@ def python_range(ot_dir: Path | None) -> tuple[str, str, str]:
             return lo, hi, str(ot_dir / "lib.include.sh")
     fallback = load_table("python.toml")["fallback_range"]
     return fallback["minimum"], fallback["too_high"], "otdoctor's built-in default"
+
+
+# scripts/util/version_check.py: `deprecated_ver = (3, 11, 0)`, below which the launcher prints
+# "Warning: Deprecated Python version found. Update to 3.11.0 or newer".
+VERSION_CHECK = "scripts/util/version_check.py"
+_DEPRECATED_VER = re.compile(r"^deprecated_ver\s*=\s*\(\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*(\d+)\s*)?,?\s*\)", re.M)
+
+
+def recommended_python(ot_dir: Path | None) -> tuple[str, str] | None:
+    """(version, source): the Python the checkout's own launcher stops warning about ("3.11.0"), read
+    from its version check at run time; None when the checkout has no such line."""
+    if ot_dir is None:
+        return None
+    from otdoctor.probe.files import read_regular_bytes
+
+    path = ot_dir / VERSION_CHECK
+    try:
+        text = read_regular_bytes(path, 256 * 1024).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    found = _DEPRECATED_VER.search(text)
+    if found is None:
+        return None
+    return ".".join(g for g in found.groups() if g is not None), str(path)

@@ -44,6 +44,8 @@ class RangeVerdict:
     range_source: str  # lib.include.sh path, or "otdoctor's built-in default"
     problem: str | None = None  # why not accepted, one line
     deprecated: bool = False  # accepted, but upstream prints a deprecation warning
+    recommended: str = ""  # the version the launcher stops warning at ("3.11.0")
+    recommended_source: str = ""  # scripts/util/version_check.py, or otdoctor's table
 
     @property
     def expected(self) -> str:
@@ -52,11 +54,18 @@ class RangeVerdict:
 
     @property
     def deprecation_note(self) -> str:
-        below = python_data()["deprecated_below"]
         return (
-            f"OneTrainer deprecates Python below {below} (the launcher prints a warning); it still "
+            f'OneTrainer deprecates Python below {self.recommended}: the launcher warns "Deprecated Python '
+            f'version found. Update to {self.recommended} or newer" ({self.recommended_source}); it still '
             f"works, and {python_data()['guide_version']} is what the guide installs"
         )
+
+
+def recommended(ot_dir: Path | None) -> tuple[str, str]:
+    """(version, source) the launcher recommends: the checkout's version check, else the table."""
+    from otdoctor.onetrainer.checkout import recommended_python
+
+    return recommended_python(ot_dir) or (str(python_data()["deprecated_below"]), "otdoctor's built-in default")
 
 
 def judge(version: tuple[int, ...], ot_dir: Path | None) -> RangeVerdict:
@@ -69,8 +78,10 @@ def judge(version: tuple[int, ...], ot_dir: Path | None) -> RangeVerdict:
     lo_t, hi_t = parse_version(lo) or (3, 10), parse_version(hi) or (3, 14)
     shown = ".".join(map(str, version))
 
+    rec, rec_source = recommended(ot_dir)
+
     def verdict(problem: str | None, deprecated: bool = False) -> RangeVerdict:
-        return RangeVerdict(problem is None, lo, hi, source, problem, deprecated)
+        return RangeVerdict(problem is None, lo, hi, source, problem, deprecated, rec, rec_source)
 
     if version < lo_t:
         return verdict(f"Python {shown} is too old for OneTrainer (needs >= {lo})")
@@ -79,7 +90,8 @@ def judge(version: tuple[int, ...], ot_dir: Path | None) -> RangeVerdict:
     for rejected, reason in python_data().get("rejected", {}).items():
         if len(version) == 3 and version == parse_version(rejected):
             return verdict(f"Python {shown} is rejected: {reason}")
-    return verdict(None, deprecated=version < (parse_version(python_data()["deprecated_below"]) or (3, 11)))
+    padded = tuple(version) + (0,) * (3 - len(version))  # "3.11" means the newest 3.11.x: not below 3.11.0
+    return verdict(None, deprecated=padded < (parse_version(rec) or (3, 11)))
 
 
 def version_matches(request: str, version: tuple[int, ...]) -> bool:

@@ -114,5 +114,5 @@ def terminate_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)  # type: ignore[arg-type]
+        for signum, h in old.items():
+            signal.signal(signum, h)  # type: ignore[arg-type]

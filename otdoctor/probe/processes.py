@@ -1,10 +1,11 @@
 """Processes on this machine: who owns a PID, what it runs, and stopping one (psutil).
 
 `describe(pid)` replaces `ps -o user=,lstart=,comm=,args= -p PID`; `stop(listed)` replaces
-`kill PID`, then `kill -9 PID` only when asked. Two guards sit here, next to the signal, so no
-caller can forget them: only processes of the current user are signalled, and only when the PID
-still names the process that was listed (same start time and command line): a PID freed and
-handed to another program between the listing and the signal is left alone.
+`kill PID`, then `kill -9 PID` only when asked. The guards sit here, next to the signal, so no
+caller can forget them: only processes of the current user are signalled, never otdoctor or a
+process above it, and only when the PID still names the process that was listed (same start time
+and command line): a PID freed and handed to another program between the listing and the signal
+is left alone. Which processes may be listed for stopping at all is `otdoctor.gpu.stopping`.
 """
 
 from __future__ import annotations
@@ -174,6 +175,8 @@ def _refusal(listed: ProcessDetails, now: ProcessDetails) -> str | None:
         return f"process {pid} runs another command line than the one listed: not touched"
     if not now.owned_by_current_user:
         return f"process {pid} belongs to {now.user or 'another user'}: not touched"
+    if pid in lineage():
+        return f"process {pid} is otdoctor itself or runs it: not touched"
     return None
 
 

@@ -32,9 +32,13 @@ class FixView(InstallView):
         )
 
     def plan(self, fix: FixOutcome) -> None:
-        self._lines_under("    [dim]fix:[/] ", fix.message)
+        """The plan's first line, the commands it would run, then its notes (what it leaves alone)."""
+        first, *notes = fix.message.splitlines() or [""]
+        self.out.print(f"    [dim]fix:[/] {_e(first)}")
         for cmd in fix.commands:
             self.out.print(f"      {_e(cmd)}")
+        for line in notes:
+            self.out.print(f"      {_e(line)}")
 
     def applied(self, fix: FixOutcome) -> None:
         self._stop()

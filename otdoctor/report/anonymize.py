@@ -37,7 +37,7 @@ _GPU_UUID = re.compile(r"\bGPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 
 # Names that identify nobody (and would mangle ordinary words if replaced); a one-letter name too.
 _MIN_NAME_LEN = 2
-_COMMON_NAMES = {"localhost", "root", "user", "admin", "ubuntu", "debian", "runner"}
+_COMMON_NAMES = {"localhost", "root", "user", "admin", "ubuntu", "debian", "runner", "home"}
 
 
 def _strings(value: Any) -> Iterable[str]:

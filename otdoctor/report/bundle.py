@@ -209,8 +209,13 @@ def collect(
     from otdoctor.render import jsonout, report_md
 
     step = progress or (lambda _msg: None)
-    if config_path is not None and not config_path.is_file():
-        raise UserError(f"config file not found: {config_path}", exit_code=2)
+    if config_path is not None:
+        try:
+            found_config = config_path.is_file()
+        except OSError as exc:  # a folder on the way that this user may not enter
+            raise UserError(cannot_read(str(config_path), exc), exit_code=2) from None
+        if not found_config:
+            raise UserError(f"config file not found: {config_path}", exit_code=2)
     ctx = make_context(probe, ot_dir, config_path, offline=offline)
     gaps = Gaps()
     # Learn the secrets first, so nothing gathered below can carry one out. Not a section that may

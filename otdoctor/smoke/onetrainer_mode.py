@@ -342,7 +342,7 @@ def _result(
         resolution=run.resolution,
         batch_size=opts.batch_size,
         dtype=short_dtype((config_raw or {}).get("train_dtype")) or opts.dtype,
-        gpu=gpu_name or "unknown",
+        gpu=gpu_name or ("CPU" if _on_cpu(config_raw, opts) else "unknown"),
         driver=driver,
         load_s=meter.load_s,
         caching_images_per_s=meter.caching_images_per_s(),
@@ -351,8 +351,6 @@ def _result(
         wall_s=time.monotonic() - t0,
         notes=[f"dataset: {run.dataset}"],
     )
-    if result.gpu == "unknown" and _on_cpu(config_raw, opts):
-        result.gpu = "CPU"
     if rate is not None:
         result.its, result.its_low, result.its_high, result.steps = rate.its, rate.its_low, rate.its_high, rate.steps
         result.warmup_steps = opts.warmup

@@ -1,9 +1,10 @@
 """Peak VRAM of one training step, component by component, from the Settings and the part counts.
 
-The peak is taken as everything alive at once at the start of backward: weights on the GPU, the
-optimizer's state and EMA, all saved activations, the gradients (all of them, or one weight's with
-fused back pass) and the optimizer's temporaries, plus the CUDA context and the allocator's slack.
-Gradients and saved activations overlap only partly in a real step, so the sum errs on the safe side.
+Always resident: weights on the GPU, the optimizer's state and EMA. On top of them the larger of two
+phases: the end of forward (all saved activations) and the optimizer step (every gradient plus the
+step's temporaries); with fused back pass both meet inside backward (activations, one gradient, the
+temporaries). Then the CUDA context and the allocator's slack. Checked against PyTorch's MemTracker
+on the CPU (scripts/calibrate_vram.py --cpu).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otdoctor.data import load_table
+from otdoctor.render.units import human_bytes
 from otdoctor.vram.settings import Part, Settings, table
 
 GB = 1e9
@@ -61,7 +63,6 @@ class Trained:
     largest: int
     weight_bytes: float
     factored: float
-    vectors: float
 
 
 def trained(s: Settings, counts: Mapping[str, Mapping[str, Any]]) -> list[tuple[Part, Trained]]:
@@ -72,7 +73,8 @@ def trained(s: Settings, counts: Mapping[str, Mapping[str, Any]]) -> list[tuple[
         c = counts[part.name]
         if s.method == "LORA":
             n = c["lora_per_rank"] * s.lora_rank
-            out.append((part, Trained(n, max(n // 50, 1), s.lora_weight_bytes, c["lora_per_rank"], 0)))
+            largest = c["lora_largest_per_rank"] * s.lora_rank
+            out.append((part, Trained(n, largest, s.lora_weight_bytes, c["lora_per_rank"])))
         else:
             share = _resident(part, c)
             out.append(
@@ -83,7 +85,6 @@ def trained(s: Settings, counts: Mapping[str, Mapping[str, Any]]) -> list[tuple[
                         c["largest_parameter"],
                         part.weight_bytes,
                         c["adafactor_state"] * share,
-                        c["vector_parameters"],
                     ),
                 )
             )
@@ -206,11 +207,26 @@ def activations(s: Settings, counts: Mapping[str, Mapping[str, Any]]) -> list[Co
     return comps
 
 
+def _peak_phase(s: Settings, stepping: list[Component], backward: list[Component]) -> list[Component]:
+    """The dynamic part of the peak. With fused back pass each weight is stepped inside backward, so
+    activations, one gradient and the step's temporaries meet. Without it the saved activations are
+    freed by the end of backward, before the step that holds every gradient: the peak is the larger
+    of the two phases, and the other phase's components are listed at 0 bytes with their size."""
+    if s.fused_back_pass or not backward:
+        return [*stepping, *backward]
+    if sum(c.bytes for c in stepping) >= sum(c.bytes for c in backward):
+        gone = "kept for backward, freed before the optimizer step where the peak is"
+        return [*stepping, *(Component(c.name, 0, f"{human_bytes(c.bytes)} {gone}: {c.why}") for c in backward)]
+    gone = "needed only after backward has freed the saved activations, where the peak is"
+    return [*(Component(c.name, 0, f"{human_bytes(c.bytes)} {gone}: {c.why}") for c in stepping), *backward]
+
+
 def predict(s: Settings, counts: Mapping[str, Mapping[str, Any]] | None = None) -> Prediction:
     counts = counts if counts is not None else counts_for(s.family)
     items = trained(s, counts)
     state, notes = optimizer_state(s, items)
-    comps = [*weights(s, counts), gradients(s, items), *state, ema(s, items), *activations(s, counts)]
+    phases = _peak_phase(s, [gradients(s, items), state[1]], activations(s, counts))
+    comps = [*weights(s, counts), state[0], ema(s, items), *phases]
     overhead = table()["overhead"]
     allocated = sum(c.bytes for c in comps)
     comps.append(

@@ -131,7 +131,7 @@ def test_html_page_from_civitai_names_the_token_and_how_to_set_it(env, tmp_path)
     assert run.code == 1
     assert "Civitai requires an API token for this download" in run.out
     assert "https://civitai.com/user/account" in run.out and "CIVITAI_TOKEN" in run.out
-    assert "?token=" in run.out  # for a URL pasted into a browser or wget, as the guide does
+    assert "`token` query parameter" in run.out  # for a URL pasted into a browser or wget, as the guide does
 
 
 def test_html_page_for_a_catalog_civitai_model_gives_the_download_command(env, tmp_path):
@@ -146,7 +146,10 @@ def test_html_page_for_a_catalog_civitai_model_gives_the_download_command(env, t
     assert_calm(run)
     assert run.code == 1
     assert "Civitai requires an API token" in run.out and "otdoctor models download hyper-realism-v3" in run.out
-    assert "# first: create a Civitai API key" in run.out
+    plan = run.out[run.out.index("fix: ") :].splitlines()
+    mv, note, download = (line.strip() for line in plan[1:4])
+    assert mv.startswith("mv ") and download.startswith("otdoctor models download hyper-realism-v3")
+    assert note.startswith("# before the download: create an API key at https://civitai.com/user/account")
     assert_no_tokens(run.out, run.err)
 
 

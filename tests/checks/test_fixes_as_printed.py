@@ -17,7 +17,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,13 @@ import pytest
 
 from otdoctor.engine.registry import load_checks
 from tests.support import NVML_DATA
-from tests.support.factory import build_wheel, git, make_venv, pyenv_python, pyenv_version
+from tests.support.factory import build_wheel, git, make_venv, otdoctor_exe, pyenv_python, pyenv_version
 from tests.support.installkit import pip_env, upstream, wheelhouse
 
 PY310 = pyenv_version("3.10")
+# This machine's pip.conf adds indexes and constraints of its own; a user's pip reads only the
+# wheelhouse here.
+ISOLATED_PIP = {"PIP_CONFIG_FILE": os.devnull}
 
 # What upstream's install.sh does on a first run, without the network: pip reads the wheelhouse
 # from PIP_FIND_LINKS and PIP_NO_INDEX. The platform choice is the launcher's (NVIDIA device or
@@ -57,6 +61,7 @@ class Sandbox:
     ot: Path
     env: dict[str, str]
     wheels: Path
+    cleanup: ExitStack  # servers and processes a scenario starts, closed after the test
 
 
 @dataclass
@@ -69,28 +74,61 @@ class Broken:
     recheck_cwd: Path | None = None  # a fix that moves the checkout changes where it is found
 
 
+def importable_torch(wheels: Path, version: str, cuda: str | None) -> None:
+    """A torch stand-in that imports and answers what `venv.torch` asks (no kernels, no GPU), and
+    its torchvision: the CUDA fixes reinstall both, as upstream's requirements pin both."""
+    build_wheel(
+        wheels,
+        "torch",
+        version,
+        modules={
+            "torch/__init__.py": "from torch import cuda, version\n__version__ = version.__version__\n",
+            "torch/version.py": f"__version__ = {version!r}\ncuda = {cuda!r}\nhip = None\n",
+            "torch/cuda.py": (
+                "def is_available():\n    return False\n\n"
+                "def device_count():\n    return 0\n\n"
+                f"def get_arch_list():\n    return {['sm_90'] if cuda else []!r}\n"
+            ),
+        },
+    )
+    build_wheel(wheels, "torchvision", "0.27.0+" + version.split("+")[1])
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, Path]:
     """(an installed OneTrainer-shaped checkout, the wheelhouse), made once by the stand-in launcher."""
     root = tmp_path_factory.mktemp("printed")
     wheels = wheelhouse(root / "wheels")
     build_wheel(wheels, "setuptools", "82.0.0")  # the release that dropped pkg_resources
+    for version, cuda in (("2.12.0+cpu", None), ("2.12.0+cu130", "13.0"), ("2.12.0+cu126", "12.6")):
+        importable_torch(wheels, version, cuda)
     ot = upstream(root / "OneTrainer", python_version=PY310)
     (ot / "install.sh").write_text(INSTALL_SH)
     git(ot, "commit", "-q", "-am", "install.sh as upstream's does it")
-    env = {**os.environ, **pip_env(wheels), "HOME": str(root)}
+    env = {**os.environ, **ISOLATED_PIP, **pip_env(wheels), "HOME": str(root)}
     env.pop("PYENV_VERSION", None)
     subprocess.run(["./install.sh"], cwd=ot, env=env, check=True, capture_output=True, timeout=600)
     return ot, wheels
 
 
 @pytest.fixture
-def box(template, base_env, home) -> Sandbox:
+def box(template, base_env, home) -> Iterator[Sandbox]:
     """A private copy of the installed checkout at ~/Projects/OneTrainer, where otdoctor finds it."""
     ot_src, wheels = template
     ot = home / "Projects" / "OneTrainer"
     shutil.copytree(ot_src, ot, symlinks=True)
-    return Sandbox(home, ot, {**base_env, **pip_env(wheels)}, wheels)
+    _own_scripts(ot_src / "venv", ot / "venv")
+    with ExitStack() as cleanup:
+        yield Sandbox(home, ot, {**base_env, **ISOLATED_PIP, **pip_env(wheels)}, wheels, cleanup)
+
+
+def _own_scripts(old: Path, new: Path) -> None:
+    """Point the copied venv's scripts (bin/pip...) at the copy, as they would be in a venv made there."""
+    for script in (new / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            data = script.read_bytes()
+            if data.startswith(b"#!"):
+                script.write_bytes(data.replace(str(old).encode(), str(new).encode(), 1))
 
 
 def _venv_python(box: Sandbox) -> str:
@@ -170,7 +208,95 @@ def torch_missing(box: Sandbox) -> Broken:
 
 
 def cpu_torch_on_nvidia(box: Sandbox) -> Broken:
-    return Broken(cwd=box.home, env={"OTDOCTOR_NVML_SNAPSHOT": str(NVML_DATA / "h100-idle.json")})
+    # The fix names download.pytorch.org/whl/cu130, which holds only +cu130 builds: stood in by a
+    # folder of just those wheels (pip ignores --index-url under PIP_NO_INDEX).
+    index = box.home / "whl-cu130"
+    index.mkdir()
+    for wheel in box.wheels.glob("*+cu130-*.whl"):
+        shutil.copy2(wheel, index)
+    env = {"OTDOCTOR_NVML_SNAPSHOT": str(NVML_DATA / "h100-idle.json"), "PIP_FIND_LINKS": str(index)}
+    return Broken(cwd=box.home, env=env)
+
+
+def small_images(box: Sandbox) -> Broken:
+    # The UI's last-used config (training_presets/#.json), so the printed `otdoctor fix` finds it too.
+    from tests.support.trainingdata import concept, full_config, image, images, write_json
+
+    folder = box.ot / "data" / "me"
+    images(folder, 3, (64, 64))
+    image(folder / "tiny.png", (32, 48))
+    write_json(box.ot / "training_concepts" / "concepts.json", [concept("me", "data/me")])
+    write_json(box.ot / "training_presets" / "#.json", full_config(resolution="64", output_dtype="BFLOAT_16"))
+    return Broken(cwd=box.home)
+
+
+def cmyk_and_16_bit_images(box: Sandbox) -> Broken:
+    from PIL import Image
+
+    broken = small_images(box)
+    (box.ot / "data" / "me" / "tiny.png").unlink()
+    Image.new("CMYK", (64, 64), (0, 50, 100, 0)).save(box.ot / "data" / "me" / "print.jpg")
+    Image.new("I;16", (64, 64), 40000).save(box.ot / "data" / "me" / "scan.png")
+    return broken
+
+
+def checkpoints_missing(box: Sandbox) -> Broken:
+    # The guide's two checkpoints, served by the real HTTP server that speaks the Hugging Face and
+    # Civitai endpoints, with a user catalog giving their sizes and hashes.
+    from tests.checkpoints.conftest import CIVITAI_FILE, HF_FILE, HF_REPO, VERSION_ID, write_catalog
+    from tests.support.modelfiles import write_checkpoint
+    from tests.support.models_helpers import CIVITAI_TOKEN
+    from tests.support.modelserver import CivitaiVersion, ModelServer
+
+    src = box.home / "src"
+    files = {
+        "sd15": write_checkpoint(src / "sd15.safetensors", "sd15", pad_bytes=300_000, seed=1),
+        "sdxl": write_checkpoint(src / "sdxl.safetensors", "sdxl", pad_bytes=150_000, seed=2),
+    }
+    server = box.cleanup.enter_context(ModelServer())
+    server.state.token = CIVITAI_TOKEN
+    server.state.civitai[VERSION_ID] = CivitaiVersion(files["sd15"].read_bytes(), CIVITAI_FILE)
+    server.state.hf_files[(HF_REPO, HF_FILE)] = files["sdxl"].read_bytes()
+    write_catalog(box.env, files)
+    env = {
+        "HF_ENDPOINT": server.url,
+        "OTDOCTOR_CIVITAI_URL": server.url,
+        "HF_HOME": str(box.home / "hf-home"),
+        "CIVITAI_TOKEN": CIVITAI_TOKEN,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    return Broken(cwd=box.home, env=env)
+
+
+def vram_held_by_my_process(box: Sandbox) -> Broken:
+    # A recorded RTX 4090 desktop whose compute process is a real process of this user. Started
+    # through a shell that exits at once, so the killed process is reaped by init, not left a zombie.
+    from tests.gpu.test_gpu import load, put_processes, write
+
+    started = subprocess.run(
+        ["bash", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True
+    )
+    pid = int(started.stdout)
+    box.cleanup.callback(_stop, pid)
+    snap = load("rtx4090-desktop")
+    put_processes(snap, "compute", [(pid, "keep")])
+    return Broken(cwd=box.home, env={"OTDOCTOR_NVML_SNAPSHOT": str(write(box.home, snap))})
+
+
+def _stop(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+ALTERNATIVES = (
+    "the printed lines are two alternatives, `otdoctor fix` and an ImageMagick `mogrify` line (not "
+    "installed here); pasted together the second runs after the first repaired the set"
+)
 
 
 @dataclass(frozen=True)
@@ -198,11 +324,11 @@ SCENARIOS = [
     Scenario("venv.requirements", requirement_missing),
     Scenario("venv.torch", torch_missing),
     Scenario("gpu.cuda-build", cpu_torch_on_nvidia),
+    Scenario("gpu.vram", vram_held_by_my_process),
+    Scenario("models.checkpoints", checkpoints_missing),
+    Scenario("dataset.resolution", small_images, pending=ALTERNATIVES),
+    Scenario("dataset.modes", cmyk_and_16_bit_images, pending=ALTERNATIVES),
 ]
-ELSEWHERE = {
-    # Fixable checks whose scenario needs a world of its own; each names the test that runs the
-    # printed commands of that finding.
-}
 
 
 def _selection(check_id: str) -> list[str]:
@@ -218,8 +344,6 @@ def _selection(check_id: str) -> list[str]:
 
 
 def _run(box: Sandbox, cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    from tests.support.factory import otdoctor_exe
-
     return subprocess.run(
         [otdoctor_exe(), *args], cwd=cwd, env={**box.env, **env}, capture_output=True, text=True, timeout=300
     )
@@ -231,9 +355,15 @@ def _finding(box: Sandbox, check_id: str, cwd: Path, broken: Broken) -> dict:
     return next(c for c in report["checks"] if c["id"] == check_id)
 
 
+def answered_yes(commands: list[str]) -> list[str]:
+    """`otdoctor fix` asks before it changes anything; a user at a terminal answers yes, which
+    without a terminal is `--yes`. Every other line runs exactly as printed."""
+    return [f"{cmd} --yes" if cmd.startswith("otdoctor fix ") else cmd for cmd in commands]
+
+
 def test_every_fixable_check_has_a_scenario():
     fixable = {c.id for c in load_checks(include_plugins=False)[0] if c.can_fix()}
-    covered = {s.check_id for s in SCENARIOS} | set(ELSEWHERE)
+    covered = {s.check_id for s in SCENARIOS}
     assert fixable - covered == set(), "a check with a fix has no printed-fix scenario"
 
 
@@ -252,13 +382,13 @@ def test_printed_fix_runs_as_printed_and_the_finding_is_gone(scenario: Scenario,
     assert all(cmd in printed for cmd in commands), text  # the text output prints the same lines
 
     pasted = subprocess.run(
-        ["bash", "-e", "-c", "\n".join(commands)],
+        ["bash", "-e", "-c", "\n".join(answered_yes(commands))],
         cwd=box.home,
-        env={**box.env, **broken.env},
+        env={**box.env, **broken.env, "PATH": f"{Path(otdoctor_exe()).parent}{os.pathsep}{box.env['PATH']}"},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert pasted.returncode == 0, f"$ {chr(10).join(commands)}\n{pasted.stdout}{pasted.stderr}"
     after = _finding(box, scenario.check_id, broken.recheck_cwd or broken.cwd, broken)
-    assert after["status"] == "ok", (commands, after)
+    assert after["status"] == "ok", f"after {commands}: {after['summary']} {after['details']}"

@@ -107,13 +107,54 @@ def test_missing_python_version_file_warns_and_suggests_pyenv_local(run_cli, tmp
     assert res["python.stdlib"]["status"] == "ok"  # a warning does not stop the stdlib check
 
 
-def test_pyenv_version_variable_wins_over_the_file(run_cli, tmp_path):
+def test_pyenv_version_variable_wins_over_the_file_and_is_named(run_cli, tmp_path):
+    """`pyenv shell 3.12` in this shell: the launcher gets 3.12 here, 3.10 from a new terminal."""
     ot = make_onetrainer(tmp_path / "OneTrainer", python_version="3.10")
     proc, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version", env={"PYENV_VERSION": "3.12"})
     assert proc.returncode == 0
     version = res["python.version"]
+    assert version["status"] == "warn"
+    assert version["summary"].startswith(f"Python {pyenv_version('3.12')} (PYENV_VERSION")
+    assert version["summary"].endswith(
+        f"PYENV_VERSION=3.12 is set in this shell (`pyenv shell` sets it) and overrides {ot / '.python-version'}, "
+        "which asks for 3.10"
+    )
+    assert version["fix"]["commands"] == ["unset PYENV_VERSION"]
+    # The same version in both places is no news.
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version", env={"PYENV_VERSION": PY310})
+    assert res["python.version"]["status"] == "ok"
+
+
+VERSION_CHECK = """import sys
+deprecated_ver = (3, 12, 0)
+if sys.version_info < deprecated_ver:
+    shown = ".".join(map(str, deprecated_ver))
+    sys.stderr.write("Warning: Deprecated Python version found. Update to %s or newer\\n" % shown)
+"""
+
+
+def test_the_launchers_recommended_version_is_read_from_the_checkout(run_cli, tmp_path):
+    """OneTrainer's version check warns below its `deprecated_ver`: python.version says so on its ✓
+    line, with the version the checkout itself names (3.12.0 here, not otdoctor's table)."""
+    ot = make_onetrainer(tmp_path / "OneTrainer", python_version="3.11")
+    (ot / "scripts" / "util" / "version_check.py").write_text(VERSION_CHECK)
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version")
+    version = res["python.version"]
     assert version["status"] == "ok"
-    assert f"Python {pyenv_version('3.12')} (PYENV_VERSION" in version["summary"]
+    assert version["summary"].endswith("; OneTrainer's launcher recommends 3.12.0 or newer")
+    source = str(ot / "scripts" / "util" / "version_check.py")
+    assert version["data"]["recommended"] == {"version": "3.12.0", "source": source}
+    assert any("Update to 3.12.0 or newer" in d and source in d for d in version["details"])
+    (ot / ".python-version").write_text("3.12\n")
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version")
+    assert "recommends" not in res["python.version"]["summary"]
+
+
+def test_the_pin_fix_prefers_the_recommended_version(run_cli, tmp_path):
+    ot = make_onetrainer(tmp_path / "OneTrainer")
+    (ot / "scripts" / "util" / "version_check.py").write_text(VERSION_CHECK)
+    res = run_cli("fix", "python.version", "--ot-dir", str(ot), "--yes")
+    assert (ot / ".python-version").read_text().strip() == pyenv_version("3.12"), res.stdout + res.stderr
 
 
 def test_without_pyenv_the_python_on_path_is_judged_and_pyenv_is_a_warning(run_cli, tmp_path, base_env):

@@ -291,3 +291,56 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
         tmp_path / "src", srcs, 32, tmp_path / "out2", progress=BarReporter(Console(file=plain, force_terminal=False))
     )
     assert plain.getvalue() == ""
+
+
+# The modes fix names every flagged file and leaves a clean re-check (issue 13) --------------------------
+def test_modes_fix_covers_every_flagged_file_and_the_recheck_is_clean(sc: Scenario, run_cli) -> None:
+    """A CMYK JPEG and a 16-bit PNG: the printed mogrify lines name both. With ImageMagick on PATH the
+    printed lines are run as pasted; without it (as on the machine this was written on) the first
+    printed line, `otdoctor fix dataset.modes`, converts with Pillow and keeps the originals."""
+    import shlex
+    import subprocess
+
+    folder = single(sc)
+    image(folder / "cmyk photo.jpg", mode="CMYK")
+    image(folder / "deep.png", mode="I;16", color=40000)
+    r = sc.run(only=("dataset",))["dataset.modes"]
+    assert r.status is Status.WARN and r.summary.startswith("2 image(s)")
+    assert r.fix is not None and r.fix.commands[0] == "otdoctor fix dataset.modes"
+    mogrify = [c for c in r.fix.commands if "mogrify" in c]
+    assert mogrify == [
+        f"cd {shlex.quote(str(folder))} && mogrify -colorspace sRGB -depth 8 -background white -flatten "
+        "'cmyk photo.jpg' deep.png"
+    ]
+    if shutil.which("mogrify"):
+        done = subprocess.run(["bash", "-c", mogrify[0]], cwd="/", env=sc.env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    else:
+        config = sc.root / "config.json"
+        res = run_cli("fix", "dataset.modes", "--yes", "--ot-dir", str(sc.root), "--config", str(config))
+        assert "2 converted" in res.stdout, res.stdout + res.stderr
+        keep = folder.with_name(folder.name + ".otdoctor-originals")
+        assert Image.open(keep / "deep.png").mode == "I;16" and Image.open(keep / "cmyk photo.jpg").mode == "CMYK"
+        assert Image.open(folder / "deep.png").getpixel((0, 0)) == 40000 // 256  # scaled, not clipped to 255
+    after = sc.run(only=("dataset",))
+    assert after["dataset.modes"].status is Status.OK, after["dataset.modes"].details
+    assert after["dataset.readable"].status is Status.OK
+
+
+# Non-regular files are reported, never opened (issue 12) -------------------------------------------------
+@pytest.mark.parametrize("subfolders", [False, True])
+def test_a_named_pipe_called_png_is_reported_without_blocking(sc: Scenario, subfolders: bool) -> None:
+    import threading
+
+    folder = sc.folder("me", 3)
+    sc.write([concept("me", "data/me", include_subdirectories=subfolders)])
+    os.mkfifo(folder / "a.png")
+    found: dict = {}
+    worker = threading.Thread(target=lambda: found.update(sc.run(only=("dataset",))), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the scan opened the pipe and waited on it"
+    readable = found["dataset.readable"]
+    assert readable.status is Status.FAIL and readable.summary == "1 of 4 images cannot be loaded"
+    assert f"{folder / 'a.png'}: not a regular file (a named pipe), skipped unread" in readable.details[0]
+    assert all(r.status is not Status.ERROR for r in found.values())

@@ -225,3 +225,16 @@ def test_plan_carries_the_mirrors_so_a_pasted_command_works(run_cli, tmp_path, w
     assert res.returncode == 0, res.stderr
     line = next(x for x in res.stdout.splitlines() if "-r requirements-global.txt" in x)
     assert f"GIT_CONFIG_KEY_0=url.{mirror}.insteadOf" in line and "PIP_NO_INDEX=1" in line
+
+
+@pytest.mark.parametrize("command", ["install", "fix"])
+def test_bad_mirror_options_are_one_line_errors(run_cli, tmp_path, command):
+    for args, says in (
+        (["--git-mirror", "diffusers"], "is not NAME=URL"),
+        (["--pip-arg=-i"], "long option"),
+        (["--git-mirror", f"huggingface/diffusers={tmp_path / 'none.git'}"], "does not exist"),
+    ):
+        where = ["--dir", str(tmp_path / "ot")] if command == "install" else []
+        res = run_cli(command, *where, "--dry-run", *args)
+        assert res.returncode != 0 and says in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) <= 3

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otdoctor.onetrainer.requirements import installed_from, judge, read
@@ -96,3 +96,28 @@ def test_included_pipe_and_missing_file_are_findings(tmp_path: Path) -> None:
     assert "missing.txt: No such file or directory" in problems
     assert "embedded null byte" in problems
     assert [line.name for line in req_set.lines] == ["alpha"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def checkout_with_venv(tmp_path_factory) -> Path:
+    """A OneTrainer-shaped checkout with a real (pip-less) venv, so venv.requirements runs for real."""
+    from tests.support.factory import make_onetrainer, make_venv, pyenv_python
+
+    ot = make_onetrainer(tmp_path_factory.mktemp("reqs") / "OneTrainer", git_init=False)
+    make_venv(ot / "venv", pyenv_python("3.11"), with_pip=False)
+    return ot
+
+
+@pytest.mark.property
+@settings(max_examples=30)
+@given(main=texts, platform=texts)
+def test_any_requirements_text_keeps_check_calm(checkout_with_venv: Path, main: str, platform: str) -> None:
+    from tests.support.calm import assert_calm, run_main
+
+    _write(checkout_with_venv, "requirements-global.txt", main)
+    _write(checkout_with_venv, "requirements-default.txt", platform)
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"OTDOCTOR_CACHE_DIR": cache, "NO_COLOR": "1", "OT_PLATFORM_REQUIREMENTS": "requirements-default.txt"}
+        run = run_main(["check", "--ot-dir", str(checkout_with_venv), "--only", "venv.requirements", "-f", "json"], env)
+    assert_calm(run)
+    assert '"id": "venv.requirements"' in run.out

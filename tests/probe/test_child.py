@@ -133,4 +133,5 @@ def test_vram_poller_without_nvml_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("OTDOCTOR_NVML_SNAPSHOT", str(tmp_path / "missing.json"))
     peak, source = VramPoller(os.getpid()).stop()
     assert peak is None
-    assert source.startswith("NVML unavailable (SnapshotError: NVML snapshot ") and "cannot be read: no such file" in source
+    assert source.startswith("NVML unavailable (SnapshotError: NVML snapshot ")
+    assert "cannot be read: no such file" in source

@@ -120,7 +120,7 @@ def machine(tmp_path_factory):
     log = home / "train.log"
     log.write_text(
         "Traceback (most recent call last):\n"
-        f"  File \"train.py\", line 3, in <module>  # --hf-token {s['explain --hf-token']}\n"
+        f'  File "train.py", line 3, in <module>  # --hf-token {s["explain --hf-token"]}\n'
         f"requests: GET https://huggingface.co/api/x?api_key={s['explain ?api_key=']} (Authorization: "
         f"{s['explain Authorization']})\n"
         f"jwt={s['explain JWT']} https://zelda:{s['explain user:pass@']}@example.org/\n"

@@ -7,7 +7,8 @@ cache folders, Ctrl-C caught as KeyboardInterrupt (the run is cancelled, no fina
 final `Saving <path>` when it runs to the end.
 
 Test knobs (environment): FAKE_OT_REPLAY=file (replay a recorded real run's output, with its timing
-times FAKE_OT_REPLAY_SCALE, instead of the stand-in's own bars), FAKE_OT_LOAD_S, FAKE_OT_STEP_S, FAKE_OT_FAIL=oom, FAKE_OT_RECORD=file
+times FAKE_OT_REPLAY_SCALE, instead of the stand-in's own bars), FAKE_OT_LOAD_S,
+FAKE_OT_STEP_S, FAKE_OT_FAIL=oom, FAKE_OT_RECORD=file
 (JSON lines: pid, workspace, the merged config, phases reached).
 """
 

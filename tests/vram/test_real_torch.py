@@ -22,13 +22,12 @@ def run(venv, *argv, timeout=600):
 @pytest.mark.slow
 def test_each_component_matches_a_real_step(torch_venv):
     results = json.loads(run(torch_venv, "scripts/calibrate_vram.py", "--cpu"))["results"]
-    assert {r["variant"] for r in results} >= {"adamw", "adamw-fused", "adafactor", "adafactor-batch2"}
+    assert {r["variant"] for r in results} >= {"adamw", "adamw-fused", "adafactor", "adafactor-checkpointed"}
     for r in results:
         measured, predicted = r["measured"], r["predicted"]
-        for exact in ("weights", "gradients", "optimizer state"):
-            assert predicted[exact] == measured[exact], (r["variant"], exact)
-        # Saved activations: meta-device coefficients (flash-style attention) vs real CPU tensors.
-        assert abs(predicted["activations"] - measured["activations"]) <= 0.05 * measured["activations"], r
+        # Saved activations too: coefficients fitted on the meta device at other sizes vs real tensors.
+        for component in ("weights", "gradients", "optimizer state", "activations"):
+            assert predicted[component] == measured[component], (r["variant"], component)
     fused = next(r for r in results if r["variant"] == "adamw-fused")
     assert fused["measured"]["gradients"] < fused["measured"]["weights"] / 5  # freed as they land
 

@@ -38,7 +38,9 @@ def action_count(
         return _epoch_actions(int(interval), epochs, start_at_zero, skip_first)
     if unit == "STEP":
         return _step_actions(int(interval), total_steps, start_at_zero, skip_first)
-    return _clock_actions(interval, _UNIT_SECONDS.get(unit), loop_s, start_at_zero, skip_first)
+    fired = _clock_actions(interval, _UNIT_SECONDS.get(unit), loop_s, start_at_zero, skip_first)
+    # The clock is looked at once per step: a period shorter than a step still fires once a step.
+    return min(fired, total_steps + (1 if start_at_zero else 0))
 
 
 def _epoch_actions(k: int, epochs: int, start_at_zero: bool, skip_first: int) -> int:
@@ -65,7 +67,10 @@ def _clock_actions(interval: float, seconds: float | None, loop_s: float, start_
     if seconds is None or interval <= 0:
         return 0
     period = interval * seconds
-    fired = int(loop_s // period) + (1 if start_at_zero else 0)
+    ratio = loop_s / period
+    if not ratio < 2**62:  # a period of 1e-300 s: more firings than any loop has steps (capped above)
+        return 2**62
+    fired = int(ratio) + (1 if start_at_zero else 0)
     skipped = int(skip_first) + (1 if start_at_zero and skip_first else 0) if skip_first else 0
     return max(0, fired - skipped)
 
