@@ -215,32 +215,35 @@ def _fix_apply(
     listed = ctx.options.extra.pop(_LISTED, None)
     targets = listed if listed is not None else {v.pid: v.details for v in verdicts if v.stoppable}
     now = {v.pid: v for v in verdicts}
-    lines: list[str] = []
-    stopped = 0
-    for pid, shown in targets.items():
-        refusal = _changed_since_listed(pid, shown, now.get(pid))
-        if refusal is not None:
-            lines.append(refusal)
-            continue
-        question = (
-            f"Stop PID {pid} ({shown.name}: {shown.command}) holding "
-            f"{human_bytes(now[pid].row.process.used_memory_bytes)} on GPU {dev.index}?"
-        )
-        if not confirm(question):
-            lines.append(f"PID {pid} left running (declined)")
-            continue
-        res = ctx.probe.stop_process(shown, timeout_s=float(ctx.options.extra.get("stop_timeout_s", 10.0)), force=force)
-        lines.append(res.message)
-        stopped += res.stopped and res.signal is not None
-    lines = lines or ["none of the processes holding VRAM may be stopped by otdoctor"]
+    results = [_stop_one(ctx, confirm, dev, shown, now.get(pid)) for pid, shown in targets.items()]
+    lines = [line for line, _ in results] or ["none of the processes holding VRAM may be stopped by otdoctor"]
     if listed is None:  # no plan was shown: say here what is left alone, and why
-        lines += [stopping.spared_line(v) for v in verdicts if not v.stoppable and v.pid not in targets]
+        lines += [stopping.spared_line(v) for v in verdicts if not v.stoppable]
     commands = tuple(stopping.kill_command(now[pid], force) for pid in targets if pid in now)
-    return FixOutcome(Vram.id, stopped > 0, "\n".join(lines), commands)
+    return FixOutcome(Vram.id, any(stopped for _, stopped in results), "\n".join(lines), commands)
 
 
-def _changed_since_listed(pid: int, shown: ProcessDetails, now: stopping.Verdict | None) -> str | None:
-    """Why the process the plan listed under PID is not stopped now; None when it still may be."""
+def _stop_one(
+    ctx: Context, confirm: Callable[[str], bool], dev: GpuDevice, shown: ProcessDetails, now: stopping.Verdict | None
+) -> tuple[str, bool]:
+    """Ask, then stop the process SHOWN in the plan if NOW (what holds its PID today) is still it."""
+    refusal = _changed_since_listed(shown, now)
+    if refusal is not None or now is None:
+        return refusal or "", False
+    question = (
+        f"Stop PID {shown.pid} ({shown.name}: {shown.command}) holding "
+        f"{human_bytes(now.row.process.used_memory_bytes)} on GPU {dev.index}?"
+    )
+    if not confirm(question):
+        return f"PID {shown.pid} left running (declined)", False
+    timeout_s = float(ctx.options.extra.get("stop_timeout_s", 10.0))
+    res = ctx.probe.stop_process(shown, timeout_s=timeout_s, force=bool(ctx.options.extra.get("force")))
+    return res.message, res.stopped and res.signal is not None
+
+
+def _changed_since_listed(shown: ProcessDetails, now: stopping.Verdict | None) -> str | None:
+    """Why the process the plan listed is not stopped now; None when it still may be."""
+    pid = shown.pid
     if now is None:
         return f"PID {pid} ({shown.name}) no longer holds VRAM: not touched"
     if not shown.same_process(now.details):

@@ -7,7 +7,7 @@ import shlex
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix
 from otdoctor.onetrainer.checkout import LAUNCHERS, looks_like_onetrainer
-from otdoctor.probe.python import denied
+from otdoctor.probe.files import denied
 
 
 class CheckoutFound(Check):

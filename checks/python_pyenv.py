@@ -10,7 +10,7 @@ from otdoctor.data import load_table
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix
 from otdoctor.onetrainer.python_range import python_choice
-from otdoctor.probe.python import denied
+from otdoctor.probe.files import denied
 
 PYENV_INIT_LINES = (
     """echo 'export PYENV_ROOT="$HOME/.pyenv"' >> ~/.bashrc""",

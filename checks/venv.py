@@ -25,7 +25,8 @@ from otdoctor.install.venv import rebuild_commands, set_pyvenv_home
 from otdoctor.onetrainer.platforms import GLOBAL_REQUIREMENTS
 from otdoctor.onetrainer.python_range import judge, parse_version, python_choice, python_data, version_matches
 from otdoctor.onetrainer.venv_facts import VenvFacts, pip_facts
-from otdoctor.probe.python import denied, venv_python
+from otdoctor.probe.files import denied
+from otdoctor.probe.python import venv_python
 
 from .venv_common import checkout_venv, q, recreate, relative
 from .venv_packages import VenvRequirements, VenvTorch

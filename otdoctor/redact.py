@@ -69,6 +69,8 @@ _HEADERS = tuple(
 )
 _BEARER = re.compile(r"bearer[ \t]++(?P<v>[a-z0-9._~+/=-]{8,}+)")
 _LOWER_PATTERNS = (_FLAG, *_KEYED, *_HEADERS, _BEARER)
+# Values a secret-named setting takes that are no secret (`use_auth=false`, `max_token_length=77`).
+_PLAIN_VALUE = re.compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*")
 
 # Shapes are case-sensitive and matched on the text itself.
 _SHAPE_PATTERNS = (
@@ -165,7 +167,8 @@ def _spans(text: str) -> list[tuple[int, int]]:
     low = ascii_text.lower().decode("ascii")  # names in any case; non-ASCII characters are never part of one
     found: list[tuple[int, int]] = []
     for pattern in _LOWER_PATTERNS:
-        found += [m.span(m.lastgroup or 0) for m in pattern.finditer(low)]
+        spans = (m.span(m.lastgroup or 0) for m in pattern.finditer(low))
+        found += [(start, end) for start, end in spans if not _PLAIN_VALUE.fullmatch(low, start, end)]
     for pattern in _SHAPE_PATTERNS:
         found += [m.span(m.lastgroup or 0) for m in pattern.finditer(text)]
     found += [(start, end) for start, end in _runs(ascii_text) if _random_run(ascii_text[start:end])]

@@ -258,7 +258,7 @@ def text_activations(module: nn.Module, kind: str, dtype: torch.dtype) -> dict[s
 
 
 # Driver -----------------------------------------------------------------------------------------
-def count_family(name: str, dtype: torch.dtype = torch.bfloat16) -> dict[str, dict[str, Any]]:
+def count_family(name: str, dtype: torch.dtype = torch.bfloat16, text: bool = True) -> dict[str, dict[str, Any]]:
     parts, unets = tables()
     family = parts["family"][name]
     out: dict[str, dict[str, Any]] = {}
@@ -268,6 +268,8 @@ def count_family(name: str, dtype: torch.dtype = torch.bfloat16) -> dict[str, di
         else:
             spec = parts["part"][name][section]
             kind, config = spec["kind"], spec["config"]
+            if kind.startswith("clip_text") and not text:
+                continue
         with torch.device("meta"):
             module = build_part(kind, config).to(dtype)
         stats: dict[str, Any] = {"kind": kind, **parameter_stats(module, checkpoint_block_types(kind))}
@@ -302,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the TOML here (default: stdout)")
     ap.add_argument("--family", action="append", help="only these families (default: sd15 and sdxl)")
+    ap.add_argument("--no-text-encoders", action="store_true", help="skip the parts that need transformers")
     args = ap.parse_args(argv)
-    counts = {name: count_family(name) for name in (args.family or ["sd15", "sdxl"])}
+    families = args.family or ["sd15", "sdxl"]
+    counts = {name: count_family(name, text=not args.no_text_encoders) for name in families}
     text = to_toml(counts)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

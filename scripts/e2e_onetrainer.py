@@ -152,25 +152,27 @@ def _term(estimate: dict, name: str) -> dict:
     return next((t for t in estimate["terms"] if t["name"] == name), {"count": 0, "seconds": 0.0})
 
 
-def compare(smoke: dict, estimate: dict, real: dict, smoke_counts: tuple[int, int, int]) -> dict:
+def compare(smoke: dict, estimate: dict, real: dict, smoke_counts: tuple[int, int, int, int]) -> dict:
     """Predicted wall time of the long run two ways, and the real one.
 
     `estimate`: what `otdoctor estimate --from-smoke` says. `from_smoke`: the smoke's own wall time,
-    plus what the long run has more of (steps, epoch boundaries, sampling passes, backups), each at the
-    cost the smoke measured, counted on OneTrainer's schedule as the estimate counts it.
+    plus what the long run has more of (steps, epoch boundaries, sampling passes, backups, saves), each
+    at the cost the smoke measured, counted on OneTrainer's schedule as the estimate counts it.
     """
     from otdoctor.smoke.onetrainer_phases import overheads
 
-    smoke_epochs, smoke_samples, smoke_backups = smoke_counts
+    smoke_epochs, smoke_samples, smoke_backups, smoke_saves = smoke_counts
     steps = _term(estimate, "training steps")["count"]
     epochs = estimate["steps"]["epochs"]
     samples, backups = _term(estimate, "sampling")["count"], _term(estimate, "backups")["count"]
+    saves = _term(estimate, "saves")["count"]
     smoke_steps = smoke["steps"] + smoke["warmup_steps"]
     extra = (
         (steps - smoke_steps) / smoke["its"]
         + (epochs - smoke_epochs) * (smoke.get("epoch_s") or 0.0)
         + (samples - smoke_samples) * (smoke.get("sample_s") or 0.0)
         + (backups - smoke_backups) * (smoke.get("backup_s") or 0.0)
+        + (saves - smoke_saves) * (smoke.get("save_s") or 0.0)
     )
     seen = overheads(_record_events(Path(real["record"])), real["wall_s"])
     predicted = smoke["wall_s"] + extra
@@ -182,8 +184,8 @@ def compare(smoke: dict, estimate: dict, real: dict, smoke_counts: tuple[int, in
         "estimate_error_pct": round(100 * (estimate["total_s"] - real["wall_s"]) / real["wall_s"], 1)
         if "total_s" in estimate
         else None,
-        "counted": {"steps": steps, "epochs": epochs, "samples": samples, "backups": backups},
-        "real_run": {"samples": seen.samples + 1 if samples else 0, "backups": seen.backups, "step_s": seen.step_s},
+        "counted": {"steps": steps, "epochs": epochs, "samples": samples, "backups": backups, "saves": saves},
+        "real_run": {"backups": seen.backups, "saves": seen.saves + 1, "step_s": seen.step_s},
         "peak_rss_bytes": real.get("peak_rss_bytes"),
     }
 
@@ -211,7 +213,9 @@ def main() -> int:
     k.add_argument("--smoke", type=Path, required=True)
     k.add_argument("--estimate", type=Path, required=True)
     k.add_argument("--real", type=Path, required=True)
-    k.add_argument("--smoke-counts", type=int, nargs=3, required=True, metavar=("EPOCHS", "SAMPLES", "BACKUPS"))
+    k.add_argument(
+        "--smoke-counts", type=int, nargs=4, required=True, metavar=("EPOCHS", "SAMPLES", "BACKUPS", "SAVES")
+    )
     d = sub.add_parser("defaults")
     d.add_argument("--ot-dir", type=Path, required=True)
     d.add_argument("--out", type=Path, required=True)

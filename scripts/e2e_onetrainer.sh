@@ -52,8 +52,8 @@ say "2. tiny models"
 $RUN "$PY" "$HERE/make_tiny_model.py" models --single-file --ot-dir "$OT" 2>&1 | grep -E 'MB$'
 
 say "3 and 4. smoke (<= 30 steps, OneTrainer's own schedule) -> prediction -> the real longer run"
-# NAME SMOKE_SETTINGS SMOKE_SAMPLES SMOKE_BACKUPS
-while read -r name sets samples backups; do
+# NAME SMOKE_SETTINGS SMOKE_SAMPLES SMOKE_BACKUPS SMOKE_SAVES (what 4 epochs of the smoke hold)
+while read -r name sets samples backups saves; do
   cfg=$("$PY" "$E2E" config "$name" --ot-dir "$OT" --models models --work long --images 6 --epochs "$EPOCHS_LONG")
   smoke_args=()
   if [[ $sets != - ]]; then for s in ${sets//,/ }; do smoke_args+=(--set "$s"); done; fi
@@ -62,11 +62,11 @@ while read -r name sets samples backups; do
   "$OTDOCTOR" estimate --config "$cfg" --ot-dir "$OT" --from-smoke --format json > "estimate-$name.json"
   $RUN "$PY" "$E2E" train "$cfg" --ot-dir "$OT" --record "$WORK/long-$name.jsonl" > "long-$name.json"
   echo "$name: $("$PY" "$E2E" compare --smoke "smoke-$name.json" --estimate "estimate-$name.json" \
-    --real "long-$name.json" --smoke-counts 4 "$samples" "$backups")"
+    --real "long-$name.json" --smoke-counts 4 "$samples" "$backups" "$saves")"
 done <<'EOF'
-sd15 - 0 0
-sdxl - 0 0
-sd15-samples-backups sample_after=2,sample_after_unit=EPOCH,backup_after=3,backup_after_unit=EPOCH 2 1
+sd15 - 0 0 0
+sdxl - 0 0 0
+sd15-samples-backups sample_after=2,sample_after_unit=EPOCH,backup_after=3,backup_after_unit=EPOCH,save_every=2,save_every_unit=EPOCH 2 1 2
 EOF
 
 say "5. otdoctor check --config on every preset and on OneTrainer's defaults"

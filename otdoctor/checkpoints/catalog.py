@@ -126,7 +126,7 @@ def _count(raw: Mapping[str, Any], key: str, origin: str, name: str) -> int | No
     value = raw.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise _bad(origin, name, f"{key} must be a whole number of bytes or an id, not {str(value)[:40]!r}")
     return value
 
@@ -197,8 +197,8 @@ def _load(path: Path, origin: str) -> list[CatalogEntry]:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read the model catalog {path}: {exc}", exit_code=2) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"the model catalog {path} is not valid TOML: {exc}", exit_code=2) from None
+    except ValueError as exc:  # TOMLDecodeError, or a number longer than Python converts
+        raise UserError(f"the model catalog {path} is not valid TOML: {str(exc)[:200]}", exit_code=2) from None
     except RecursionError:
         raise UserError(f"the model catalog {path} nests too deeply to read", exit_code=2) from None
     models = data.get("model", [])

@@ -38,8 +38,9 @@ def check_free_space(dest: Path, need_bytes: int | None, what: str) -> None:
 def disk_error(exc: OSError, part: Path, written: int) -> UserError:
     """The error for a failed write of `part`; a full disk says how to resume."""
     if exc.errno in _FULL_REASONS:
+        kept = f"the partial file {part.name} resumes on the next run" if written else "then run it again"
         return UserError(
             f"cannot write {part}: {_FULL_REASONS[exc.errno]} after {written} bytes",
-            hint=f"free some space (or pick another --dest); the partial file {part.name} resumes on the next run",
+            hint=f"free some space (or pick another --dest); {kept}",
         )
     return UserError(f"cannot write {part}: {exc.strerror or exc}")

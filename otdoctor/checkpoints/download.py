@@ -330,6 +330,6 @@ def _from_civitai(
                 cache=cache,
             )
     except KeyboardInterrupt:
-        if part_hint.exists():
+        if part_hint.is_file() and part_hint.stat().st_size:  # say "kept" only of bytes that are there
             ui.interrupted(part_hint)
         raise

@@ -106,6 +106,8 @@ def _label(before: str) -> tuple[str, int]:
 def parse_bar(segment: str, t: float = 0.0) -> BarUpdate | None:
     """The bar drawn in one `\\r`-separated segment, or None when it holds no bar."""
     text = strip_ansi(segment)
+    if "/s" not in text and "s/" not in text:
+        return None  # no rate unit (`it/s`, `s/it`): no bar, and no pattern needs to look
     close = -1
     for core in _CORE.finditer(text):
         if close < core.end():  # each `]` is looked for once: the matches come in order

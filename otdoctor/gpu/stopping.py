@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from otdoctor.data import load_table
 from otdoctor.gpu.reasoning import HolderRow
 from otdoctor.probe.processes import ProcessDetails
+from otdoctor.probe.processes import lineage as own_lineage
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,7 @@ def _spared_because(row: HolderRow, graphics_pids: Collection[int], lineage: Col
 def judge(rows: Iterable[HolderRow], lineage: Collection[int] | None = None) -> list[Verdict]:
     """Each holder once (a PID NVML lists as compute and graphics is one process), with its verdict."""
     rows = list(rows)
-    if lineage is None:
-        from otdoctor.probe.processes import lineage as own_lineage
-
-        lineage = own_lineage()
+    lineage = own_lineage() if lineage is None else lineage
     graphics = {r.process.pid for r in rows if r.process.kind != "compute"}
     seen: set[int] = set()
     verdicts: list[Verdict] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otdoctor.data import load_table
-from otdoctor.probe.python import denied
+from otdoctor.probe.files import denied, refusing_folder
 
 if TYPE_CHECKING:
     from otdoctor.probe import Probe
@@ -37,18 +36,6 @@ def looks_like_onetrainer(path: Path) -> bool:
         )
     except (OSError, ValueError):  # another user's folder: not one this user can run OneTrainer from
         return False
-
-
-def refusing_folder(path: Path) -> str | None:
-    """The folder on the way to `path` (or `path` itself) this user may not enter or list, if any."""
-    path = Path(os.path.abspath(path))
-    for folder in [*reversed(path.parents), path]:
-        if not os.path.exists(folder):
-            return None
-        mode = os.X_OK | (os.R_OK if folder == path else 0)
-        if not os.access(folder, mode):
-            return str(folder)
-    return None
 
 
 def find_checkout(probe: Probe, explicit: Path | None = None) -> Located:

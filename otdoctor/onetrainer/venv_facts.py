@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from otdoctor.onetrainer.checkout import refusing_folder
+from otdoctor.probe.files import refusing_folder
 from otdoctor.probe.python import SCRIPT as INTERPRETER_SCRIPT
 from otdoctor.probe.python import InterpreterInfo, read_pyvenv_cfg, venv_python
 

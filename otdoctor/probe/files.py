@@ -110,3 +110,21 @@ def read_regular_bytes(path: Path, limit_bytes: int) -> bytes:
     if len(data) > limit_bytes:
         raise NotRegularFile(errno.EFBIG, f"larger than {limit_bytes} bytes", str(path))
     return data
+
+
+def denied(path: Path | str) -> str:
+    """The one wording of a place otdoctor may not read, used by every finding about one."""
+    return f"cannot read {path} (permission denied)"
+
+
+def refusing_folder(path: Path, listing: bool = True) -> str | None:
+    """The highest folder on the way to `path` (or `path` itself, which must also be listable when
+    `listing`) that this user may not enter; None when every step is open or `path` does not exist."""
+    path = Path(os.path.abspath(path))
+    for folder in [*reversed(path.parents), path]:
+        if not os.path.exists(folder):
+            return None
+        mode = os.X_OK | (os.R_OK if listing and folder == path else 0)
+        if not os.access(folder, mode):
+            return str(folder)
+    return None

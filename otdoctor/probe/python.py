@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.probe.commands import CommandResult, run, which
-from otdoctor.probe.files import read_regular_bytes
+from otdoctor.probe.files import read_regular_bytes, refusing_folder
 
 SCRIPT = Path(__file__).with_name("interpreter_script.py")
 
@@ -28,11 +28,6 @@ class PyenvInfo:
     unreadable: tuple[str, ...] = ()  # folders or files under the root this user may not read
 
 
-def denied(path: Path | str) -> str:
-    """The one wording of a place otdoctor may not read, used by every finding about one."""
-    return f"cannot read {path} (permission denied)"
-
-
 class _Reader:
     """File tests that record a permission error instead of raising it (another user's folder)."""
 
@@ -40,11 +35,9 @@ class _Reader:
         self.unreadable: list[str] = []
 
     def _denied(self, path: Path) -> None:
-        """Record the folder that refused: the highest one on the way this user may not enter."""
-        path = Path(os.path.abspath(path))
-        culprit = next((a for a in [*reversed(path.parents), path] if not os.access(a, os.X_OK)), path)
-        if str(culprit) not in self.unreadable:
-            self.unreadable.append(str(culprit))
+        culprit = refusing_folder(path, listing=False) or refusing_folder(path) or str(path)
+        if culprit not in self.unreadable:
+            self.unreadable.append(culprit)
 
     def is_dir(self, path: Path) -> bool:
         return self._stat_ok(path, os.path.isdir)

@@ -15,7 +15,7 @@ from otdoctor.onetrainer.config import TrainConfig, load_config
 from otdoctor.probe import Probe
 from otdoctor.smoke.onetrainer_mode import base_model_present, run_onetrainer
 from otdoctor.smoke.results import SmokeResult
-from otdoctor.smoke.run import Progress, SmokeOptions, noop
+from otdoctor.smoke.run import Progress, SmokeOptions, noop, unet_models
 from otdoctor.smoke.synthetic_mode import run_synthetic
 
 DTYPE_SHORT = {"BFLOAT_16": "bf16", "FLOAT_16": "fp16", "FLOAT_32": "fp32"}
@@ -176,6 +176,31 @@ def _synthetic(
     return run_synthetic(Path(python), opts, progress)
 
 
+# Measured: the synthetic SDXL UNet at 1024 px on a CPU held 14.7 GB of RAM and took minutes a step.
+CPU_FALLBACK = (
+    "no NVIDIA GPU: the synthetic {model} UNet at {resolution} px would take minutes a step on this CPU "
+    "and about 15 GB of RAM, so this runs the toy UNet (--tiny) instead, which proves torch and "
+    "diffusers train here; to measure {model} on the CPU anyway: otdoctor smoke --synthetic --model "
+    "{model} --resolution 512 --steps 3 --warmup 1"
+)
+
+
+def _fit_the_machine(req: SmokeRequest, opts: SmokeOptions, why: list[str], notice: Any) -> SmokeOptions:
+    """A fallback to the synthetic UNet that nobody sized: on a machine without an NVIDIA GPU, the
+    SDXL default would not finish in any useful time, so the toy UNet runs, and the line says so."""
+    from otdoctor.probe.nvml import gpu_name_and_driver
+
+    chosen = req.model or req.resolution or req.batch_size or req.config or req.device != "auto"
+    if chosen or gpu_name_and_driver()[0] is not None:
+        return opts
+    resolution = unet_models()[opts.model]["default_resolution"]
+    line = CPU_FALLBACK.format(model=opts.model, resolution=resolution)
+    why.append(line)
+    if notice is not None:
+        notice(line)
+    return replace(opts, model="tiny", device="cpu", dtype=req.dtype or "fp32", resolution=None)
+
+
 def _first_concept(cfg: TrainConfig | None, ot_dir: Path) -> Path | None:
     """The folder of the config's first concept that counts for training (relative to the checkout)."""
     for c in cfg.concepts if cfg is not None else ():
@@ -201,6 +226,8 @@ def run_smoke(req: SmokeRequest, progress=None, notice=None) -> tuple[SmokeResul
         why.append(reason)
         if notice is not None:
             notice(reason)
+    if reason is not None:
+        opts = _fit_the_machine(req, opts, why, notice)
     if req.synthetic or req.tiny or reason is not None:
         return _synthetic(req, ot_dir, opts, why, progress or noop), why
     assert ot_dir is not None

@@ -17,8 +17,10 @@ from otdoctor.errors import UserError
 from otdoctor.estimate.progress_bars import BarStream, BarUpdate
 from otdoctor.probe.child import Child, terminate_as_interrupt
 from otdoctor.probe.nvml import gpu_name_and_driver
+from otdoctor.render.units import human_bytes
 from otdoctor.smoke.folders import run_folder
-from otdoctor.smoke.meter import VramPoller, rate_spread
+from otdoctor.smoke.meter import Meter, VramPoller, rate_spread
+from otdoctor.smoke.onetrainer_phases import RssPoller
 from otdoctor.smoke.results import SmokeResult
 from otdoctor.smoke.run import SCRIPT, Progress, SmokeOptions, explain_failure, noop, unet_models
 
@@ -63,6 +65,7 @@ class _ScriptOutput:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.meter = Meter(time.monotonic())  # what a run stopped at its timeout had measured
         self.stream = BarStream()
         self.result: dict[str, Any] | None = None
         self.tail: list[str] = []
@@ -70,6 +73,7 @@ class _ScriptOutput:
     def __call__(self, text: str, t: float) -> None:
         for ev in self.stream.feed(text, t):
             if isinstance(ev, BarUpdate):
+                self.meter.add(ev)
                 self.progress("training", ev)
             elif ev.startswith(_RESULT):
                 self.result = json.loads(ev.split(" ", 1)[1])
@@ -98,19 +102,40 @@ def _train(python: Path, opts: SmokeOptions, out: _ScriptOutput) -> tuple[int | 
         save_dir.mkdir()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "0"}
         child = Child(synthetic_argv(Path(python), opts, save_dir), env, folder, out)
-        poller = VramPoller(child.pid)
+        poller, rss = VramPoller(child.pid), RssPoller(child.pid)
         try:
             rc = child.wait(opts.timeout_s)
             if rc is None:
                 child.stop()
-                raise UserError(f"the synthetic run did not finish within {opts.timeout_s:.0f} s")
+                figures = partial_figures(out, opts, rss)
+                raise UserError(
+                    f"the synthetic run did not finish within {opts.timeout_s:.0f} s: {figures}",
+                    hint="a smaller run finishes: otdoctor smoke --tiny, or --resolution 512 --steps 3",
+                )
         except BaseException:
             child.stop()
             poller.stop()
+            rss.stop()
             raise
+        rss.stop()
         out.close()
         peak_vram, vram_source = poller.stop()
     return rc, peak_vram, vram_source
+
+
+def partial_figures(out: _ScriptOutput, opts: SmokeOptions, rss: RssPoller) -> str:
+    """What a run stopped at its timeout had measured: steps done, the speed so far, peak RAM."""
+    trace = out.meter.current("step")
+    done = int(trace.points[-1][1]) if trace is not None and trace.points else 0
+    total = int(trace.total) if trace is not None and trace.total else opts.steps + opts.warmup
+    rate = out.meter.step_rate(opts.warmup) or out.meter.step_rate(0)
+    parts = [f"{done} of {total} steps done"]
+    parts.append(f"{rate.its:.3g} it/s over {rate.steps} steps" if rate else "no speed yet")
+    if out.meter.load_s is not None:
+        parts.append(f"model ready after {out.meter.load_s:.0f} s")
+    peak = rss.stop()
+    parts.append(f"peak RAM {human_bytes(peak)}" if peak else "peak RAM not measured")
+    return ", ".join(parts)
 
 
 def run_synthetic(python: Path, opts: SmokeOptions, progress: Progress = noop) -> SmokeResult:

@@ -59,7 +59,15 @@ model_fields = st.fixed_dictionaries(
 catalog_texts = st.one_of(
     st.lists(model_fields, max_size=3).map(catalog_toml),
     st.text(max_size=60),
-    st.sampled_from(["model = 5", "model = [1, 2]", "[model]\nname = 'x'", "a = " + "[" * 3000 + "]" * 3000]),
+    st.sampled_from(
+        [
+            "model = 5",
+            "model = [1, 2]",
+            "[model]\nname = 'x'",
+            "a = " + "[" * 3000 + "]" * 3000,
+            "[[model]]\nname = 'x'\ncivitai_version_id = " + "9" * 5000,
+        ]
+    ),
 )
 
 

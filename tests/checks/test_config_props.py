@@ -160,4 +160,3 @@ def test_end_to_end_check_and_estimate_stay_calm(text: str) -> None:
         run = run_main(argv, ENV)
         assert_calm(run)
         (run.out + run.err).encode("utf-8")
-

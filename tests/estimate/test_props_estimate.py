@@ -109,7 +109,8 @@ def count(draw: st.DrawFn, low: int, high: int) -> int | None:
     return None if mode < 16 else draw(st.integers(low, high))
 
 
-UNITS = st.none() | st.sampled_from(["NEVER", "EPOCH", "STEP", "SECOND", "MINUTE", "HOUR", "ALWAYS", "step"] * 3 + ["foo"])
+UNIT_NAMES = ["NEVER", "EPOCH", "STEP", "SECOND", "MINUTE", "HOUR", "ALWAYS", "step"]
+UNITS = st.none() | st.sampled_from(UNIT_NAMES * 3 + ["foo"])
 
 
 @st.composite
@@ -227,7 +228,9 @@ SIZES = [(64, 64), (64, 128), (128, 64), (96, 64)]
     st.integers(1, 4),
 )
 def test_bucketed_steps_match_an_epoch_by_epoch_simulation(spec, epochs: int, batch: int) -> None:
-    concepts = [est.ConceptPlan(f"c{i}", len(sizes), bal, image_sizes=tuple(sizes)) for i, (sizes, bal) in enumerate(spec)]
+    concepts = [
+        est.ConceptPlan(f"c{i}", len(sizes), bal, image_sizes=tuple(sizes)) for i, (sizes, bal) in enumerate(spec)
+    ]
     plan = est.plan_steps(concepts, epochs, batch, "128", True, 64)
     buckets = est.bucket_resolutions(128, 64)
     counted = [c for c in concepts if c.samples > 0]

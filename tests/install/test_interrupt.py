@@ -75,6 +75,7 @@ def test_stopped_in_the_pip_phase_leaves_no_pip_and_resumes(sig, code, said, bas
     assert f"otdoctor: stopped by {said}" in err.decode() and "run the same command again to resume" in err.decode()
     assert b"Traceback" not in err and b"internal error" not in err
     assert _alive(children) == [], "pip (or a child of it) outlived otdoctor"
+    print(f"{said}: exit {proc.returncode}, {len(children)} child process(es) before, {len(_alive(children))} left")
     assert '"pip"' not in _digest_state(target)  # the state never claims the phase that was cut short
 
     if sig == signal.SIGHUP:  # the resume is the same after either signal: run it once

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -121,6 +122,13 @@ def test_issue_12_snapshots_fail_gpu_driver_only(tmp_path: Path, text: str, expe
     assert driver.status is Status.FAIL and expect in driver.summary, driver.summary
     assert driver.summary.startswith(f"NVML snapshot {path} (OTDOCTOR_NVML_SNAPSHOT) is not valid")
     assert driver.fix is not None and driver.fix.commands == ("unset OTDOCTOR_NVML_SNAPSHOT",)
+    pasted = subprocess.run(
+        ["bash", "-c", f"{driver.fix.commands[0]}; echo ${{OTDOCTOR_NVML_SNAPSHOT-unset}}"],
+        env={**os.environ, "OTDOCTOR_NVML_SNAPSHOT": str(path)},
+        capture_output=True,
+        text=True,
+    )
+    assert pasted.stdout.strip() == "unset"
 
 
 def _refused_quickly(path: Path, expect: str) -> None:

@@ -9,49 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import site
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.pythons import copy_pyenv_version
+from tests.support.nobody import NOBODY, run_as_nobody, scratch_world, why_not
 
-NOBODY = 65534
-LAUNCH = """import site, sys
-site.addsitedir(sys.argv.pop(1))
-from otdoctor.cli import main
-main(sys.argv[1:])
-"""
-
-
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to make folders of another user and to run otdoctor as nobody"
-    if shutil.which("setpriv") is None:
-        return "needs setpriv (util-linux)"
-    libs = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    if not libs or not all(os.access(p, os.R_OK | os.X_OK) for p in Path(libs[0]).parents if str(p) != "/"):
-        return f"otdoctor's libraries ({libs[:1]}) are not readable by nobody"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+pytestmark = pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[Path]:
-    """A scratch folder everyone may enter (pytest's tmp_path is root's own), with a Python copy."""
-    top = Path(tempfile.mkdtemp(prefix="otdoctor-nobody-"))
-    top.chmod(0o755)
-    copy_pyenv_version(f"{sys.version_info.major}.{sys.version_info.minor}", top / "python")
-    (top / "launch.py").write_text(LAUNCH)
-    yield top
-    shutil.rmtree(top, ignore_errors=True)
+    with scratch_world("otdoctor-nobody-") as top:
+        yield top
 
 
 def _folder(path: Path, mode: int = 0o755) -> Path:
@@ -76,25 +48,26 @@ def _checkout(path: Path) -> Path:
 
 
 def check_as_nobody(world: Path, home: Path, **env: str) -> dict[str, dict]:
-    python = world / "python" / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    libs = next(p for p in site.getsitepackages() if Path(p).is_dir())
-    base = {"HOME": str(home), "PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200"}
-    argv = [str(python), str(world / "launch.py"), libs, "check", "--format", "json"]
-    res = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "env", "-i"]
-        + [f"{k}={v}" for k, v in {**base, **env}.items()]
-        + argv,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_as_nobody(world, home, ["check", "--format", "json"], env)
     text = res.stdout + res.stderr
     assert res.returncode in (0, 1), text[-3000:]
     assert "internal error" not in text and "Traceback" not in text, text[-3000:]
     checks = {c["id"]: c for c in json.loads(res.stdout)["checks"]}
     assert not [c["id"] for c in checks.values() if c["status"] == "error"], text[-3000:]
     return checks
+
+
+def paste_as_nobody(command: str, home: Path) -> str:
+    """A printed fix line, pasted into nobody's shell."""
+    res = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "bash", "-c", command],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout
 
 
 def test_another_users_pyenv_root(world: Path) -> None:
@@ -105,6 +78,7 @@ def test_another_users_pyenv_root(world: Path) -> None:
     assert pyenv["status"] == "warn"
     assert pyenv["summary"] == f"pyenv at {root}: cannot read {root} (permission denied)"
     assert pyenv["fix"]["commands"][0] == f"ls -ld {root}"
+    assert paste_as_nobody(pyenv["fix"]["commands"][0], world).startswith("drwx------")  # shows the owner
 
 
 def test_a_pyenv_versions_folder_that_cannot_be_listed(world: Path) -> None:
@@ -122,6 +96,7 @@ def test_another_users_checkout(world: Path) -> None:
     found = checks["onetrainer.checkout"]
     assert found["status"] == "fail"
     assert found["summary"].startswith(f"cannot read {ot} (permission denied)")
+    assert paste_as_nobody(found["fix"]["commands"][0], world).startswith("drwx------")
 
 
 def test_a_venv_and_presets_made_with_sudo(world: Path) -> None:
@@ -136,6 +111,7 @@ def test_a_venv_and_presets_made_with_sudo(world: Path) -> None:
     assert (
         venv["summary"] == f"cannot read {ot / 'venv'} (permission denied), so the venv at {ot / 'venv'} cannot be used"
     )
+    assert paste_as_nobody(venv["fix"]["commands"][0], world).startswith("drwx------")
     assert (
         checks["config.file"]["status"] in ("fail", "warn") and "Permission denied" in checks["config.file"]["summary"]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,49 @@ def test_synthetic_tiny_really_trains(run_cli, torch_venv, tmp_path):
     )
     assert r.returncode == 1
     assert "below --min-its 100000" in r.stdout
+
+
+@pytest.mark.slow
+def test_on_a_cpu_an_unsized_smoke_says_so_and_runs_what_finishes(run_cli, torch_venv, tmp_path):
+    # A checkout whose venv has torch and diffusers, no base model, no NVIDIA GPU on this machine:
+    # the SDXL default (1024 px, ~15 GB of RAM, minutes a step on a CPU) gives way to the toy UNet.
+    ot = make_onetrainer(tmp_path / "OneTrainer")
+    (ot / "venv").symlink_to(torch_venv, target_is_directory=True)
+    started = time.monotonic()
+    r = run_cli("smoke", "--ot-dir", str(ot), "--format", "json", timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    data = json.loads(r.stdout)
+    assert data["ok"] and data["model"] == "tiny" and data["gpu"] != "unknown"
+    said = " ".join(data["mode_reason"])
+    assert "no base model named" in said and "no NVIDIA GPU" in said and "toy UNet (--tiny)" in said
+    assert "otdoctor smoke --synthetic --model sdxl --resolution 512" in said  # how to measure SDXL anyway
+    assert "no NVIDIA GPU" in r.stderr  # said before the run starts, not only in the result
+    assert time.monotonic() - started < 300
+
+
+@pytest.mark.slow
+def test_a_timeout_prints_the_figures_it_has(run_cli, torch_venv):
+    r = run_cli(
+        "smoke",
+        "--tiny",
+        "--python",
+        str(torch_venv / "bin" / "python"),
+        "--steps",
+        "1000000",
+        "--warmup",
+        "1",
+        "--timeout-s",
+        "45",
+        timeout=600,
+    )
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    first = r.stderr.strip().splitlines()[0]
+    assert re.fullmatch(
+        r"otdoctor: error: the synthetic run did not finish within 45 s: \d+ of 1000001 steps done, "
+        r"(\S+ it/s over \d+ steps|no speed yet), (model ready after \d+ s, )?peak RAM \d+(\.\d+)? [MG]iB",
+        first,
+    ), first
+    assert "otdoctor smoke --tiny" in r.stderr  # what finishes instead
 
 
 def test_synthetic_without_torch_interpreter_is_one_line(run_cli, tmp_path):

@@ -1,6 +1,7 @@
 """The model against real torch on the CPU: a real tiny UNet's parameters, gradients, optimizer state
-and saved activations after one real step (scripts/calibrate_vram.py --cpu), and the shipped counts
-against a fresh count of the published architectures (scripts/count_parameters.py)."""
+and saved activations after a real step, and the peak of the next step as PyTorch's MemTracker sees
+it (scripts/calibrate_vram.py --cpu); the shipped counts against a fresh count of the published
+architectures (scripts/count_parameters.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import subprocess
 
 import pytest
+import tomllib
 
 from otdoctor.data import load_table
 from tests.support import REPO
@@ -28,16 +30,29 @@ def test_each_component_matches_a_real_step(torch_venv):
         # Saved activations too: coefficients fitted on the meta device at other sizes vs real tensors.
         for component in ("weights", "gradients", "optimizer state", "activations"):
             assert predicted[component] == measured[component], (r["variant"], component)
+        # The steady-state peak of a second step, by PyTorch's MemTracker: the issue's goal is 10 %.
+        assert abs(predicted["peak"] - measured["peak"]) <= 0.10 * measured["peak"], r
     fused = next(r for r in results if r["variant"] == "adamw-fused")
     assert fused["measured"]["gradients"] < fused["measured"]["weights"] / 5  # freed as they land
 
 
-@pytest.mark.slow
-def test_shipped_counts_are_a_fresh_count(torch_venv):
-    probe = subprocess.run([str(torch_venv / "bin" / "python"), "-c", "import transformers"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("transformers is not installed in the torch venv: the text encoders cannot be counted")
-    fresh = run(torch_venv, "scripts/count_parameters.py")
-    import tomllib
+def _fresh_counts(venv, text_encoders: bool):
+    fresh = tomllib.loads(run(venv, "scripts/count_parameters.py", *([] if text_encoders else ["--no-text-encoders"])))
+    shipped = load_table("vram_counts.toml")
+    for family, parts in fresh.items():
+        for part, stats in parts.items():
+            assert stats == shipped[family][part], (family, part)
+    return {(f, p) for f, parts in fresh.items() for p in parts}
 
-    assert tomllib.loads(fresh) == load_table("vram_counts.toml")
+
+@pytest.mark.slow
+def test_shipped_unet_and_vae_counts_are_a_fresh_count(torch_venv):
+    assert _fresh_counts(torch_venv, False) == {("sd15", "unet"), ("sd15", "vae"), ("sdxl", "unet"), ("sdxl", "vae")}
+
+
+@pytest.mark.slow
+def test_shipped_text_encoder_counts_are_a_fresh_count(torch_venv):
+    python = str(torch_venv / "bin" / "python")
+    if subprocess.run([python, "-c", "import transformers"], capture_output=True).returncode != 0:
+        pytest.skip("transformers is not installed in the torch venv: the text encoders cannot be built")
+    assert ("sdxl", "text_encoder_2") in _fresh_counts(torch_venv, True)
