@@ -95,6 +95,8 @@ _RUN_CHARS = bytes.maketrans(
 _MIN_RUN = 32
 _RUN_END = re.compile(rb"a*+")
 _HEX = re.compile(rb"[0-9a-fA-F]++")
+# A UUID names a device or an object (`GPU-…` in CUDA_VISIBLE_DEVICES), not a credential.
+_UUID = re.compile(rb"(?:[A-Za-z]{1,8}-)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Hex of these lengths is a digest (git commit: 40, sha256: 64, sha512: 128), shown on purpose.
 _DIGEST_HEX_LENGTHS = (40, 64, 128)
 # A random mixed-case run switches between upper case, lower case and digits at about 6 of 10
@@ -133,6 +135,8 @@ def _random_run(run: bytes) -> bool:
     """A key (hex of a key's length, or a mixed-case run with digits), not a name or a digest."""
     if _HEX.fullmatch(run):
         return len(run) not in _DIGEST_HEX_LENGTHS
+    if _UUID.fullmatch(run):
+        return False
     classes = run.translate(_CLASSES, b"_-")
     if b"U" not in classes or b"l" not in classes or b"d" not in classes or len(classes) < 2:
         return False

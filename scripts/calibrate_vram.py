@@ -162,17 +162,23 @@ def train_steps(
     }
 
 
-def cpu_calibration() -> list[dict[str, Any]]:
-    _parts, unets = cp.tables()
-    model = unets["tiny"]
+def tiny_counts() -> dict[str, dict[str, Any]]:
+    """The tiny UNet counted on the meta device, as count_parameters.py counts the published parts."""
+    model = cp.tables()[1]["tiny"]
     with torch.device("meta"):
         meta = cp.build_part("unet", model["unet"])
-    counts = {
-        "unet": {
-            **cp.parameter_stats(meta, cp.checkpoint_block_types("unet")),
-            **cp.unet_activations(meta, model["unet"], model, torch.float32),
-        }
-    }
+    stats = cp.parameter_stats(meta, cp.checkpoint_block_types("unet"))
+    return {"unet": {**stats, **cp.unet_activations(meta, model["unet"], model, torch.float32)}}
+
+
+def as_tiny(s: Any) -> Any:
+    """Settings of the tiny UNet alone (it has no text encoder or VAE)."""
+    return dataclasses.replace(s, family="tiny", parts=(s.part("unet"),))
+
+
+def cpu_calibration() -> list[dict[str, Any]]:
+    model = cp.tables()[1]["tiny"]
+    counts = tiny_counts()
     base = {
         "model_type": "STABLE_DIFFUSION_15",
         "resolution": "64",
@@ -183,8 +189,7 @@ def cpu_calibration() -> list[dict[str, Any]]:
     results = []
     for name, change in CPU_VARIANTS.items():
         raw = merged(base, change)
-        s = read_settings(raw)
-        s = dataclasses.replace(s, family="tiny", parts=(s.part("unet"),))
+        s = as_tiny(read_settings(raw))
         p = predict(s, counts)
         torch.manual_seed(0)
         unet = cp.build_part("unet", model["unet"])
@@ -232,33 +237,40 @@ def checkpoint_blocks(module: torch.nn.Module) -> None:
 
 
 UNET_ONLY = {"text_encoder": {"train": False}, "text_encoder_2": {"train": False}, "latent_caching": True}
+DRY_RESOLUTIONS = {"1024": "64", "768": "48"}  # --dry-run: the tiny UNet at the same latent ratios
 
 
-def cuda_calibration() -> list[dict[str, Any]]:
-    """The guide's SDXL config and its variants on the GPU, with the text encoders frozen so the GPU
-    holds what this script builds (the UNet): the steady-state peak against the prediction."""
+def guide_calibration(device: str) -> list[dict[str, Any]]:
+    """The guide's SDXL config and its variants, with the text encoders frozen so the GPU holds what
+    this script builds (the UNet): the steady-state peak against the prediction. On the CPU
+    (--dry-run) the same path runs the tiny UNet at small resolutions, its peak by MemTracker."""
     guide = json.loads((REPO / "otdoctor" / "data" / "smoke_guide_sdxl.json").read_text())
-    _parts, unets = cp.tables()
-    model = unets["sdxl"]
+    dry = device == "cpu"
+    model = cp.tables()[1]["tiny" if dry else "sdxl"]
+    counts = tiny_counts() if dry else None
     results = []
     for name, change in CUDA_VARIANTS.items():
-        s = read_settings(merged(merged(guide, change), UNET_ONLY))
+        raw = merged(merged(guide, change), UNET_ONLY)
+        if dry:
+            raw["resolution"] = DRY_RESOLUTIONS[str(raw["resolution"])]
+        s = as_tiny(read_settings(raw)) if dry else read_settings(raw)
         dtype = {4: torch.float32, 2: torch.bfloat16}[int(s.part("unet").weight_bytes)]
-        torch.cuda.empty_cache()
-        unet = cp.build_part("unet", model["unet"]).to("cuda", dtype)
+        if not dry:
+            torch.cuda.empty_cache()
+        torch.manual_seed(0)
+        unet = cp.build_part("unet", model["unet"]).to(device, dtype)
         if s.part("unet").checkpointing:
             checkpoint_blocks(unet)
-        args, kwargs = cp.unet_inputs(model["unet"], model, int(s.latent_pixels**0.5), s.batch_size, "cuda", dtype)
+        args, kwargs = cp.unet_inputs(model["unet"], model, int(s.latent_pixels**0.5), s.batch_size, device, dtype)
         measured = train_steps(unet, args, kwargs, s.optimizer, s.fused_back_pass)
-        p = predict(s)
+        p = predict(s, counts)
         results.append(
             {
                 "variant": name,
                 "max_memory_allocated": measured["peak"],
                 "predicted_allocated": p.peak_bytes - p.get("allocator") - p.get("cuda context"),
-                "nvidia_smi_used": nvidia_smi_used_bytes(),
+                "nvidia_smi_used": None if dry else nvidia_smi_used_bytes(),
                 "predicted_total": p.peak_bytes,
-                "components": measured,
             }
         )
         del unet, args, kwargs
@@ -268,12 +280,16 @@ def cuda_calibration() -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu", action="store_true", help="small-scale component check on the CPU")
+    ap.add_argument("--dry-run", action="store_true", help="the GPU calibration's code path on the CPU, tiny UNet")
     args = ap.parse_args(argv)
-    if not args.cpu and not torch.cuda.is_available():
-        print("no CUDA device: run with --cpu for the small-scale check", file=sys.stderr)
+    if not (args.cpu or args.dry_run) and not torch.cuda.is_available():
+        print("no CUDA device: run with --cpu or --dry-run for the small-scale checks", file=sys.stderr)
         return 2
-    results = cpu_calibration() if args.cpu else cuda_calibration()
-    print(json.dumps({"torch": torch.__version__, "mode": "cpu" if args.cpu else "cuda", "results": results}, indent=2))
+    if args.cpu:
+        mode, results = "cpu", cpu_calibration()
+    else:
+        mode, results = ("dry-run", guide_calibration("cpu")) if args.dry_run else ("cuda", guide_calibration("cuda"))
+    print(json.dumps({"torch": torch.__version__, "mode": mode, "results": results}, indent=2))
     return 0
 
 

@@ -138,7 +138,6 @@ def check_presets(ot_dir: Path, otdoctor: str, extra: list[Path]) -> list[dict]:
 
 
 def _record_events(record: Path) -> list:
-    sys.path.insert(0, str(HERE.parent))
     from otdoctor.estimate.progress_bars import BarStream
 
     stream, events = BarStream(), []
@@ -159,6 +158,7 @@ def compare(smoke: dict, estimate: dict, real: dict, smoke_counts: tuple[int, in
     plus what the long run has more of (steps, epoch boundaries, sampling passes, backups, saves), each
     at the cost the smoke measured, counted on OneTrainer's schedule as the estimate counts it.
     """
+    sys.path.insert(0, str(HERE.parent))  # otdoctor itself, from this checkout
     from otdoctor.smoke.onetrainer_phases import overheads
 
     smoke_epochs, smoke_samples, smoke_backups, smoke_saves = smoke_counts

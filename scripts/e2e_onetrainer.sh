@@ -61,7 +61,7 @@ while read -r name sets samples backups saves; do
     --format json > "smoke-$name.json"
   "$OTDOCTOR" estimate --config "$cfg" --ot-dir "$OT" --from-smoke --format json > "estimate-$name.json"
   $RUN "$PY" "$E2E" train "$cfg" --ot-dir "$OT" --record "$WORK/long-$name.jsonl" > "long-$name.json"
-  echo "$name: $("$PY" "$E2E" compare --smoke "smoke-$name.json" --estimate "estimate-$name.json" \
+  echo "$name: $("$(dirname "$OTDOCTOR")/python" "$E2E" compare --smoke "smoke-$name.json" --estimate "estimate-$name.json" \
     --real "long-$name.json" --smoke-counts 4 "$samples" "$backups" "$saves")"
 done <<'EOF'
 sd15 - 0 0 0

@@ -67,9 +67,12 @@ def report_cmd(
     """A bug-report bundle: a Markdown summary to paste into a GitHub issue, and a zip to attach.
 
     The zip holds the full JSON check results, `pip freeze` of OneTrainer's venv, the NVML snapshot
-    or `nvidia-smi -q`, the config with its concepts, and the install log. Everything is
-    anonymised: the home folder becomes ~, user and host names are replaced, tokens (environment,
-    secrets.json, Authorization headers, ?token= in URLs, Hugging Face and Civitai keys) are removed.
+    or `nvidia-smi -q`, the config with its concepts, the install log, and the environment
+    variables on an allowlist (CUDA_*, PYTORCH_*, HF_HOME, PATH...; no other). Everything is
+    anonymised: the home folder becomes ~, user and host names are replaced, secrets are removed
+    (secret-named variables, options and keys such as --wandb-key, secrets.json, the Hugging Face
+    token file, credentials in URLs, token shapes). A part that cannot be read is named in the
+    summary ("cannot read X (permission denied)") and the rest is still written.
     Nothing is written until you have seen it: --print shows it all; on a terminal without --output
     you are shown the summary and asked.
     """

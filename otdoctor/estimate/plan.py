@@ -24,6 +24,7 @@ from otdoctor.estimate.inputs import (
     schedule,
     start_time,
 )
+from otdoctor.estimate.speed import speed
 
 if TYPE_CHECKING:
     from otdoctor.onetrainer.config import TrainConfig
@@ -233,6 +234,16 @@ def _time_inputs(
     )
 
 
+def _side_px(resolution: str, mtable: dict[str, Any]) -> float:
+    """The side of a square with the run's pixels: the first target, or a fixed WxH's geometric mean."""
+    targets, fixed = est.parse_resolution(resolution)
+    if targets:
+        return float(targets[0])
+    if fixed:
+        return math.sqrt(fixed[0] * fixed[1])
+    return float(mtable["default_resolution"])
+
+
 def _check_duration(time_est: est.TimeEstimate, plan: est.StepPlan) -> None:
     """A run longer than `run_years` is a typo in a count or a speed: say so instead of a date."""
     years = float(sources.gpu_table()["limits"]["run_years"])
@@ -265,9 +276,8 @@ def build(req: EstimateRequest) -> EstimateOutput:
         plan = est.plan_steps(concepts, epochs, batch, resolution, bucketing, quant)
     except ValueError as exc:
         raise UserError(str(exc), exit_code=2) from None
-    res_px = est.parse_resolution(resolution)[0][:1] or [int(mtable["default_resolution"])]
-    speed = sources.speed(req, model, res_px[0], batch, notes)
-    inputs = _time_inputs(req, cfg, mtable, plan, concepts, speed, notes)
+    rate_and_smoke = speed(req, model, _side_px(resolution, mtable), batch, notes)
+    inputs = _time_inputs(req, cfg, mtable, plan, concepts, rate_and_smoke, notes)
     time_est = est.estimate_time(inputs)
     _check_duration(time_est, plan)
     start = req.start or _dt.datetime.now().astimezone()

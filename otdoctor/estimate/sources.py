@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from otdoctor.data import load_table
-from otdoctor.errors import UserError
-from otdoctor.estimate import arithmetic as est
 from otdoctor.estimate.inputs import EstimateRequest
 
 if TYPE_CHECKING:
@@ -18,7 +16,6 @@ if TYPE_CHECKING:
 # A backup holds the weights in the train dtype (bf16) plus Adafactor's small optimizer state.
 _BACKUP_STATE_FACTOR = 1.05
 _LORA_SAVE_BYTES = int(50e6)
-_ROUGH_SPREAD = 0.15
 
 
 def gpu_table() -> dict[str, Any]:
@@ -37,73 +34,6 @@ def save_bytes(params: int, dtype: str) -> float:
 
 def backup_bytes(params: int) -> int:
     return int(params * load_table("training.toml")["dtype_bytes"]["BFLOAT_16"] * _BACKUP_STATE_FACTOR)
-
-
-def rough_rate(gpu: str, model: str) -> est.Rate:
-    table = gpu_table()
-    matches = [g for g in table.get("gpu", []) if g["name"].lower() in gpu.lower()]
-    if not matches:
-        names = ", ".join(g["name"] for g in table.get("gpu", []))
-        raise UserError(
-            f"no rough reference speed for GPU {gpu!r}",
-            exit_code=2,
-            hint=f"known: {names}; or measure yours with `otdoctor smoke`, or pass --its",
-        )
-    g = max(matches, key=lambda g: len(g["name"]))
-    its = float(g["sdxl_its"] if model == "sdxl" else g["sd15_its"])
-    return est.Rate(
-        its,
-        its * (1 - _ROUGH_SPREAD),
-        its * (1 + _ROUGH_SPREAD),
-        f"ROUGH reference table, {g['name']} ({g['source']}); ±{_ROUGH_SPREAD:.0%}",
-    )
-
-
-# The speed ---------------------------------------------------------------------------------------
-def _smoke_result(req: EstimateRequest, model: str, resolution: int, batch: int) -> Any:
-    """The newest smoke result for this GPU (or, on a machine without one, any) and settings."""
-    from otdoctor.probe.nvml import gpu_name_and_driver
-    from otdoctor.smoke import results as smoke_results
-
-    gpu_name = req.gpu if req.gpu is not None else gpu_name_and_driver()[0]
-    found = smoke_results.latest_for(gpu=gpu_name, model=model, resolution=resolution, batch_size=batch)
-    if found is None and req.from_smoke:
-        raise UserError(
-            f"no smoke result for {model} in {smoke_results.results_dir()}",
-            exit_code=1,
-            hint="run `otdoctor smoke` first, or pass --its X / --gpu NAME",
-        )
-    return found
-
-
-def _smoke_rate(found: Any, notes: list[str]) -> est.Rate:
-    path, smoke, differs = found
-    if smoke.mode == "synthetic" and smoke.model != "tiny":
-        notes.append("it/s from a synthetic run (UNet only): real OneTrainer with text encoder training is slower")
-    return est.Rate(
-        smoke.its or 0,
-        smoke.its_low,
-        smoke.its_high,
-        f"smoke {smoke.mode} run on {smoke.gpu}, {smoke.date} ({path.name})"
-        + (f"; differs: {', '.join(differs)}" if differs else ""),
-    )
-
-
-def speed(
-    req: EstimateRequest, model: str, resolution: int, batch: int, notes: list[str]
-) -> tuple[est.Rate | None, SmokeResult | None]:
-    """The it/s: --its, else a smoke result, else the rough table; and the smoke result it used."""
-    rate = est.Rate(req.its, None, None, "--its (given)") if req.its is not None else None
-    smoke = None
-    if rate is None or req.from_smoke:
-        found = _smoke_result(req, model, resolution, batch)
-        if found is not None and rate is None:
-            rate, smoke = _smoke_rate(found, notes), found[1]
-    if rate is None and req.gpu:
-        rate = rough_rate(req.gpu, model)
-    if rate is None:
-        notes.append("no it/s known: pass --its X, run `otdoctor smoke`, or --gpu NAME for a rough figure")
-    return rate, smoke
 
 
 # Everything but the steps ------------------------------------------------------------------------

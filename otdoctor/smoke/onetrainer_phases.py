@@ -84,8 +84,26 @@ def gaps(events: Iterable[Event]) -> tuple[list[Gap], Gap | None]:
     return out[1:], current
 
 
-def _extra(values: list[float], base: float) -> float | None:
-    return max(0.0, statistics.median(values) - base) if values else None
+ACTIONS = ("sample", "backup", "save")
+
+
+def _shares(spans: list[Gap], step: float, epoch: float) -> dict[str, float]:
+    """Each action's cost, where one gap may hold several (a sampling pass, a backup and a save at
+    the same epoch boundary): each gap's time beyond a step and an epoch is split among its actions
+    by what the others cost (a few rounds of Gauss-Seidel over the gaps' sums)."""
+    cost = dict.fromkeys(ACTIONS, 0.0)
+    for _ in range(25):
+        for tag in ACTIONS:
+            rest = [
+                g.seconds
+                - step
+                - (epoch if "epoch" in g.tags else 0.0)
+                - sum(cost[o] for o in g.tags & set(ACTIONS) - {tag})
+                for g in spans
+                if tag in g.tags
+            ]
+            cost[tag] = max(0.0, statistics.fmean(rest)) if rest else 0.0
+    return cost
 
 
 def overheads(events: Iterable[Event], end: float | None) -> Overheads:
@@ -94,20 +112,25 @@ def overheads(events: Iterable[Event], end: float | None) -> Overheads:
     plain = [g.seconds for g in spans if not g.tags]
     if not plain:
         return Overheads()
-    step = statistics.median(plain)
-    epoch = _extra([g.seconds for g in spans if g.tags == {"epoch"}], step)
-    epoch_part = epoch or 0.0
-
-    def cost(tag: str) -> tuple[float | None, int]:
-        hit = [g for g in spans if tag in g.tags]
-        each = [g.seconds - step - (epoch_part if "epoch" in g.tags else 0.0) for g in hit]
-        return (max(0.0, statistics.median(each)) if each else None), len(hit)
-
-    sample, n_samples = cost("sample")
-    backup, n_backups = cost("backup")
-    save, n_saves = cost("save")
+    step = statistics.fmean(plain)  # means, not medians: the figures add up to a run's wall time
+    lone = [g.seconds for g in spans if g.tags == {"epoch"}]
+    epoch = max(0.0, statistics.fmean(lone) - step) if lone else None
+    cost = _shares(spans, step, epoch or 0.0)
+    count = {tag: sum(tag in g.tags for g in spans) for tag in ACTIONS}
+    seen = {tag: cost[tag] if count[tag] else None for tag in ACTIONS}
     final = None if tail is None or end is None else max(0.0, end - tail.start)
-    return Overheads(step, sample, backup, save, epoch, final, n_samples, n_backups, n_saves, len(plain))
+    return Overheads(
+        step,
+        seen["sample"],
+        seen["backup"],
+        seen["save"],
+        epoch,
+        final,
+        count["sample"],
+        count["backup"],
+        count["save"],
+        len(plain),
+    )
 
 
 class RssPoller:

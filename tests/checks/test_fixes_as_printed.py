@@ -355,6 +355,16 @@ def _finding(box: Sandbox, check_id: str, cwd: Path, broken: Broken) -> dict:
     return next(c for c in report["checks"] if c["id"] == check_id)
 
 
+def _user_bin(box: Sandbox) -> Path:
+    """~/.local/bin with only `otdoctor` in it, as pipx installs it: the venv otdoctor runs from
+    has its own `python`, which must not shadow pyenv's shim in the pasted commands."""
+    bin_dir = box.home / ".local" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    if not (bin_dir / "otdoctor").exists():
+        (bin_dir / "otdoctor").symlink_to(otdoctor_exe())
+    return bin_dir
+
+
 def answered_yes(commands: list[str]) -> list[str]:
     """`otdoctor fix` asks before it changes anything; a user at a terminal answers yes, which
     without a terminal is `--yes`. Every other line runs exactly as printed."""
@@ -384,7 +394,7 @@ def test_printed_fix_runs_as_printed_and_the_finding_is_gone(scenario: Scenario,
     pasted = subprocess.run(
         ["bash", "-e", "-c", "\n".join(answered_yes(commands))],
         cwd=box.home,
-        env={**box.env, **broken.env, "PATH": f"{Path(otdoctor_exe()).parent}{os.pathsep}{box.env['PATH']}"},
+        env={**box.env, **broken.env, "PATH": f"{_user_bin(box)}{os.pathsep}{box.env['PATH']}"},
         capture_output=True,
         text=True,
         timeout=600,

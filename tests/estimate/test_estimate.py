@@ -115,8 +115,10 @@ def test_action_counts_follow_onetrainer():
     assert est.action_count(10, "STEP", epochs=1, steps_per_epoch=100, loop_s=0, start_at_zero=True) == 10
     assert est.action_count(10, "STEP", epochs=1, steps_per_epoch=100, loop_s=0, start_at_zero=False) == 10
     # every 10 minutes over 65 minutes, plus the one at the start
-    assert est.action_count(10, "MINUTE", epochs=1, steps_per_epoch=1, loop_s=65 * 60, start_at_zero=True) == 7
-    assert est.action_count(30, "MINUTE", epochs=1, steps_per_epoch=1, loop_s=65 * 60, start_at_zero=False) == 2
+    assert est.action_count(10, "MINUTE", epochs=1, steps_per_epoch=1000, loop_s=65 * 60, start_at_zero=True) == 7
+    assert est.action_count(30, "MINUTE", epochs=1, steps_per_epoch=1000, loop_s=65 * 60, start_at_zero=False) == 2
+    # the clock is read once a step: every 1e-300 s over 1000 steps still fires at most once a step
+    assert est.action_count(1e-300, "SECOND", epochs=1, steps_per_epoch=1000, loop_s=60, start_at_zero=True) == 1001
     assert est.action_count(5, "NEVER", epochs=9, steps_per_epoch=9, loop_s=1e9, start_at_zero=True) == 0
 
 

@@ -209,6 +209,8 @@ def test_random_runs_are_keys_and_names_are_not() -> None:
         "JuggernautXL_v9Rundiffusionphoto2_LightningV2",
         "ponyDiffusionV6XL_v6StartWithThisOne",
         "animagineXLV31_v31_SDXL_1024x1024_DPMpp2M",
+        "GPU-5d8c2a7e-3b1f-4c9d-8e2a-1f0b9c8d7e6a",  # CUDA_VISIBLE_DEVICES takes these
+        "MIG-0c6b7a9e-1d2f-4e3a-9b8c-7d6e5f4a3b2c",
         "".join(rng.choice("0123456789abcdef") for _ in range(40)),  # a git commit
         "".join(rng.choice("0123456789abcdef") for _ in range(64)),  # a sha256
     ]
