@@ -25,14 +25,17 @@ class TextEncoderLr(Check):
         trained = [p for p in parts if cfg.flag(f"{p}.train")]
         if not trained:
             return CheckResult.ok("text encoders are not trained")
-        rates = [(p, cfg.part_learning_rate(p)) for p in trained]
-        too_high = [(p, lr) for p, lr in rates if lr is not None and unet_lr is not None and lr >= unet_lr]
-        if too_high:
-            assert unet_lr is not None  # a rate can only be too high against a UNet rate
-            return _too_high(ctx, unet_lr, too_high)
-        if unet_lr is None or any(lr is None for _, lr in rates):
-            return CheckResult.ok(", ".join(f"{p} {_rate(lr)}" for p, lr in [("unet", unet_lr), *rates]))
-        return CheckResult.ok(", ".join(f"{p} {_rate(lr)}" for p, lr in rates) + f" below unet {unet_lr:g}")
+        return _compare(ctx, unet_lr, [(p, cfg.part_learning_rate(p)) for p in trained])
+
+
+def _compare(ctx: Context, unet_lr: float | None, rates: list[tuple[str, float | None]]) -> CheckResult:
+    set_rates = [(p, lr) for p, lr in rates if lr is not None]
+    if unet_lr is None or len(set_rates) < len(rates):  # null everywhere: nothing to compare
+        return CheckResult.ok(", ".join(f"{p} {_rate(lr)}" for p, lr in [("unet", unet_lr), *rates]))
+    too_high = [(p, lr) for p, lr in set_rates if lr >= unet_lr]
+    if too_high:
+        return _too_high(ctx, unet_lr, too_high)
+    return CheckResult.ok(", ".join(f"{p} {_rate(lr)}" for p, lr in rates) + f" below unet {unet_lr:g}")
 
 
 def _rate(lr: float | None) -> str:

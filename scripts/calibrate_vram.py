@@ -77,7 +77,7 @@ def make_optimizer(name: str, params: list[torch.nn.Parameter]) -> torch.optim.O
             return torch.optim.Adafactor(params, lr=1e-5)
     if name == "LION":
         return torch.optim.SGD(params, lr=1e-5, momentum=0.9)  # one full-size buffer, as Lion keeps
-    return torch.optim.AdamW(params, lr=1e-5)
+    return torch.optim.AdamW(params, lr=1e-5, foreach=False)  # OneTrainer's default: one weight at a time
 
 
 def _tensor_bytes(state: dict[Any, Any]) -> int:
@@ -139,7 +139,13 @@ def _run(
 
 
 def train_steps(
-    unet: torch.nn.Module, args: tuple, kwargs: dict, optimizer: str, fused: bool, checkpointed: bool = False
+    unet: torch.nn.Module,
+    args: tuple,
+    kwargs: dict,
+    optimizer: str,
+    fused: bool,
+    checkpointed: bool = False,
+    ema: bool = False,
 ) -> dict[str, int]:
     """A first real step, measured component by component, then a second one (the optimizer's state
     now exists, as in every later step) measured for its peak. With CHECKPOINTED, the activations are
@@ -150,8 +156,12 @@ def train_steps(
     hooks = torch.autograd.graph.saved_tensors_hooks(tracker.pack, lambda t: t)
     grads = _run(unet, args, kwargs, optimizers, fused, hooks)
     saved = tracker.close()
+    params = [p for p in unet.parameters() if p.requires_grad]
     with peak_tracker(unet, optimizers) as peak:
+        copies = [p.detach().clone() for p in params] if ema else []  # OneTrainer's EMAModuleWrapper
         _run(unet, args, kwargs, optimizers, fused)
+        for copy_, p in zip(copies, params, strict=False):
+            copy_.lerp_(p.detach(), 0.001)
     kept = saved["block_inputs"] + saved["block_max"] if checkpointed else saved["block_total"]
     return {
         "weights": sum(p.nbytes for p in unet.parameters()),
@@ -262,7 +272,7 @@ def guide_calibration(device: str) -> list[dict[str, Any]]:
         if s.part("unet").checkpointing:
             checkpoint_blocks(unet)
         args, kwargs = cp.unet_inputs(model["unet"], model, int(s.latent_pixels**0.5), s.batch_size, device, dtype)
-        measured = train_steps(unet, args, kwargs, s.optimizer, s.fused_back_pass)
+        measured = train_steps(unet, args, kwargs, s.optimizer, s.fused_back_pass, ema=s.ema == "GPU")
         p = predict(s, counts)
         results.append(
             {

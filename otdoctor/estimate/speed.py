@@ -101,20 +101,34 @@ def _from_smoke(req: EstimateRequest, gpu: str | None, model: str, px: float, ba
     from otdoctor.smoke import results as smoke_results
 
     found = smoke_results.latest_for(gpu=gpu, model=model, resolution=round(px), batch_size=batch)
-    rate = _smoke_rate(found, px, notes) if found is not None else None
-    if rate is not None:
-        return rate, found[1]
-    why = (
-        f"the newest smoke result for {model} is at {found[1].resolution} px, more than "
-        f"{_table()['resolution_scaling']['max_side_ratio']:g}x from {px:.0f} px"
-        if found is not None
-        else f"no smoke result for {model} in {smoke_results.results_dir()}"
-    )
+    if found is None:
+        why = f"no smoke result for {model} in {smoke_results.results_dir()}"
+    else:
+        rate = _smoke_rate(found, px, notes)
+        if rate is not None:
+            return rate, found[1]
+        why = (
+            f"the newest smoke result for {model} is at {found[1].resolution} px, more than "
+            f"{_table()['resolution_scaling']['max_side_ratio']:g}x from {px:.0f} px"
+        )
     if req.from_smoke:
         raise UserError(why, exit_code=1, hint=f"measure it: {_measure_hint(model, px, batch)}; or pass --its X")
     if found is not None:
         notes.append(f"{why}: not used; measure it with `{_measure_hint(model, px, batch)}`")
     return None, None
+
+
+def _rough(gpu: str | None, named: bool, model: str, px: float, batch: int, notes: list[str]) -> est.Rate | None:
+    """The reference table's figure for GPU (named by --gpu, else detected), or a note why none."""
+    if not gpu:
+        return None
+    rate = rough_rate(gpu, model, px, "" if named else f", detected: {gpu}")
+    if rate is None and named and rough_rate(gpu, "sdxl", 1024) is None:
+        raise _unknown_gpu(gpu)
+    if rate is None:
+        hint = _measure_hint(model, px, batch)
+        notes.append(f"no rough reference speed for {gpu} ({model}, {px:.0f} px): measure it with `{hint}`")
+    return rate
 
 
 def speed(
@@ -124,22 +138,13 @@ def speed(
     --gpu, or the GPU this machine has); and the smoke result it used."""
     from otdoctor.probe.nvml import gpu_name_and_driver
 
-    if req.its is not None and not req.from_smoke:
-        return est.Rate(req.its, None, None, "--its (given)"), None
-    detected = gpu_name_and_driver()[0] if req.gpu is None else None
-    rate, smoke = _from_smoke(req, req.gpu or detected, model, px, batch, notes)
-    if req.its is not None:
-        return est.Rate(req.its, None, None, "--its (given)"), smoke
-    if rate is None and (req.gpu or detected):
-        name = str(req.gpu or detected)
-        rate = rough_rate(name, model, px, "" if req.gpu else f", detected: {name}")
-        if rate is None and req.gpu and not rough_rate(req.gpu, "sdxl", 1024):
-            raise _unknown_gpu(req.gpu)
-        if rate is None:
-            hint = _measure_hint(model, px, batch)
-            notes.append(f"no rough reference speed for {name} ({model}, {px:.0f} px): measure it with `{hint}`")
-    if rate is None:
+    given = est.Rate(req.its, None, None, "--its (given)") if req.its is not None else None
+    if given is not None and not req.from_smoke:
+        return given, None
+    gpu = req.gpu if req.gpu is not None else gpu_name_and_driver()[0]
+    rate, smoke = _from_smoke(req, gpu, model, px, batch, notes)
+    rate = given or rate or _rough(gpu, req.gpu is not None, model, px, batch, notes)
+    if rate is None or not math.isfinite(rate.its):
         notes.append("no it/s known: pass --its X, run `otdoctor smoke`, or --gpu NAME for a rough figure")
-    if rate is not None and not math.isfinite(rate.its):
         return None, smoke
     return rate, smoke

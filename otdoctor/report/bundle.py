@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,7 +149,10 @@ def _machine_facts(ctx: Context, generated_at: str, gaps: Gaps) -> tuple[dict[st
         **_host_facts(ctx.probe, gaps),
         "gpu": gpu,
         "onetrainer": {"path": str(ctx.ot_dir) if ctx.ot_dir else None, "source": ctx.options.ot_dir_source, **git},
-        **gaps.read("python", lambda: facts.python_facts(ctx), dict),
+        "otdoctor_python": sys.version.split()[0],
+        "otdoctor_executable": sys.executable,
+        "pyenv": gaps.read("pyenv", lambda: facts.pyenv_facts(ctx), dict),
+        **gaps.read("venv", lambda: facts.venv_and_torch_facts(ctx), dict),
         "offline": ctx.options.offline,
     }, gpu_files
 

@@ -9,7 +9,6 @@ stopping it.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +39,30 @@ def git_state(probe: Probe, ot_dir: Path | None) -> dict[str, Any]:
     }
 
 
-def python_facts(ctx: Context) -> dict[str, Any]:
-    from otdoctor.onetrainer.venv_facts import venv_facts
-
-    probe = ctx.probe
-    pyenv = probe.pyenv()
+def pyenv_facts(ctx: Context) -> dict[str, Any]:
+    """pyenv's root, versions and global version, and which version the checkout asks for."""
+    pyenv = ctx.probe.pyenv()
     out: dict[str, Any] = {
-        "otdoctor_python": sys.version.split()[0],
-        "otdoctor_executable": sys.executable,
-        "pyenv": {
-            "root": str(pyenv.root) if pyenv.root else None,
-            "versions": list(pyenv.versions),
-            "global": pyenv.global_version,
-        },
+        "root": str(pyenv.root) if pyenv.root else None,
+        "versions": list(pyenv.versions),
+        "global": pyenv.global_version,
     }
     if ctx.ot_dir is not None and ctx.ot_dir.is_dir():
-        req = probe.python_request(ctx.ot_dir)
-        out["pyenv"]["request"] = {"version": req.version, "source": req.source, "installed": req.installed}
+        req = ctx.probe.python_request(ctx.ot_dir)
+        out["request"] = {"version": req.version, "source": req.source, "installed": req.installed}
+    return out
+
+
+def venv_and_torch_facts(ctx: Context) -> dict[str, Any]:
+    """OneTrainer's venv (`venv`) and the torch build in it (`torch`), when there is a checkout."""
+    from otdoctor.onetrainer.venv_facts import venv_facts
+
     venv = venv_facts(ctx)
-    if venv is not None:
-        info = venv.info
-        out["venv"] = {
+    if venv is None:
+        return {}
+    info = venv.info
+    out: dict[str, Any] = {
+        "venv": {
             "path": str(venv.path),
             "exists": venv.exists,
             "python": info.version_string if info else None,
@@ -68,9 +70,10 @@ def python_facts(ctx: Context) -> dict[str, Any]:
             "home": venv.cfg.get("home"),
             "packages": len(venv.dists),
         }
-        ts = venv.torch_static
-        if ts:
-            out["torch"] = {k: ts.get(k) for k in ("version", "cuda", "hip", "git_version", "error")}
+    }
+    ts = venv.torch_static
+    if ts:
+        out["torch"] = {k: ts.get(k) for k in ("version", "cuda", "hip", "git_version", "error")}
     return out
 
 

@@ -146,6 +146,23 @@ def _state_elements(s: Settings, row: Mapping[str, Any], t: Trained) -> float:
     return full * t.elements + factored_sets * factored
 
 
+def _step_temps(row: Mapping[str, Any], t: Trained) -> float:
+    """Bytes of the temporaries while the largest weight of T is updated."""
+    count = float(row.get("temps", 1))
+    if row.get("temp_bytes") == "param":
+        return count * t.largest * t.weight_bytes
+    if t.weight_bytes < 4:
+        count += float(row.get("half_temps", 0))
+    return count * t.largest * float(row.get("temp_bytes", 4))
+
+
+def _temps_why(row: Mapping[str, Any]) -> str:
+    if row.get("temp_bytes") == "param":
+        return f"{row.get('temps', 1)} temporaries of the largest trained weight while it is updated"
+    extra = f" (+{row['half_temps']} upcasts of 16-bit weights)" if row.get("half_temps") else ""
+    return f"{row.get('temps', 1)} float32 temporaries{extra} of the largest trained weight while it is updated"
+
+
 def optimizer_state(s: Settings, items: list[tuple[Part, Trained]]) -> tuple[list[Component], list[str]]:
     row, note = _optimizer_row(s)
     total = 0.0
@@ -156,12 +173,7 @@ def optimizer_state(s: Settings, items: list[tuple[Part, Trained]]) -> tuple[lis
     if row.get("factored_sets"):
         shape += f" + {row['factored_sets']} factored row/column set(s)"
     state = Component("optimizer state", int(total), f"{s.optimizer}: {shape} per trained weight")
-    largest = max((t.largest for _p, t in items), default=0)
-    temps = Component(
-        "optimizer step",
-        int(float(row.get("temps", 1)) * 4 * largest),
-        f"{row.get('temps', 1)} float32 temporaries of the largest trained weight while it is updated",
-    )
+    temps = Component("optimizer step", int(max((_step_temps(row, t) for _p, t in items), default=0)), _temps_why(row))
     return [state, temps], [note] if note else []
 
 

@@ -321,3 +321,13 @@ def test_pickle_checkpoint_is_not_judged(sc: Scenario) -> None:
     one_concept(sc, base_model_name="models/old.ckpt")
     r = sc.run()["config.model-type"]
     assert r.status is Status.OK and "a .ckpt file, not read" in r.summary
+
+
+def test_int8_output_is_counted_as_one_byte_per_weight_by_system_disk() -> None:
+    # system.disk counted an INT_8 save as 16-bit: dtypes missing from its own factor table were.
+    from otdoctor.checks.system_disk import save_bytes
+
+    sdxl = "STABLE_DIFFUSION_XL_10_BASE"
+    assert save_bytes(sdxl, "INT_8", "FINE_TUNE") * 2 == save_bytes(sdxl, "BFLOAT_16", "FINE_TUNE")
+    assert save_bytes(sdxl, "FLOAT_32", "FINE_TUNE") == 2 * save_bytes(sdxl, "BFLOAT_16", "FINE_TUNE")
+    assert save_bytes(sdxl, "NFLOAT_4", "FINE_TUNE") * 4 == save_bytes(sdxl, "BFLOAT_16", "FINE_TUNE")

@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from otdoctor.engine.doctor import make_context, run_doctor
 from otdoctor.engine.results import Report, Status
 from otdoctor.probe import Probe
-from tests.estimate.strategies import concept_file, concepts, config_texts
+from tests.estimate.strategies import concept_file, concepts, config_texts, isolated_env
 from tests.support.calm import assert_calm, run_main
 from tests.support.trainingdata import concept, full_config, images, write_json
 
@@ -29,14 +29,7 @@ FOLDER = ROOT / "data" / "me"
 images(FOLDER, 2)
 HOME = ROOT / "home"
 HOME.mkdir()
-ENV = {
-    "HOME": str(HOME),
-    "OTDOCTOR_CACHE_DIR": str(ROOT / "cache"),
-    "OTDOCTOR_CONFIG_DIR": str(ROOT / "config"),
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-    "PATH": "/usr/bin:/bin",
-}
+ENV = isolated_env(HOME, PATH="/usr/bin:/bin")
 CONFIG = ROOT / "config.json"
 concept_file(ROOT, [concept("me", str(FOLDER))])
 

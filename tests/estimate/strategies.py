@@ -126,6 +126,18 @@ def config_texts(draw: st.DrawFn, folder: str) -> str:
     return json.dumps(cfg)
 
 
+def isolated_env(home: Path, **extra: str) -> dict[str, str]:
+    """Variables for an in-process `otdoctor` run that keep it off the user's home, caches and colours."""
+    return {
+        "HOME": str(home),
+        "OTDOCTOR_CACHE_DIR": str(home / "cache"),
+        "OTDOCTOR_CONFIG_DIR": str(home / "config"),
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+        **extra,
+    }
+
+
 def concept_file(root: Path, items: list[Any]) -> Path:
     path = root / "training_concepts" / "concepts.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from PIL import Image
 from otdoctor.errors import UserError
 from otdoctor.estimate import arithmetic as est
 from otdoctor.estimate.plan import EstimateRequest, build
-from tests.estimate.strategies import concept_file, config_texts
+from tests.estimate.strategies import concept_file, config_texts, isolated_env
 from tests.support.calm import assert_calm, run_main
 from tests.support.trainingdata import concept, full_config
 
@@ -34,13 +34,7 @@ for i, size in enumerate([(64, 64), (64, 128), (128, 64)]):
     Image.new("RGB", size, (i, 0, 0)).save(FOLDER / f"{i}.png")
 concept_file(ROOT, [concept("me", str(FOLDER))])
 CONFIG = ROOT / "config.json"
-ENV = {
-    "HOME": str(ROOT),
-    "OTDOCTOR_CACHE_DIR": str(ROOT / "cache"),
-    "OTDOCTOR_CONFIG_DIR": str(ROOT / "config"),
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-}
+ENV = isolated_env(ROOT)
 
 
 def calm_build(req: EstimateRequest) -> None:

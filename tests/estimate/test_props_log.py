@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from otdoctor.errors import UserError
 from otdoctor.estimate.plan import from_log
 from otdoctor.estimate.progress_bars import BarStream, BarUpdate, parse_text
+from tests.estimate.strategies import isolated_env
 from tests.support.calm import assert_calm, run_main
 
 NOW = dt.datetime(2026, 1, 1, 8, 0, tzinfo=dt.timezone.utc)
@@ -125,13 +126,7 @@ def test_megabyte_lines_stay_calm(shape: str) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "HOME": str(tmp_path),
-        "OTDOCTOR_CACHE_DIR": str(tmp_path / "cache"),
-        "OTDOCTOR_CONFIG_DIR": str(tmp_path / "config"),
-        "NO_COLOR": "1",
-        "COLUMNS": "200",
-    }
+    return isolated_env(tmp_path)
 
 
 def test_only_the_tail_of_a_long_log_is_read(tmp_path: Path, env: dict[str, str]) -> None:
@@ -181,7 +176,7 @@ def test_once_crashing_logs(tmp_path: Path, env: dict[str, str], line: str, said
 def test_end_to_end_from_log(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     folder = tmp_path_factory.mktemp("log")
     (folder / "train.log").write_text(text, encoding="utf-8", errors="surrogatepass")
-    env = {"HOME": str(folder), "OTDOCTOR_CACHE_DIR": str(folder / "c"), "NO_COLOR": "1", "COLUMNS": "200"}
+    env = isolated_env(folder)
     for fmt in ("text", "json"):
         run = run_main(["estimate", "--from-log", str(folder / "train.log"), "--format", fmt], env)
         assert_calm(run, limit_s=2.0)

@@ -16,6 +16,7 @@ import pytest
 
 from otdoctor.estimate import arithmetic as est
 from otdoctor.estimate.speed import scale_rate
+from tests.estimate.strategies import isolated_env
 from tests.support.calm import assert_calm, run_main
 
 DATA = Path(__file__).parent / "data"
@@ -57,14 +58,7 @@ def test_beyond_twice_the_side_the_speed_is_not_scaled() -> None:
 def env(tmp_path: Path) -> dict[str, str]:
     cache = tmp_path / "cache"
     (cache / "smoke").mkdir(parents=True)
-    return {
-        "HOME": str(tmp_path),
-        "OTDOCTOR_CACHE_DIR": str(cache),
-        "OTDOCTOR_CONFIG_DIR": str(tmp_path / "config"),
-        "OTDOCTOR_NVML_SNAPSHOT": str(NVML / "no-gpu.json"),
-        "NO_COLOR": "1",
-        "COLUMNS": "200",
-    }
+    return isolated_env(tmp_path, OTDOCTOR_NVML_SNAPSHOT=str(NVML / "no-gpu.json"))
 
 
 def with_smoke(env: dict[str, str], *pxs: int) -> None:

@@ -1,12 +1,12 @@
-"""No planted secret reaches any output (issue 12): 30 secrets in every place a user keeps one.
+"""No planted secret reaches any output (issue 12): 32 secrets in every place a user keeps one.
 
 The sources: environment variables (names otdoctor knows, and names no list could foresee, such as
 `OT_CUSTOM_PASS`), OneTrainer's secrets.json, the training config, the checkout's git remotes, the
 Hugging Face token file under HF_HOME, the command line of a real process holding VRAM (its PID
-listed by a recorded NVML snapshot), the install log, and a OneTrainer log given to `explain`. Every
-command that prints or writes is run for real and each planted value is searched for in all it
-produced: `check` in every format, `gpu`, the report bundle (every file of the zip), `explain`
-and `fix --dry-run`.
+listed by a recorded NVML snapshot), the install log, a OneTrainer log given to `explain`, and the
+options of `install`. Every command that prints or writes is run for real and each planted value is
+searched for in all it produced: `check` in every format, `gpu`, the report bundle (every file of
+the zip), `explain`, `fix --dry-run` and `install --dry-run`.
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def _planted() -> dict[str, str]:
         "explain JWT": "eyJ" + _alnum(20) + "." + _alnum(30) + "." + _alnum(25),
         "explain user:pass@": _plain(),
         "explain JSON password": _plain(),
+        # install's options
+        "install --repo-url password": _plain(),
+        "install --pip-arg index password": _plain(),
     }
 
 
@@ -199,6 +202,14 @@ def outputs(machine, holder) -> dict[str, str]:
     keep("explain --format json", _run(machine, holder, "explain", "--format", "json", str(machine["log"])))
     keep("fix --dry-run", _run(machine, holder, "fix", "--dry-run", "--force", "--config", cfg))
     keep("fix gpu.vram --dry-run", _run(machine, holder, "fix", "gpu.vram", "--dry-run", "--force"))
+    s = machine["planted"]
+    repo = f"https://zelda:{s['install --repo-url password']}@github.com/Nerogar/OneTrainer.git"
+    index = f"--extra-index-url=https://zelda:{s['install --pip-arg index password']}@pypi.example.org/simple"
+    target = str(machine["base"] / "OneTrainer-new")
+    keep(
+        "install --dry-run",
+        _run(machine, holder, "install", "--dry-run", "--dir", target, "--repo-url", repo, f"--pip-arg={index}"),
+    )
     zip_path = machine["base"] / "report.zip"
     keep("report --output", _run(machine, holder, "report", "--config", cfg, "--output", str(zip_path)))
     keep("report --print", _run(machine, holder, "report", "--config", cfg, "--print"))
@@ -208,7 +219,7 @@ def outputs(machine, holder) -> dict[str, str]:
     return got
 
 
-def test_thirty_planted_secrets_appear_in_no_output(machine, holder, outputs):
+def test_thirty_two_planted_secrets_appear_in_no_output(machine, holder, outputs):
     planted = machine["planted"]
     assert len(planted) >= 25 and len(set(planted.values())) == len(planted)
     leaks = [
@@ -234,3 +245,4 @@ def test_the_outputs_still_show_what_the_secrets_were_next_to(machine, holder, o
     assert "https://***@github.com/Nerogar/OneTrainer.git" in outputs["zip:otdoctor-report/git.txt"]
     explained = outputs["explain stdout"]
     assert "CUDA out of memory" in explained and "--password ***" in explained
+    assert "from https://***@github.com/Nerogar/OneTrainer.git" in outputs["install --dry-run stdout"]
