@@ -84,7 +84,8 @@ def skipped_line(skipped: list[Outcome]) -> str:
         by_cause[cause] = by_cause.get(cause, 0) + 1
     causes = ", ".join(f"{n} need {cause}" for cause, n in by_cause.items())
     word = "check" if len(skipped) == 1 else "checks"
-    return f"[{STYLE[Status.SKIP]}]{SYMBOL[Status.SKIP]} {len(skipped)} {word} skipped: {_e(causes)} (--verbose lists them)[/]"
+    line = f"{SYMBOL[Status.SKIP]} {len(skipped)} {word} skipped: {_e(causes)} (--verbose lists them)"
+    return f"[{STYLE[Status.SKIP]}]{line}[/]"
 
 
 def summary_line(report: Report) -> str:

@@ -154,6 +154,17 @@ def _write_concepts(folder: Path, dataset: Path) -> None:
     (folder / "concepts.json").write_text(json.dumps(concepts, indent=1), encoding="utf-8")
 
 
+def _ensure_samples_file(raw: dict[str, Any], ot_dir: Path, folder: Path) -> None:
+    """OneTrainer reads the sample definitions at start, sampling or not (`TrainConfig.to_pack_dict`):
+    without the file (a checkout where the UI never ran) train.py stops with FileNotFoundError."""
+    if raw.get("samples") is not None:
+        return
+    name = Path(str(raw.get("sample_definition_file_name") or "training_samples/samples.json")).expanduser()
+    if not (name if name.is_absolute() else ot_dir / name).is_file():
+        (folder / "samples.json").write_text("[]", encoding="utf-8")
+        raw["sample_definition_file_name"] = str(folder / "samples.json")
+
+
 def _write_config(raw: dict[str, Any], folder: Path) -> list[str]:
     """Write config.json (and preset.json for a preset); the train.py options that name them."""
     if "__version" in raw:
@@ -229,6 +240,7 @@ def prepare_onetrainer(
     dataset = folder / "dataset"
     dataset_note = make_dataset(dataset, count, resolution, source_concept)
     _write_concepts(folder, dataset)
+    _ensure_samples_file(raw, ot_dir, folder)
     argv = [str(python), "-u", "scripts/train.py", *_write_config(raw, folder)]
     values = _config_values(folder, opts, resolution, config_raw is not None, source_concept)
     for key, value in values.items():
@@ -366,11 +378,8 @@ def _result(
 
 
 def _on_cpu(config_raw: dict[str, Any] | None, opts: SmokeOptions) -> bool:
-    device = str((config_raw or {}).get("train_device", ""))
-    for item in opts.overrides:
-        key, _, value = item.partition("=")
-        device = value if key.strip() == "train_device" else device
-    return device.strip().lower() == "cpu"
+    sets = dict(item.partition("=")[::2] for item in opts.overrides)
+    return str(sets.get("train_device", (config_raw or {}).get("train_device", ""))).strip().lower() == "cpu"
 
 
 def _add_overheads(result: SmokeResult, out: _TrainOutput, whole_run: bool) -> None:

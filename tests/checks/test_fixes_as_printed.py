@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,10 +287,8 @@ def vram_held_by_my_process(box: Sandbox) -> Broken:
 def _stop(pid: int) -> None:
     import signal
 
-    try:
+    with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 ALTERNATIVES = (

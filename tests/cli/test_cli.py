@@ -243,7 +243,9 @@ def test_output_file_for_text_and_json(run_cli, tmp_path, plugin_env):
     assert proc.returncode == 1 and proc.stdout == ""
     text = text_file.read_text()
     assert "✗ Demo broken (demo.broken): it is broken" in text and "\x1b" not in text
-    assert re.search(r"\nchecks: 1 ok, 1 failed in \d+\.\d\d s\nnot ready: Demo broken: it is broken -> demo repair --all\n$", text)
+    assert re.search(
+        r"\nchecks: 1 ok, 1 failed in \d+\.\d\d s\nnot ready: Demo broken: it is broken -> demo repair --all\n$", text
+    )
 
     json_file = tmp_path / "out" / "report.json"
     json_file.parent.mkdir()

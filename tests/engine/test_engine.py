@@ -206,7 +206,9 @@ def test_verdict_blocking_warning_is_not_ready_though_the_exit_code_is_0():
     )
     report = report_of(*healthy_core(**{"onetrainer.checkout": missing}))
     assert report.exit_code() == 0  # CI meaning unchanged: no required check failed
-    assert report.verdict().sentence() == "not ready: OneTrainer is not installed (no checkout found) -> otdoctor install"
+    assert (
+        report.verdict().sentence() == "not ready: OneTrainer is not installed (no checkout found) -> otdoctor install"
+    )
 
 
 def test_verdict_no_gpu_on_an_otherwise_ready_machine_says_training_will_not_be_useful():
@@ -224,7 +226,9 @@ def test_verdict_ready_names_the_first_warning_and_a_partial_run_claims_nothing(
     assert verdict.ready and "base model not found" in verdict.reason and verdict.next == "otdoctor smoke"
     assert report_of(*healthy_core()).verdict().sentence() == "ready to train: every check passed -> otdoctor smoke"
     partial = report_of(make("system.git")).verdict()
-    assert not partial.ready and partial.reason.startswith("cannot tell: onetrainer.checkout, venv.torch, gpu.driver did not run")
+    assert not partial.ready and partial.reason.startswith(
+        "cannot tell: onetrainer.checkout, venv.torch, gpu.driver did not run"
+    )
     # --strict turns the warning into the blocker.
     assert ready.verdict(strict=True).sentence().startswith("not ready: models.checkpoints: base model not found")
 

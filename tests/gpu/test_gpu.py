@@ -222,7 +222,7 @@ def test_vram_lists_real_holders_with_owner_and_command_line(tmp_path, run_cli, 
     code, checks = check_json(run_cli, write(tmp_path, snap))
     vram = checks["gpu.vram"]
     assert code == 0  # gpu.vram is optional: a busy GPU warns the user but is not an unhealthy install
-    assert vram["status"] == "fail" and "needs ~8.8 GiB" in vram["summary"]  # the guide's SDXL settings
+    assert vram["status"] == "fail" and "needs ~8.9 GiB" in vram["summary"]  # the guide's SDXL settings
     procs = {p["pid"]: p for p in vram["data"]["processes"]}
     assert procs[mine.pid]["owned_by_current_user"] and procs[mine.pid]["kind"] == "compute"
     assert "comfyui-standin-main.py" in procs[mine.pid]["cmdline"]

@@ -136,3 +136,42 @@ def test_smoke_reports_real_overheads_end_to_end(run_cli, onetrainer, user_confi
     assert data["epoch_s"] == pytest.approx(found.epoch_s / 2, abs=0.2)
     assert data["its"] == pytest.approx(2 / found.step_s, rel=0.25)
     assert data["peak_memory_bytes"] and "RSS" in data["peak_memory_kind"]
+
+
+# What the real train.py needs from the smoke's temporary config --------------------------------
+
+
+def _prepared(tmp_path: Path, sets: list[str], raw: dict) -> tuple[dict, list[str], int]:
+    from otdoctor.smoke.onetrainer_mode import prepare_onetrainer
+    from otdoctor.smoke.run import SmokeOptions
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    opts = SmokeOptions(steps=20, warmup=3, overrides=sets)
+    run = prepare_onetrainer(tmp_path / "ot", Path("python"), folder, opts, raw, None, None)
+    config = json.loads((folder / "config.json").read_text())
+    values = [v for v in run.argv if "=" in v]
+    return config, values, len(list((folder / "dataset").glob("*.png")))
+
+
+def test_a_checkout_without_sample_definitions_gets_an_empty_list(tmp_path):
+    """OneTrainer opens training_samples/samples.json at start even with sampling off
+    (TrainConfig.to_pack_dict); a checkout where the UI never ran has none."""
+    (tmp_path / "ot").mkdir()
+    raw = {"__version": 11, "model_type": "STABLE_DIFFUSION_15", "resolution": "64"}
+    config, _, _ = _prepared(tmp_path, [], dict(raw))
+    samples = Path(config["sample_definition_file_name"])
+    assert samples.is_file() and json.loads(samples.read_text()) == []
+    (tmp_path / "ot" / "training_samples").mkdir()
+    (tmp_path / "ot" / "training_samples" / "samples.json").write_text("[]")
+    (tmp_path / "run").rename(tmp_path / "run-1")
+    config, _, _ = _prepared(tmp_path, [], dict(raw))
+    assert "sample_definition_file_name" not in config  # the checkout's own file is used
+
+
+def test_whole_run_mode_sizes_the_dataset_to_the_measured_steps(tmp_path):
+    (tmp_path / "ot").mkdir()
+    raw = {"__version": 11, "model_type": "STABLE_DIFFUSION_15", "resolution": "64"}
+    _, values, images = _prepared(tmp_path, ["epochs=4"], dict(raw))
+    assert images == 6  # ceil(23 / 4): about warmup + steps steps over the 4 epochs
+    assert "epochs=4" in values  # the user's --set comes last and wins over the smoke's one epoch

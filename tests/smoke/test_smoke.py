@@ -22,21 +22,14 @@ FAKE_TRAIN = TESTS / "support" / "fake_onetrainer_train.py"
 
 
 # Synthetic mode: real torch, real diffusers, real optimizer steps ------------------------------
+def tiny_smoke(run_cli, torch_venv: Path, *args: str):
+    """`otdoctor smoke --tiny` with the session's real torch venv."""
+    return run_cli("smoke", "--tiny", "--python", str(torch_venv / "bin" / "python"), *args, timeout=600)
+
+
 @pytest.mark.slow
 def test_synthetic_tiny_really_trains(run_cli, torch_venv, tmp_path):
-    r = run_cli(
-        "smoke",
-        "--tiny",
-        "--python",
-        str(torch_venv / "bin" / "python"),
-        "--steps",
-        "4",
-        "--warmup",
-        "1",
-        "--format",
-        "json",
-        timeout=600,
-    )
+    r = tiny_smoke(run_cli, torch_venv, "--steps", "4", "--warmup", "1", "--format", "json")
     assert r.returncode == 0, r.stderr + r.stdout
     data = json.loads(r.stdout)
     assert data["ok"] and data["mode"] == "synthetic" and data["model"] == "tiny"
@@ -58,19 +51,7 @@ def test_synthetic_tiny_really_trains(run_cli, torch_venv, tmp_path):
     assert "smoke synthetic run on CPU" in r.stdout
 
     # CI gates: an impossible speed fails with exit 1 and says why.
-    r = run_cli(
-        "smoke",
-        "--tiny",
-        "--python",
-        str(torch_venv / "bin" / "python"),
-        "--steps",
-        "2",
-        "--warmup",
-        "0",
-        "--min-its",
-        "100000",
-        timeout=600,
-    )
+    r = tiny_smoke(run_cli, torch_venv, "--steps", "2", "--warmup", "0", "--min-its", "100000")
     assert r.returncode == 1
     assert "below --min-its 100000" in r.stdout
 
@@ -95,19 +76,7 @@ def test_on_a_cpu_an_unsized_smoke_says_so_and_runs_what_finishes(run_cli, torch
 
 @pytest.mark.slow
 def test_a_timeout_prints_the_figures_it_has(run_cli, torch_venv):
-    r = run_cli(
-        "smoke",
-        "--tiny",
-        "--python",
-        str(torch_venv / "bin" / "python"),
-        "--steps",
-        "1000000",
-        "--warmup",
-        "1",
-        "--timeout-s",
-        "45",
-        timeout=600,
-    )
+    r = tiny_smoke(run_cli, torch_venv, "--steps", "1000000", "--warmup", "1", "--timeout-s", "45")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     first = next(line for line in r.stderr.splitlines() if line.startswith("otdoctor: error: "))
     assert re.fullmatch(

@@ -19,7 +19,7 @@ def write(tmp_path, raw, name="cfg.json"):
 def test_guide_config_fits_a_12_gb_card(tmp_path):
     run = run_main(["vram", "--config", write(tmp_path, GUIDE), "--gpu", "RTX 3060"])
     assert_calm(run)
-    assert run.code == 0 and run.out.startswith("Fits: predicted peak 8.8 GiB, 12.0 GiB an empty RTX 3060")
+    assert run.code == 0 and run.out.startswith("Fits: predicted peak 8.9 GiB, 12.0 GiB an empty RTX 3060")
     assert "weights unet" in run.out and "activations unet" in run.out
 
 
