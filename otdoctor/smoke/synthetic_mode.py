@@ -100,7 +100,8 @@ def _train(python: Path, opts: SmokeOptions, out: _ScriptOutput) -> tuple[int | 
     with terminate_as_interrupt(), run_folder(keep=opts.keep) as folder:
         save_dir = folder / "saves"
         save_dir.mkdir()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "0"}
+        # tqdm reads any TQDM_DISABLE, even "0", as "disable": the bars are what the meter reads.
+        env = {**{k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}, "PYTHONUNBUFFERED": "1"}
         child = Child(synthetic_argv(Path(python), opts, save_dir), env, folder, out)
         poller, rss = VramPoller(child.pid), RssPoller(child.pid)
         try:

@@ -36,6 +36,19 @@ def test_each_component_matches_a_real_step(torch_venv):
     assert fused["measured"]["gradients"] < fused["measured"]["weights"] / 5  # freed as they land
 
 
+@pytest.mark.slow
+def test_the_gpu_calibration_path_runs_on_the_cpu(torch_venv):
+    """--dry-run: the guide's config and its six variants through the GPU calibration's own code
+    (OneTrainer-style checkpointing of the transformer blocks, EMA, fused back pass) on the tiny UNet;
+    the steady-state peak by MemTracker within the issue's 10 %."""
+    out = json.loads(run(torch_venv, "scripts/calibrate_vram.py", "--dry-run"))
+    assert out["mode"] == "dry-run" and len(out["results"]) == 7
+    for r in out["results"]:
+        measured, predicted = r["max_memory_allocated"], r["predicted_allocated"]
+        assert abs(predicted - measured) <= 0.10 * measured, r
+        assert r["predicted_total"] > predicted and r["nvidia_smi_used"] is None
+
+
 def _fresh_counts(venv, text_encoders: bool):
     fresh = tomllib.loads(run(venv, "scripts/count_parameters.py", *([] if text_encoders else ["--no-text-encoders"])))
     shipped = load_table("vram_counts.toml")
