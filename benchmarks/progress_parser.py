@@ -38,7 +38,7 @@ def lines(n: int) -> dict[str, Callable[[], str]]:
         "`3/200 [00:01<` repeated": lambda: fill("3/200 [00:01<"),
         "`1%|` repeated, then a bar": lambda: fill("1%|") + GUIDE_LINE,
         "ANSI `\\x1b[` repeated": lambda: fill("\x1b["),
-        "a bar, then 10 MB of text": lambda: GUIDE_LINE + "x" * n,
+        "a bar, then plain text": lambda: GUIDE_LINE + "x" * n,
     }
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from shlex import quote
 from typing import Any
 
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.hashing import VerifyCache
 from otdoctor.checkpoints.inventory import Inventory, take_inventory, verify_inventory
+from otdoctor.checkpoints.oneline import one_line, shell_quote
 from otdoctor.checkpoints.tokens import token_step
 from otdoctor.checkpoints.verify import Verdict
 from otdoctor.engine.check import Check, Context
-from otdoctor.engine.results import CheckResult, Fix, FixOutcome
+from otdoctor.engine.results import CheckResult, Fix, FixOutcome, Status
 from otdoctor.errors import UserError
 from otdoctor.install.actions import run_download_line, run_repair
 from otdoctor.install.python_pin import Confirm
@@ -48,12 +49,12 @@ def _fix_for(inv: Inventory, v: Verdict) -> list[str]:
     login = [token_step(v.login_page or None)] if v.login_page is not None else []
     if damaged and v.entry is not None and v.kind != "diffusers":
         out += [
-            f"mv {quote(str(v.path))} {quote(str(v.path) + '.bad')}",
+            f"mv {shell_quote(str(v.path))} {shell_quote(str(v.path) + '.bad')}",
             *login,
-            f"{v.entry.download_command} --dest {quote(str(v.path.parent))}",
+            f"{v.entry.download_command} --dest {shell_quote(str(v.path.parent))}",
         ]
     elif damaged:
-        out += [*login, f"# download {v.path.name} again"]
+        out += [*login, f"# download {one_line(v.path.name)} again"]
     if config_mismatch:
         out.append(
             f"# in the config: model_type for a {v.architecture} model, or base_model_name of a "
@@ -84,10 +85,9 @@ class Checkpoints(Check):
             )
         verdicts = verify_inventory(inv, VerifyCache(env=ctx.probe.env), do_hash=not opts.extra.get("no_hash"))
         found = _Found(inv, list(verdicts.values()))
-        searched = "searched " + ", ".join(f"{p.path} ({p.how})" for p in [*inv.places, *inv.caches])
-        if found.base_missing:
-            return _base_not_found(inv, found, searched)
-        return _judge(found, searched)
+        searched = one_line("searched " + ", ".join(f"{p.path} ({p.how})" for p in [*inv.places, *inv.caches]))
+        result = _base_not_found(inv, found, searched) if found.base_missing else _judge(found, searched)
+        return _with_unreadable(result, inv.unreadable)
 
     def fix(self, ctx: Context, confirm: Confirm, dry_run: bool = False) -> FixOutcome:
         """Missing or corrupt checkpoints: run this check's own plan through `otdoctor models download`.
@@ -157,6 +157,7 @@ class _Found:
                 self.fixes.append(e.download_command)
         if inv.config_error:
             self.details.append(f"config not read: {inv.config_error}")
+        self.details = [one_line(d) for d in self.details]  # names and paths from files stay on one line
 
     @property
     def base_missing(self) -> bool:
@@ -189,10 +190,10 @@ def _base_not_found(inv: Inventory, found: _Found, searched: str) -> CheckResult
     if entry:
         cmd = entry.download_command
     elif inv.base.repo_id:
-        cmd = f"hf download {inv.base.repo_id}"
+        cmd = f"hf download {shell_quote(inv.base.repo_id)}"
     else:
         cmd = "correct base_model_name in the config"
-    summary = f"the config's base model {inv.base.value} was not found"
+    summary = f"the config's base model {one_line(inv.base.value)} was not found"
     if inv.base.repo_id and not entry:
         summary += " in the Hugging Face cache (OneTrainer would download it when training starts)"
         return CheckResult.warn(
@@ -216,7 +217,7 @@ def _base_not_found(inv: Inventory, found: _Found, searched: str) -> CheckResult
 def _judge(found: _Found, searched: str) -> CheckResult:
     bad = [v for v in found.verdicts if v.problems]
     if bad:
-        names = ", ".join(v.path.name for v in bad)
+        names = one_line(", ".join(v.path.name for v in bad))
         return CheckResult.fail(
             f"{len(bad)} checkpoint(s) are damaged or wrong: {names}",
             expected="complete safetensors files whose size, sha256 and architecture match the catalog and the config",
@@ -248,6 +249,20 @@ def _judge(found: _Found, searched: str) -> CheckResult:
             ),
         )
     return CheckResult.ok(f"{len(good)} checkpoint(s) verified", details=tuple(found.details), data=found.data)
+
+
+def _with_unreadable(result: CheckResult, unreadable: list[str]) -> CheckResult:
+    """A folder this user may not read could hold the checkpoint a run needs: say so, at least as a warning."""
+    if not unreadable:
+        return result
+    return dataclasses.replace(
+        result,
+        status=Status.WARN if result.status == Status.OK else result.status,
+        summary=f"{result.summary}; {'; '.join(unreadable)}",
+        expected=result.expected or "every model folder readable by this user",
+        details=(*result.details, *unreadable),
+        data={**result.data, "unreadable": unreadable},
+    )
 
 
 CHECKS = [Checkpoints]

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from shlex import quote
 from typing import Any
 
+from otdoctor.checkpoints.oneline import shell_quote
 from otdoctor.checkpoints.safetensors import EMBEDDING, LORA, SD2, SD15, SDXL
 from otdoctor.data import data_file
 from otdoctor.errors import UserError
@@ -81,7 +81,7 @@ class CatalogEntry:
 
     @property
     def download_command(self) -> str:
-        return f"otdoctor models download {quote(self.name)}"
+        return f"otdoctor models download {shell_quote(self.name)}"
 
     @property
     def where(self) -> str:

@@ -11,11 +11,11 @@ Civitai itself (see `civitai`), and every message that leaves this module is pas
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +26,11 @@ from otdoctor.checkpoints.civitai import BytesFn, Expected, NoteFn, StartFn, Tra
 from otdoctor.checkpoints.disk import check_free_space, disk_error, disk_full
 from otdoctor.checkpoints.hashing import VerifyCache, sha256_file
 from otdoctor.checkpoints.safetensors import HeaderError, detect_architecture, read_header
-from otdoctor.checkpoints.tokens import HF_TOKEN_HELP
+from otdoctor.checkpoints.tokens import hf_access_help
 from otdoctor.checkpoints.verdict import file_facts
 from otdoctor.checkpoints.verify import Verdict, Verifier
 from otdoctor.errors import UserError
-from otdoctor.probe.files import cache_dir
-from otdoctor.probe.locks import exclusive
+from otdoctor.probe.locks import Busy, exclusive
 from otdoctor.redact import redact, register_secret
 
 if TYPE_CHECKING:
@@ -115,7 +114,7 @@ def download_civitai(
         expected = civitai_expected(entry, env, session, offline)
         dest.mkdir(parents=True, exist_ok=True)
         final = dest / expected.filename
-        with download_lock(env, final):
+        with download_lock(lock_file(dest, final.name), f"downloading {final}"):
             if final.exists():
                 return _already_there(final, expected, entry, cache)
             part = dest / (expected.filename + ".part")
@@ -139,11 +138,32 @@ def download_civitai(
         session.close()
 
 
-def download_lock(env: Mapping[str, str], final: Path) -> AbstractContextManager[None]:
+LOCK_SUFFIX = ".otdoctor-lock"
+
+
+def lock_file(folder: Path, name: str) -> Path:
+    """The hidden lock file for NAME in FOLDER (a name with `/` is a file in a repo's subfolder)."""
+    return folder / f".{name.replace('/', '--')}{LOCK_SUFFIX}"
+
+
+@contextlib.contextmanager
+def download_lock(lock: Path, what: str) -> Iterator[None]:
     """One download per destination file: a second otdoctor stops at once instead of appending to the
-    same `.part`. The lock lives in otdoctor's cache folder, so nothing is left beside the models."""
-    key = hashlib.sha256(str(final.expanduser().resolve()).encode()).hexdigest()[:24]
-    return exclusive(cache_dir(env) / "locks" / f"download-{key}.lock", f"downloading {final}")
+    same `.part`. The lock sits beside the destination, so runs with different cache folders (or as
+    different users) see each other; after a success it is removed while still held, so a run that
+    opens it afterwards finds the finished file."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(lock, what))
+        except Busy:
+            raise
+        except UserError:
+            raise UserError(
+                f"cannot create a file in {lock.parent} (permission denied or read-only)",
+                hint="choose a folder you can write to with --dest",
+            ) from None
+        yield
+        lock.unlink(missing_ok=True)
 
 
 def _structure_problem(path: Path, entry: CatalogEntry) -> str | None:
@@ -179,12 +199,10 @@ def hf_expected_file(entry: CatalogEntry, offline: bool) -> KnownFile | None:
 
     try:
         infos = HfApi().get_paths_info(entry.repo or "", [entry.filename], revision=entry.revision)
-    except Exception as exc:  # the hash is a bonus here: the download itself reports real failures
+    except Exception as exc:  # huggingface_hub raises its own HTTP and repo errors
+        what, hint = _hf_cause(exc, entry, offline)
         raise UserError(
-            redact(
-                f"cannot ask Hugging Face for the sha256 of {entry.repo}/{entry.filename}: "
-                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            )
+            redact(f"cannot ask Hugging Face for the sha256 of {entry.repo}/{entry.filename}: {what}"), hint=hint
         ) from None
     for info in infos:
         lfs = getattr(info, "lfs", None)
@@ -208,7 +226,7 @@ def download_hf(
     from huggingface_hub import hf_hub_download
 
     try:
-        with download_lock(env, target / (entry.repo or "") / entry.filename):
+        with _hf_lock(entry, dest, target):
             path = hf_hub_download(
                 repo_id=entry.repo or "",
                 filename=entry.filename,
@@ -223,21 +241,45 @@ def download_hf(
     return Path(path)
 
 
+def _hf_lock(entry: CatalogEntry, dest: Path | None, cache: Path) -> AbstractContextManager[None]:
+    """The download lock of a Hugging Face file: beside it in --dest, or in its repo's cache folder."""
+    if dest is not None:
+        final = dest / entry.filename
+        return download_lock(lock_file(final.parent, final.name), f"downloading {final}")
+    repo_dir = cache / ("models--" + (entry.repo or "").replace("/", "--"))
+    return download_lock(lock_file(repo_dir, entry.filename), f"downloading {entry.repo}/{entry.filename} into {cache}")
+
+
 def _hf_failure(exc: Exception, entry: CatalogEntry, target: Path, offline: bool) -> UserError:
-    if isinstance(exc, OSError):  # also requests' and huggingface_hub's HTTP errors
-        if disk_full(exc):
-            return disk_error(exc, target / entry.filename, 0)
-        return UserError(redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {exc}"))
+    if isinstance(exc, OSError) and disk_full(exc):
+        return disk_error(exc, target / entry.filename, 0)
+    what, hint = _hf_cause(exc, entry, offline)
+    return UserError(redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {what}"), hint=hint)
+
+
+def _hf_cause(exc: Exception, entry: CatalogEntry, offline: bool) -> tuple[str, str | None]:
+    """What went wrong, in the words of the HTTP status huggingface_hub saw, and what to do about it."""
     name = type(exc).__name__
+    if "LocalEntryNotFound" in name and not offline and isinstance(exc.__cause__, Exception):
+        return _hf_cause(exc.__cause__, entry, offline)  # "not in the cache" hides what the Hub answered
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    repo, rev = entry.repo or "", entry.revision or "main"
+    if "Gated" in name or (status in (401, 403) and "RepositoryNotFound" not in name):
+        sent = "no valid token was sent" if status == 401 else "this token has no access to it yet"
+        return f"Hugging Face answered {status or 'no'}: {repo} is gated and {sent}", hf_access_help(entry)
+    if "RepositoryNotFound" in name:
+        return (
+            f"Hugging Face answered {status}: there is no repository {repo}, or it is private",
+            "check the repo id in the catalog (otdoctor models list); for a private repo log in with "
+            "`hf auth login` or set HF_TOKEN",
+        )
+    if "RemoteEntryNotFound" in name or status == 404:
+        return f"Hugging Face answered 404: {repo} has no file {entry.filename} at revision {rev}", (
+            f"check the filename and revision in the catalog against https://huggingface.co/{repo}/tree/{rev}"
+        )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-    hint = None
-    if "Gated" in name or "401" in first or "403" in first:
-        hint = HF_TOKEN_HELP
-    elif offline or "LocalEntryNotFound" in name:
-        hint = "run without --offline to download it"
-    return UserError(
-        redact(f"the Hugging Face download of {entry.repo}/{entry.filename} failed: {name}: {first}"), hint=hint
-    )
+    hint = "run without --offline to download it" if offline else None
+    return f"{name}: {first}", hint
 
 
 # `otdoctor models download` ----------------------------------------------------------------------

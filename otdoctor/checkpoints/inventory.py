@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from shlex import quote
 
 from otdoctor.checkpoints.catalog import CatalogEntry, entry_for_file, load_catalog
 from otdoctor.checkpoints.hashing import ProgressFn, VerifyCache
@@ -21,9 +20,11 @@ from otdoctor.checkpoints.locate import (
     resolve_base_model,
     search_places,
 )
+from otdoctor.checkpoints.oneline import one_line, shell_quote
 from otdoctor.checkpoints.safetensors import architecture_of_model_type
 from otdoctor.checkpoints.verdict import Verdict
 from otdoctor.checkpoints.verify import Verifier
+from otdoctor.probe.files import denied
 
 
 @dataclass
@@ -39,13 +40,19 @@ class Inventory:
     config_error: str | None = None
     verdicts: dict[Path, Verdict] = field(default_factory=dict)
     partials: dict[str, list[Found]] = field(default_factory=dict)  # interrupted downloads
+    closed: list[str] = field(default_factory=list)  # folders this user may not read
+
+    @property
+    def unreadable(self) -> list[str]:
+        """One "cannot read X (permission denied)" per closed folder, in the order found."""
+        return [denied(one_line(p)) for p in dict.fromkeys(self.closed)]
 
     def resume_command(self, name: str) -> str | None:
         parts = self.partials.get(name)
         if not parts:
             return None
         entry = next(e for e in self.catalog if e.name == name)
-        return f"{entry.download_command} --dest {quote(str(parts[0].path.parent))}"
+        return f"{entry.download_command} --dest {shell_quote(str(parts[0].path.parent))}"
 
     @property
     def base_entry(self) -> CatalogEntry | None:
@@ -107,7 +114,8 @@ def take_inventory(
     caches = hf_caches(env, home, extra_caches)
     places = search_places(models_dirs, ot_dir)
     partials: dict[str, list[Found]] = {}
-    found, others = find_catalog_models(catalog, places, caches, partials)
+    closed: list[str] = []
+    found, others = find_catalog_models(catalog, places, caches, partials, closed)
     base = resolve_base_model(base_value, ot_dir, caches) if base_value else None
     return Inventory(
         catalog,
@@ -120,6 +128,7 @@ def take_inventory(
         architecture_of_model_type(model_type) if model_type else None,
         config_error,
         partials=partials,
+        closed=closed,
     )
 
 

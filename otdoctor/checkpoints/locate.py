@@ -17,6 +17,7 @@ from pathlib import Path
 
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.verdict import MODEL_SUFFIXES
+from otdoctor.probe.files import refusing_folder
 
 MAX_SCAN_DEPTH = 4
 PARTIAL_SUFFIX = ".safetensors.part"  # an interrupted `otdoctor models download`
@@ -114,8 +115,12 @@ def hf_cached_snapshot(caches: Sequence[Place], repo_id: str) -> Found | None:
     return None
 
 
-def scan(root: Path, max_depth: int = MAX_SCAN_DEPTH, max_entries: int = MAX_SCAN_ENTRIES) -> list[Path]:
-    """Model files and diffusers folders under `root`, a few levels deep, hidden folders skipped."""
+def scan(
+    root: Path, max_depth: int = MAX_SCAN_DEPTH, max_entries: int = MAX_SCAN_ENTRIES, closed: list[str] | None = None
+) -> list[Path]:
+    """Model files and diffusers folders under `root`, a few levels deep, hidden folders skipped.
+
+    Folders this user may not list go into `closed` (the highest closed folder on the way)."""
     found: list[Path] = []
     seen = 0
     stack = [(root, 0)]
@@ -123,6 +128,10 @@ def scan(root: Path, max_depth: int = MAX_SCAN_DEPTH, max_entries: int = MAX_SCA
         folder, depth = stack.pop()
         try:
             entries = list(os.scandir(folder))
+        except PermissionError:
+            if closed is not None:
+                closed.append(refusing_folder(folder) or str(folder))
+            continue
         except OSError:
             continue
         if any(e.name == "model_index.json" for e in entries):
@@ -147,7 +156,7 @@ def scan(root: Path, max_depth: int = MAX_SCAN_DEPTH, max_entries: int = MAX_SCA
 
 def search_places(models_dirs: Iterable[Path], ot_dir: Path | None) -> list[Place]:
     places = [Place(Path(d).expanduser(), "--models-dir") for d in models_dirs]
-    if ot_dir is not None and (ot_dir / "models").is_dir():
+    if ot_dir is not None and os.path.isdir(ot_dir / "models"):  # False, not an error, in a closed checkout
         places.append(Place(ot_dir / "models", "OneTrainer models/"))
     return places
 
@@ -193,15 +202,19 @@ def find_catalog_models(
     places: Sequence[Place],
     caches: Sequence[Place],
     partials: dict[str, list[Found]] | None = None,
+    closed: list[str] | None = None,
 ) -> tuple[dict[str, list[Found]], list[Found]]:
     """(catalog name -> copies found, other model files found in the places).
 
-    Interrupted downloads (`NAME.safetensors.part`) of catalog models go into `partials`.
+    Interrupted downloads (`NAME.safetensors.part`) of catalog models go into `partials`, the
+    folders this user may not read (where a checkpoint would stay unseen) into `closed`.
     """
     sorter = _Sorter(catalog, partials, {e.name: [] for e in catalog})
     for place in places:
-        for path in scan(place.path):
+        for path in scan(place.path, closed=closed):
             sorter.add(path, place.how)
+    if closed is not None:
+        closed += [c for c in (refusing_folder(p.path) for p in caches) if c]
     sorter.add_cached(caches)
     return sorter.by_name, sorter.others
 

@@ -16,7 +16,6 @@ CIVITAI_TOKEN_HELP = (
     "create an API key at https://civitai.com/user/account (API Keys), then run again with "
     "CIVITAI_TOKEN set or --token-file FILE"
 )
-HF_TOKEN_HELP = "accept the model's licence on huggingface.co and set HF_TOKEN (or `hf auth login`)"
 CIVITAI = "civitai"
 HUGGINGFACE = "huggingface"
 
@@ -45,16 +44,20 @@ def page_cause(origin: str | None, entry: CatalogEntry | None) -> str:
         )
     if origin == HUGGINGFACE:
         repo = entry.repo if entry is not None and entry.repo else "the repo"
-        page = f"https://huggingface.co/{entry.repo}" if entry is not None and entry.repo else "its model page"
-        return (
-            f"likely cause: {repo} is gated on Hugging Face. Accept the licence on {page}, then log in "
-            "with `hf auth login` or set HF_TOKEN (OneTrainer reads huggingface_token from its "
-            "secrets.json) and download again"
-        )
+        return f"likely cause: {repo} is gated on Hugging Face. {hf_access_help(entry)}"
     return (
         "likely cause: the site wanted a login. Civitai needs an API key (CIVITAI_TOKEN, "
         "https://civitai.com/user/account); a gated Hugging Face repo needs its licence accepted "
         "and `hf auth login` or HF_TOKEN"
+    )
+
+
+def hf_access_help(entry: CatalogEntry | None) -> str:
+    """How to get a gated Hugging Face file: the licence on its page, then a token (never shown)."""
+    page = f"https://huggingface.co/{entry.repo}" if entry is not None and entry.repo else "its model page"
+    return (
+        f"Accept the licence on {page}, then log in with `hf auth login` or set HF_TOKEN (OneTrainer "
+        "reads huggingface_token from its secrets.json) and download again"
     )
 
 

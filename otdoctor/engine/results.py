@@ -213,11 +213,11 @@ def judge(report: Report, strict: bool = False) -> Verdict:
     if missing:
         reason = f"cannot tell: {', '.join(missing)} did not run (no blocking problem in the {len(ran)} that did)"
         return Verdict(False, reason, "otdoctor check")
-    warnings = [o for o in ordered if o.status is Status.WARN]
-    if warnings:
-        first = warnings[0]
-        more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
-        reason = f"every required check passed; worth a look: {first.result.summary}{more}"
+    # Warnings, and failures of optional checks (VRAM another program holds right now).
+    notes = [o for o in ordered if o.status in (Status.WARN, Status.FAIL)]
+    if notes:
+        more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
+        reason = f"every required check passed; worth a look: {_reason(notes[0])}{more}"
         return Verdict(True, reason, "otdoctor smoke")
     return Verdict(True, "every check passed", "otdoctor smoke")
 

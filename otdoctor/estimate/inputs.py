@@ -127,9 +127,10 @@ def check_request(req: EstimateRequest) -> None:
 def check_resolution(text: str, where: str) -> None:
     from otdoctor.onetrainer.config_keys import resolution_problem
 
-    problem = resolution_problem(text)
-    if problem is not None:
-        raise UserError(f"{where} wants pixels like 1024, 768,1024 or 832x1216: {text!r} {problem}", exit_code=2)
+    if resolution_problem(text) is not None:
+        raise UserError(
+            f"{where} wants pixels like 1024, 768,1024 or 832x1216, each 64..16384: got {text!r}", exit_code=2
+        )
 
 
 # Reading the config ------------------------------------------------------------------------------

@@ -92,8 +92,9 @@ class NotRegularFile(OSError):
     """A path that must be a regular file is something else: reading it could block or never end."""
 
 
-def read_regular_bytes(path: Path, limit_bytes: int) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `limit_bytes`; raises OSError otherwise.
+@contextmanager
+def _open_regular(path: Path) -> Iterator[tuple[Any, os.stat_result]]:
+    """`path` opened for reading, with its `fstat`, if it is a regular file; raises OSError otherwise.
 
     Opened without blocking (a FIFO opens at once with O_NONBLOCK) and refused unless `fstat` of
     that very descriptor says regular file, so a pipe, a device or a folder given where a file is
@@ -101,15 +102,29 @@ def read_regular_bytes(path: Path, limit_bytes: int) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(errno.EINVAL, f"not a regular file ({file_kind(mode)})", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, f"not a regular file ({file_kind(st.st_mode)})", str(path))
+        yield fh, st
+
+
+def read_regular_bytes(path: Path, limit_bytes: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit_bytes`; raises OSError otherwise."""
+    with _open_regular(path) as (fh, _):
         data = fh.read(limit_bytes + 1)
     if len(data) > limit_bytes:
         raise NotRegularFile(errno.EFBIG, f"larger than {limit_bytes} bytes", str(path))
     return data
+
+
+def read_regular_tail(path: Path, limit_bytes: int) -> bytes:
+    """The last `limit_bytes` of `path` if it is a regular file (a long log's end); raises OSError otherwise."""
+    with _open_regular(path) as (fh, st):
+        if st.st_size > limit_bytes:
+            fh.seek(st.st_size - limit_bytes)
+        return bytes(fh.read(limit_bytes))
 
 
 def denied(path: Path | str) -> str:

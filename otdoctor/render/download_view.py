@@ -11,6 +11,7 @@ from rich.console import Console
 
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.download import Downloaded, ModelDownload
+from otdoctor.checkpoints.oneline import one_line
 from otdoctor.redact import redact
 from otdoctor.render.models import download_progress, hash_progress, render_verdicts
 
@@ -20,7 +21,7 @@ def civitai_line(entry: CatalogEntry, result: Downloaded) -> str:
     state = "already there, sha256 verified" if result.already_there else "downloaded, size and sha256 verified"
     if result.resumed_from_bytes:
         state += f"; resumed at byte {result.resumed_from_bytes}"
-    return redact(f"{entry.title}: {result.path} ({state})")
+    return redact(one_line(f"{entry.title}: {result.path} ({state})"))
 
 
 class DownloadView:
@@ -37,10 +38,10 @@ class DownloadView:
         return hash_progress(self.tty)
 
     def note(self, message: str) -> None:
-        sys.stderr.write(redact(f"otdoctor: {message}") + "\n")
+        sys.stderr.write(redact(one_line(f"otdoctor: {message}")) + "\n")
 
     def interrupted(self, part: Path) -> None:
-        sys.stderr.write(f"\notdoctor: interrupted; {part} is kept and the same command resumes it\n")
+        sys.stderr.write(f"\notdoctor: interrupted; {one_line(str(part))} is kept and the same command resumes it\n")
 
     def show(self, done: ModelDownload) -> None:
         if done.civitai is not None:

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from shlex import quote
 from typing import Any
 
 from rich.console import Console
@@ -18,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.hf_cache import HfCacheRepo
 from otdoctor.checkpoints.inventory import Inventory
+from otdoctor.checkpoints.oneline import one_line, shell_quote
 from otdoctor.checkpoints.verify import Verdict
 from otdoctor.redact import redact
 from otdoctor.render.emit import Destination, Draw
@@ -36,7 +36,7 @@ def _size(path: Path) -> int | None:
 
 
 def _e(text: str) -> str:
-    return escape(redact(text))
+    return escape(redact(one_line(text)))
 
 
 def verdict_lines(v: Verdict, how: str | None = None) -> list[str]:
@@ -60,8 +60,8 @@ def verdict_lines(v: Verdict, how: str | None = None) -> list[str]:
     lines += [f"      [yellow]{_e(w)}[/]" for w in v.warnings]
     if v.problems and v.entry is not None and v.kind != "diffusers":
         lines.append(
-            f"      [dim]fix:[/] mv {_e(quote(str(v.path)))} {_e(quote(str(v.path) + '.bad'))} && "
-            f"{_e(v.entry.download_command)} --dest {_e(quote(str(v.path.parent)))}"
+            f"      [dim]fix:[/] mv {_e(shell_quote(str(v.path)))} {_e(shell_quote(str(v.path) + '.bad'))} && "
+            f"{_e(v.entry.download_command)} --dest {_e(shell_quote(str(v.path.parent)))}"
         )
     return lines
 
@@ -157,6 +157,7 @@ def render_list(inv: Inventory, out: Console, hf_repos: Sequence[HfCacheRepo] | 
     for e in inv.catalog:
         lines += _entry_lines(inv, e)
     lines += _base_lines(inv) + _other_lines(inv) + _hf_lines(hf_repos)
+    lines += [f"[yellow]![/] {_e(u)}" for u in inv.unreadable]
     lines.append("[dim]searched: " + _e(", ".join(f"{p.path} ({p.how})" for p in [*inv.places, *inv.caches])) + "[/]")
     for line in lines:
         out.print(line)
@@ -190,6 +191,7 @@ def list_dict(inv: Inventory, hf_repos: Sequence[HfCacheRepo] | None = None) -> 
             for e in inv.catalog
         ],
         "others": [inv.verdicts[f.path].as_dict() for f in inv.others if f.path in inv.verdicts],
+        "unreadable": inv.unreadable,
         "hf_cache_repos": None
         if hf_repos is None
         else [

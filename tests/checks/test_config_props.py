@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from otdoctor.engine.doctor import make_context, run_doctor
 from otdoctor.engine.results import Report, Status
@@ -31,10 +32,12 @@ HOME = ROOT / "home"
 HOME.mkdir()
 ENV = isolated_env(HOME, PATH="/usr/bin:/bin")
 CONFIG = ROOT / "config.json"
-concept_file(ROOT, [concept("me", str(FOLDER))])
 
 
-def diagnose(text: str) -> Report:
+def diagnose(text: str, concept_items: list | None = None) -> Report:
+    """Every check of the config area on TEXT as the config, with CONCEPT_ITEMS (else one concept of
+    two images) in the concept file it names by default, training_concepts/concepts.json."""
+    concept_file(ROOT, [concept("me", str(FOLDER))] if concept_items is None else concept_items)
     CONFIG.write_text(text, encoding="utf-8", errors="surrogatepass")
     probe = Probe(env=dict(ENV), cwd=ROOT, home=HOME)
     return run_doctor(make_context(probe, ROOT, CONFIG), ("config",))
@@ -56,27 +59,20 @@ def assert_findings(report: Report) -> None:
 
 
 @pytest.mark.property
-@given(config_texts(str(FOLDER)))
-@example('{"\\ud800": 1, "epochs": 2}')
-@example("[" * 100_000)
-@example('{"epochs": ' + "9" * 5000 + "}")
-@example(json.dumps(full_config(learning_rate="SECOND")))
-@example(json.dumps(full_config(resolution="1")))
-@example(json.dumps(full_config(epochs=99999999999)))
-@example(json.dumps(full_config(concepts=[concept("me", str(FOLDER), balancing="inf")])))
-@example(json.dumps(full_config(concepts=[concept("me", "~nosuchuser/x")])))
-def test_any_config_is_a_finding(text: str) -> None:
+@given(config_texts(str(FOLDER)), st.none() | concepts(str(FOLDER)))
+@example('{"\\ud800": 1, "epochs": 2}', None)
+@example("[" * 100_000, None)
+@example('{"epochs": ' + "9" * 5000 + "}", None)
+@example(json.dumps(full_config(learning_rate="SECOND")), None)
+@example(json.dumps(full_config(resolution="1")), None)
+@example(json.dumps(full_config(epochs=99999999999)), None)
+@example(json.dumps(full_config(concepts=[concept("me", str(FOLDER), balancing="inf")])), None)
+@example(json.dumps(full_config(concepts=[concept("me", "~nosuchuser/x")])), None)
+@example(json.dumps(full_config(resolution="512")), [concept("me", "~nosuchuser/x", balancing="inf")])
+def test_any_config_is_a_finding(text: str, concept_items: list | None) -> None:
     started = time.monotonic()
-    assert_findings(diagnose(text))
+    assert_findings(diagnose(text, concept_items))
     assert time.monotonic() - started < 5
-
-
-@pytest.mark.property
-@given(concepts(str(FOLDER)))
-def test_any_concept_file_is_a_finding(items: list) -> None:
-    path = ROOT / "concepts-gen.json"
-    path.write_text(json.dumps(items))
-    assert_findings(diagnose(json.dumps(full_config(resolution="512", concept_file_name=str(path)))))
 
 
 @pytest.mark.parametrize(
@@ -145,6 +141,7 @@ def test_a_fifo_as_config_is_refused_not_waited_on(tmp_path: Path) -> None:
 def test_end_to_end_check_and_estimate_stay_calm(text: str) -> None:
     # A few dozen whole runs through the real entry point, text and JSON.
     CONFIG.write_text(text, encoding="utf-8", errors="surrogatepass")
+    concept_file(ROOT, [concept("me", str(FOLDER))])
     for argv in (
         ["check", "--config", str(CONFIG), "--ot-dir", str(ROOT), "--only", "config"],
         ["check", "--config", str(CONFIG), "--ot-dir", str(ROOT), "--only", "config", "--format", "json"],

@@ -229,6 +229,12 @@ def test_verdict_ready_names_the_first_warning_and_a_partial_run_claims_nothing(
     assert not partial.ready and partial.reason.startswith(
         "cannot tell: onetrainer.checkout, venv.torch, gpu.driver did not run"
     )
+    # An optional check that fails (VRAM another program holds) is worth a look, not a blocker.
+    vram = make("gpu.vram", CheckResult.fail("4.0 GiB free, needs 12.0 GiB"))
+    type(vram).required = False
+    busy = report_of(*healthy_core(), vram)
+    assert busy.exit_code() == 0 and busy.verdict().ready
+    assert "worth a look: gpu.vram: 4.0 GiB free, needs 12.0 GiB" in busy.verdict().reason
     # --strict turns the warning into the blocker.
     assert ready.verdict(strict=True).sentence().startswith("not ready: models.checkpoints: base model not found")
 

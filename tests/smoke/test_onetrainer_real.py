@@ -175,3 +175,18 @@ def test_whole_run_mode_sizes_the_dataset_to_the_measured_steps(tmp_path):
     _, values, images = _prepared(tmp_path, ["epochs=4"], dict(raw))
     assert images == 6  # ceil(23 / 4): about warmup + steps steps over the 4 epochs
     assert "epochs=4" in values  # the user's --set comes last and wins over the smoke's one epoch
+
+
+def test_real_sdxl_output_four_epochs():
+    """The tiny SDXL-layout model, 4 epochs of 6 steps, no sampling or backups: an epoch boundary
+    and the final save are its only overheads."""
+    path = DATA / "sdxl-4-epochs.jsonl"
+    stream, events = BarStream(), []
+    for t, text in _chunks(path):
+        events += [(t, ev) for ev in stream.feed(text, t)]
+    found = overheads(events, 41.95)
+    assert len(_step_times(events)) == 24
+    assert found.samples == found.backups == found.saves == 0
+    assert found.step_s == pytest.approx(0.57, abs=0.05) and found.epoch_s == pytest.approx(1.17, abs=0.05)
+    assert found.final_s == pytest.approx(7.55, abs=0.05)
+    assert [ev for _, ev in events if isinstance(ev, str) and ev.startswith("Saving ")]

@@ -11,8 +11,11 @@ Civitai (pointed at with OTDOCTOR_CIVITAI_URL):
                                                one a 307 to a signed URL on another host name
   GET /signed/{id}?sig=...                     the file, with Range; faults are injected here
 
+  A repo in `hf_gated` answers 401 (no token) or 403 (a token without access), GatedRepo; a repo
+  with no files at all answers 404, RepoNotFound.
 Faults: `drop_at` (file offsets: each download request closes the connection once it has sent up
-to the next offset), `gate_after` + `gate` (stop after that many bytes until the event is set).
+to the next offset), `gate_after` + `gate` (stop after that many bytes until the event is set); Civitai's signed
+files always, Hugging Face files when `hf_faults` is set.
 Every request's method, path and headers are recorded in `requests`.
 """
 
@@ -47,6 +50,8 @@ class CivitaiVersion:
 class ServerState:
     hf_files: dict[tuple[str, str], bytes] = field(default_factory=dict)
     civitai: dict[int, CivitaiVersion] = field(default_factory=dict)
+    hf_gated: set[str] = field(default_factory=set)  # repos whose licence the token's owner has not accepted
+    hf_faults: bool = False  # apply drop_at and the gate to Hugging Face files too
     token: str | None = None
     drop_at: list[int] = field(default_factory=list)
     gate_after: int | None = None
@@ -86,6 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/paths-info/([^/]+)", urlsplit(self.path).path)
         if not m:
             return self._simple(404, b'{"error":"Not found"}', "application/json")
+        if self._hf_refused(m.group(1), head=False):
+            return
         paths = parse_qs(body).get("paths", [])
         out = []
         for path in paths:
@@ -135,7 +142,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._simple(404, b'{"error":"Not found"}', "application/json", head=head)
 
     # Hugging Face ---------------------------------------------------------------------------------
+    def _hf_refused(self, repo: str, head: bool) -> bool:
+        """Hugging Face's answers for a gated repo (401 without a token, 403 with one) and a missing one."""
+        if repo in self.state.hf_gated:
+            code = 403 if self.headers.get("Authorization") else 401
+            msg = f"Access to model {repo} is restricted. You must have access to it and be authenticated."
+            self._simple(code, msg.encode(), "text/plain", {"X-Error-Code": "GatedRepo", "X-Error-Message": msg}, head)
+            return True
+        if not any(r == repo for r, _ in self.state.hf_files):
+            msg = "Repository not found"
+            extra = {"X-Error-Code": "RepoNotFound", "X-Error-Message": msg}
+            self._simple(404, msg.encode(), "text/plain", extra, head)
+            return True
+        return False
+
     def _hf(self, repo: str, filename: str, head: bool) -> None:
+        if self._hf_refused(repo, head):
+            return
         data = self.state.hf_files.get((repo, filename))
         if data is None:
             return self._simple(404, b"Entry not found", "text/plain", {"X-Error-Code": "EntryNotFound"}, head)
@@ -146,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             "X-Linked-Etag": f'"{sha}"',
             "X-Linked-Size": str(len(data)),
         }
-        self._send_file(data, extra, head, faults=False)
+        self._send_file(data, extra, head, faults=self.state.hf_faults)
 
     # Civitai --------------------------------------------------------------------------------------
     def _civitai_info(self, version_id: int) -> None:
