@@ -272,7 +272,7 @@ def checkpoints_missing(box: Sandbox) -> Broken:
 def vram_held_by_my_process(box: Sandbox) -> Broken:
     # A recorded RTX 4090 desktop whose compute process is a real process of this user. Started
     # through a shell that exits at once, so the killed process is reaped by init, not left a zombie.
-    from tests.gpu.test_gpu import load, put_processes, write
+    from tests.support.nvml_snapshots import load, put_processes, write
 
     started = subprocess.run(
         ["bash", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True

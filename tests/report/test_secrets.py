@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.gpu.test_gpu import put_processes
 from tests.support import NVML_DATA
 from tests.support.factory import git, make_onetrainer, otdoctor_exe
+from tests.support.nvml_snapshots import put_processes
 
 
 def _alnum(n: int) -> str:
