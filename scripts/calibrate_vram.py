@@ -68,13 +68,12 @@ def merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    if name == "ADAFACTOR":
+    if name == "ADAFACTOR":  # OneTrainer's Adafactor is transformers' one (modules/util/create.py)
         try:
             from transformers.optimization import Adafactor
-
-            return Adafactor(params, lr=1e-5, relative_step=False, scale_parameter=False)
-        except ImportError:  # torch's own keeps the same row/column factors
-            return torch.optim.Adafactor(params, lr=1e-5)
+        except ImportError:
+            raise SystemExit("Adafactor as OneTrainer runs it needs transformers: pip install transformers") from None
+        return Adafactor(params, lr=1e-5, relative_step=False, scale_parameter=False)
     if name == "LION":
         return torch.optim.SGD(params, lr=1e-5, momentum=0.9)  # one full-size buffer, as Lion keeps
     return torch.optim.AdamW(params, lr=1e-5, foreach=False)  # OneTrainer's default: one weight at a time

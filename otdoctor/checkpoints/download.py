@@ -263,10 +263,21 @@ def _hf_cause(exc: Exception, entry: CatalogEntry, offline: bool) -> tuple[str, 
     if "LocalEntryNotFound" in name and not offline and isinstance(exc.__cause__, Exception):
         return _hf_cause(exc.__cause__, entry, offline)  # "not in the cache" hides what the Hub answered
     status = getattr(getattr(exc, "response", None), "status_code", None)
+    answered = _hf_refusal(name, status, entry)
+    if answered is not None:
+        return answered
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    hint = "run without --offline to download it" if offline else None
+    return f"{name}: {first}", hint
+
+
+def _hf_refusal(name: str, status: int | None, entry: CatalogEntry) -> tuple[str, str] | None:
+    """A gated, missing or private repo, or a missing file: what the Hub said and what to do."""
     repo, rev = entry.repo or "", entry.revision or "main"
     if "Gated" in name or (status in (401, 403) and "RepositoryNotFound" not in name):
         sent = "no valid token was sent" if status == 401 else "this token has no access to it yet"
-        return f"Hugging Face answered {status or 'no'}: {repo} is gated and {sent}", hf_access_help(entry)
+        said = f"Hugging Face answered {status}" if status else "Hugging Face refused it"
+        return f"{said}: {repo} is gated and {sent}", hf_access_help(entry)
     if "RepositoryNotFound" in name:
         return (
             f"Hugging Face answered {status}: there is no repository {repo}, or it is private",
@@ -277,9 +288,7 @@ def _hf_cause(exc: Exception, entry: CatalogEntry, offline: bool) -> tuple[str, 
         return f"Hugging Face answered 404: {repo} has no file {entry.filename} at revision {rev}", (
             f"check the filename and revision in the catalog against https://huggingface.co/{repo}/tree/{rev}"
         )
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-    hint = "run without --offline to download it" if offline else None
-    return f"{name}: {first}", hint
+    return None
 
 
 # `otdoctor models download` ----------------------------------------------------------------------

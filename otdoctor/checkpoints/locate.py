@@ -126,13 +126,8 @@ def scan(
     stack = [(root, 0)]
     while stack:
         folder, depth = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError:
-            if closed is not None:
-                closed.append(refusing_folder(folder) or str(folder))
-            continue
-        except OSError:
+        entries = _listing(folder, closed)
+        if entries is None:
             continue
         if any(e.name == "model_index.json" for e in entries):
             found.append(Path(folder))
@@ -152,6 +147,18 @@ def scan(
             except OSError:
                 continue
     return sorted(found)
+
+
+def _listing(folder: Path, closed: list[str] | None) -> list[os.DirEntry[str]] | None:
+    """The entries of FOLDER, or None when it cannot be listed (a closed one noted in `closed`)."""
+    try:
+        return list(os.scandir(folder))
+    except PermissionError:
+        if closed is not None:
+            closed.append(refusing_folder(folder) or str(folder))
+    except OSError:
+        pass
+    return None
 
 
 def search_places(models_dirs: Iterable[Path], ot_dir: Path | None) -> list[Place]:

@@ -72,17 +72,24 @@ def explain_text(text: str) -> list[Match]:
     return [m for _, m in sorted(found, key=lambda f: f[0])]
 
 
+def _block_start(data: bytes, cut: int, end: int) -> int | None:
+    """Where the first whole line in data[cut:end] begins (0 at the top); None when none begins there."""
+    if cut == 0:
+        return 0
+    newline = data.find(b"\n", cut - 1, end)
+    return None if newline == -1 else newline + 1
+
+
 def last_error_line(text: str) -> str | None:
     """The last line that looks like an error (an exception line ends a Python traceback)."""
     data = _encoded(text)
     end = len(data)
     while end > 0:
-        start = max(0, end - _BLOCK)
-        if start:
-            start = data.find(b"\n", start, end) + 1 or end  # begin the block at a whole line
-        hits = list(_ERROR_LINE.finditer(data, start, end))
-        if hits:
-            line = hits[-1].group(0).decode("utf-8", errors="replace").strip()
-            return line[:EVIDENCE_CHARS]
-        end = start - 1 if start else 0
+        cut = max(0, end - _BLOCK)
+        start = _block_start(data, cut, end)
+        if start is not None:
+            hits = list(_ERROR_LINE.finditer(data, start, end))
+            if hits:
+                return hits[-1].group(0).decode("utf-8", errors="replace").strip()[:EVIDENCE_CHARS]
+        end = cut
     return None

@@ -31,11 +31,8 @@ def _file_tail(path: Path, limit: int) -> bytes:
     except FileNotFoundError:
         raise UserError(f"log file not found: {path}", exit_code=2) from None
     except NotRegularFile as exc:
-        raise UserError(
-            f"cannot read {path}: {exc.strerror}",
-            exit_code=2,
-            hint="save the output to a file first, or pipe it in: ./start-ui.sh 2>&1 | otdoctor explain -",
-        ) from None
+        # One line: a pipe or a device given as the log (save the output to a file, or pipe it to `-`).
+        raise UserError(f"cannot read {path}: {exc.strerror}; give a log file or - for stdin", exit_code=2) from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}", exit_code=2) from None
 

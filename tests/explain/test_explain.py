@@ -1,128 +1,16 @@
-"""`otdoctor explain`: one realistic excerpt of OneTrainer's output per known problem, and an unknown one."""
-
-# ruff: noqa: E501  (the logs are verbatim, long lines included)
+"""`otdoctor explain`: the corpus of real-shaped OneTrainer logs, the table, and the command."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import pytest
 
-from otdoctor.explain.known_problems import explain_text, known_problems
-
-LOGS = {
-    "unsupported-python": """\
-$ ./start-ui.sh
-Traceback (most recent call last):
-  File "/home/ana/Projects/OneTrainer/scripts/train_ui_qt.py", line 9, in <module>
-    from modules.ui.TrainUI import TrainUI
-  File "/home/ana/Projects/OneTrainer/modules/ui/TrainUI.py", line 12, in <module>
-    from mgds.MGDS import MGDS
-ModuleNotFoundError: No module named 'mgds'
-""",
-    "python-3-11-0": """\
-Collecting scipy==1.15.3
-  Downloading scipy-1.15.3.tar.gz (59.7 MB)
-ERROR: Ignored the following versions that require a different python version: 1.0 Requires-Python >=3.11.1,!=3.11.0; 2.2.6 Requires-Python >=3.10,!=3.11.0
-ERROR: Could not find a version that satisfies the requirement numpy==2.2.6 (from versions: none)
-ERROR: No matching distribution found for numpy==2.2.6
-""",
-    "cpu-torch": """\
-  File "/home/ana/Projects/OneTrainer/modules/trainer/GenericTrainer.py", line 95, in start
-    self.model_setup.setup_optimizations(self.model, self.config)
-  File "/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/torch/cuda/__init__.py", line 310, in _lazy_init
-    raise AssertionError("Torch not compiled with CUDA enabled")
-AssertionError: Torch not compiled with CUDA enabled
-""",
-    "driver-too-old": """\
-/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/torch/cuda/__init__.py:174: UserWarning: CUDA initialization: The NVIDIA driver on your system is too old (found version 12040). Please update your GPU driver by downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx Alternatively, go to: https://pytorch.org to install a PyTorch version that has been compiled with your version of the CUDA driver.
-  return torch._C._cuda_getDeviceCount() > 0
-""",
-    "missing-stdlib": """\
-Traceback (most recent call last):
-  File "/home/ana/.pyenv/versions/3.10.13/lib/python3.10/ctypes/__init__.py", line 8, in <module>
-    from _ctypes import Union, Structure, Array
-ModuleNotFoundError: No module named '_ctypes'
-""",
-    "tkinter-missing": """\
-  File "/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/customtkinter/__init__.py", line 6, in <module>
-    import tkinter
-  File "/home/ana/.pyenv/versions/3.10.13/lib/python3.10/tkinter/__init__.py", line 37, in <module>
-    import _tkinter # If this fails your Python may not be configured for Tk
-ModuleNotFoundError: No module named '_tkinter'
-""",
-    "qt-xcb": """\
-qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin.
-qt.qpa.plugin: Could not load the Qt platform plugin "xcb" in "" even though it was found.
-This application failed to start because no Qt platform plugin could be initialized.
-Aborted (core dumped)
-""",
-    "libgl-missing": """\
-  File "/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/cv2/__init__.py", line 153, in bootstrap
-    native_module = importlib.import_module("cv2")
-ImportError: libGL.so.1: cannot open shared object file: No such file or directory
-""",
-    "broken-editable": """\
-Obtaining diffusers from git+https://github.com/huggingface/diffusers.git@1ffa423#egg=diffusers (from -r requirements-global.txt (line 22))
-ERROR: Exception:
-Traceback (most recent call last):
-  File "/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/pip/_internal/cli/base_command.py", line 180, in exc_logging_wrapper
-    status = run_func(*args)
-  File "/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/pip/_internal/vcs/git.py", line 405, in get_remote_url
-    remotes = stdout.splitlines()[0]
-IndexError: list index out of range
-""",
-    "bad-path": """\
-Traceback (most recent call last):
-  File "/home/ana/My Projects/OneTrainer/venv/lib/python3.10/site-packages/torch/__init__.py", line 237, in <module>
-    from torch._C import *  # noqa: F403
-ImportError: libtorch_cpu.so: cannot open shared object file
-""",
-    "pkg-resources": """\
-  File "/home/ana/Projects/OneTrainer/venv/lib/python3.10/site-packages/lion_pytorch/__init__.py", line 1, in <module>
-    import pkg_resources
-ModuleNotFoundError: No module named 'pkg_resources'
-""",
-    "stale-requirements": """\
-  File "/home/ana/Projects/OneTrainer/modules/model/StableDiffusionXLModel.py", line 7, in <module>
-    from diffusers import AutoencoderKL, DDIMScheduler, FluxTransformer2DModel
-ImportError: cannot import name 'FluxTransformer2DModel' from 'diffusers' (/home/ana/Projects/OneTrainer/venv/src/diffusers/src/diffusers/__init__.py)
-""",
-    "cuda-oom": """\
-step:  12%|█▏        | 9/72 [00:31<03:39,  3.49s/it, loss=0.0913, smooth loss=0.112]
-Traceback (most recent call last):
-  File "/home/ana/Projects/OneTrainer/modules/trainer/GenericTrainer.py", line 689, in train
-    loss.backward()
-torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 50.00 MiB. GPU 0 has a total capacity of 23.55 GiB of which 21.69 MiB is free. Including non-PyTorch memory, this process has 22.81 GiB memory in use.
-""",
-    "loss-nan": """\
-step:  44%|████▍     | 32/72 [01:05<01:21,  2.04s/it, loss=nan, smooth loss=nan]
-Training loss became NaN, stopping training
-""",
-    "wrong-model-type": """\
-Traceback (most recent call last):
-  File "/home/ana/Projects/OneTrainer/modules/modelLoader/stableDiffusionXL/StableDiffusionXLModelLoader.py", line 221, in load
-    self.__load_safetensors(model, model_names.base_model, weight_dtypes)
-KeyError: 'conditioner.embedders.1.model.ln_final.weight'
-Exception: could not load model: /home/ana/models/hyperRealism_30.safetensors
-""",
-    "gated-repo": """\
-huggingface_hub.errors.GatedRepoError: 401 Client Error. (Request ID: Root=1-66a1b2c3-4d5e6f)
-Cannot access gated repo for url https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/model_index.json.
-Access to model black-forest-labs/FLUX.1-dev is restricted. You must have access to it and be authenticated to access it. Please log in.
-""",
-    "slow-steps": """\
-epoch:   2%|▍          | 3/200 [13:46<11:15:41, 205.79s/it]
-step:  40%|████      | 29/72 [1:39:06<2:26:57, 205.05s/it, loss=0.0871, smooth loss=0.0934]
-""",
-    "network-unreachable": """\
-Obtaining diffusers from git+https://github.com/huggingface/diffusers.git@1ffa423#egg=diffusers (from -r requirements-global.txt (line 23))
-  Cloning https://github.com/huggingface/diffusers.git (to revision 1ffa423) to ./venv/src/diffusers
-  Running command git clone --filter=blob:none --quiet https://github.com/huggingface/diffusers.git /tmp/ot-real/venv/src/diffusers
-  fatal: unable to access 'https://github.com/huggingface/diffusers.git/': Could not resolve host: github.com
-  error: subprocess-exited-with-error
-""",
-}
+from otdoctor.explain.known_problems import explain_text, known_problems, last_error_line, read_input
+from otdoctor.explain.table import TRACKER_SOURCE_PREFIXES
+from tests.explain.corpus import HEALTHY_LOGS, PROBLEM_LOGS, problem_id, read
 
 UNKNOWN = """\
 Traceback (most recent call last):
@@ -132,28 +20,65 @@ Traceback (most recent call last):
     raise ValueError("frobnicator must be positive")
 ValueError: frobnicator must be positive
 """
+SOURCE = re.compile(r"^(?:Nerogar/OneTrainer#\d+|lshqqytiger/OneTrainer#\d+ \(AMD fork of OneTrainer\)|guide)$")
 
 
-def test_every_known_problem_has_an_excerpt():
-    assert {p.id for p in known_problems()} == set(LOGS)
-    assert len(LOGS) == 18  # the guide's 17 common problems, plus an unreachable network
+def test_corpus_covers_every_known_problem():
+    assert len(PROBLEM_LOGS) >= 40 and len(HEALTHY_LOGS) >= 20
+    assert {problem_id(log) for log in PROBLEM_LOGS} == {p.id for p in known_problems()}
 
 
-@pytest.mark.parametrize("problem_id", sorted(LOGS))
-def test_each_excerpt_is_recognised(problem_id):
-    matches = explain_text(LOGS[problem_id])
+def test_the_table_is_grounded_in_onetrainers_tracker():
+    problems = known_problems()
+    assert len(problems) >= 40
+    assert sum(1 for p in problems if p.tracker_sources()) >= 40
+    for p in problems:
+        assert p.sources and all(SOURCE.match(s) for s in p.sources), (p.id, p.sources)
+        assert p.diagnosis and p.fix and p.otdoctor.startswith("otdoctor "), p.id
+        assert all(s.startswith(TRACKER_SOURCE_PREFIXES) or s == "guide" for s in p.sources)
+    ids = {p.id: p for p in problems}
+    assert ids["torch-missing"].tracker_sources() and ids["no-nvidia-driver"].tracker_sources()
+
+
+@pytest.mark.parametrize("log", PROBLEM_LOGS, ids=lambda p: p.name)
+def test_each_problem_log_is_recognised(log):
+    matches = explain_text(read(log))
     ids = [m.problem.id for m in matches]
-    assert problem_id in ids, ids
-    # The headline is the problem itself, not a side effect matched elsewhere in the excerpt.
-    first = next(m for m in matches if m.problem.id == problem_id)
-    assert first.evidence and first.problem.fix and first.problem.otdoctor.startswith("otdoctor")
+    assert problem_id(log) in ids, ids
+    # Specific, not a net: at most one other problem shows up in a log of this one.
+    assert len([i for i in ids if i != problem_id(log)]) <= 1, ids
+    first = next(m for m in matches if m.problem.id == problem_id(log))
+    assert first.evidence and first.evidence in read(log).replace("\r", "\n")
 
 
-def test_excerpts_do_not_cry_wolf():
-    """Each excerpt matches at most one other problem: the table is specific, not a net."""
-    for problem_id, text in LOGS.items():
-        others = [m.problem.id for m in explain_text(text) if m.problem.id != problem_id]
-        assert len(others) <= 1, (problem_id, others)
+@pytest.mark.parametrize("log", HEALTHY_LOGS, ids=lambda p: p.name)
+def test_healthy_logs_match_nothing(log):
+    assert explain_text(read(log)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("ModuleNotFoundError: No module named 'torch'\n", {"torch-missing"}),
+        ("ModuleNotFoundError: No module named 'torchvision'\n", set()),  # another package: not this
+        ("ModuleNotFoundError: No module named 'torch._C'\n", set()),
+        ("RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU", {"no-nvidia-driver"}),
+        ("epoch:  50%|█████     | 1/2 [03:09<03:09, 189.50s/it]\n", set()),  # slow epochs are normal
+    ],
+)
+def test_lookalikes(text, wanted):
+    assert {m.problem.id for m in explain_text(text)} == wanted
+
+
+def test_a_one_megabyte_line_is_searched_to_its_end():
+    """A log that is one long line (a progress bar without newlines): the problem at its very end is
+    found, shown around the match, and the last error line is that line's start, cut short."""
+    line = "ERROR: " + "loss=0.1 step 9/72 [00:31<03:39, 3.49s/it] " * 24_000 + "torch.OutOfMemoryError: CUDA out of memory"
+    assert len(line) > 1_000_000
+    [match] = explain_text(line)
+    assert match.problem.id == "cuda-oom" and match.line_no == 1
+    assert match.evidence.endswith("CUDA out of memory") and len(match.evidence) <= 300
+    assert last_error_line(line + "\n").startswith("ERROR: loss=0.1")
 
 
 def test_unknown_error_is_said_honestly(run_cli, tmp_path):
@@ -164,28 +89,49 @@ def test_unknown_error_is_said_honestly(run_cli, tmp_path):
     assert res.returncode == 1
     assert "No known problem recognised" in res.stdout
     assert "ValueError: frobnicator must be positive" in res.stdout
+    assert f"otdoctor knows {len(known_problems())} problems" in res.stdout
     assert "otdoctor report" in res.stdout
 
 
 def test_cli_reads_a_file_and_stdin(run_cli, tmp_path):
+    oom, nan = (read(next(p for p in PROBLEM_LOGS if p.name == f"{i}.log")) for i in ("cuda-oom", "loss-nan"))
     log = tmp_path / "install.log"
     # A whole failed session: tqdm redraws with \r and colour codes, as a terminal log has them.
-    log.write_text("\x1b[32mstarting\x1b[0m\r\n" + LOGS["cuda-oom"].replace("\n", "\r\n") + LOGS["loss-nan"])
+    log.write_text("\x1b[32mstarting\x1b[0m\r\n" + oom.replace("\n", "\r\n") + nan)
     res = run_cli("explain", str(log))
     assert res.returncode == 0, res.stderr
-    assert "CUDA out of memory" in res.stdout and "Training loss became NaN" in res.stdout
     assert res.stdout.index("CUDA out of memory") < res.stdout.index("Training loss became NaN")
-    assert "otdoctor fix gpu.vram" in res.stdout
+    # The otdoctor command is printed as a command, once, with the other commands of the fix.
+    assert res.stdout.count("otdoctor fix gpu.vram") == 1
+    assert "\n      otdoctor fix gpu.vram\n" in res.stdout and "otdoctor: otdoctor" not in res.stdout
+    assert "reported in: Nerogar/OneTrainer#28, Nerogar/OneTrainer#232" in res.stdout
 
-    res = run_cli("explain", "-", "--format", "json", input=LOGS["pkg-resources"])
+    res = run_cli("explain", "-", "--format", "json", input=read(PROBLEM_LOGS[0]))
     doc = json.loads(res.stdout)
     assert doc["recognised"] is True
-    assert doc["problems"][0]["id"] == "pkg-resources"
-    assert "setuptools==81.0.0" in " ".join(doc["problems"][0]["commands"])
+    assert doc["problems"][0]["id"] == problem_id(PROBLEM_LOGS[0])
+    assert doc["problems"][0]["sources"]
+
+
+def test_list_shows_every_problem_with_its_sources(run_cli):
+    res = run_cli("explain", "--list")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"{len(known_problems())} known problems (")
+    for p in known_problems():
+        assert f"{p.id}  {p.title}" in res.stdout
+    assert "reported in: Nerogar/OneTrainer#720, Nerogar/OneTrainer#458" in res.stdout
+
+    doc = json.loads(run_cli("explain", "--list", "--format", "json").stdout)
+    assert doc["count"] == len(doc["problems"]) == len(known_problems())
+    torch = next(p for p in doc["problems"] if p["id"] == "torch-missing")
+    assert torch["sources"] == ["Nerogar/OneTrainer#720", "Nerogar/OneTrainer#458"] and torch["patterns"]
+
+    res = run_cli("explain", "--list", "some.log")
+    assert res.returncode == 2 and res.stderr.strip() == "otdoctor: error: --list takes no log file: give one or the other"
 
 
 def test_secrets_in_a_log_stay_out_of_the_answer(run_cli):
-    text = LOGS["gated-repo"].replace(
+    text = read(next(p for p in PROBLEM_LOGS if p.name == "gated-repo.log")).replace(
         "(Request ID", "(Authorization: Bearer hf_abcdefghijklmnopqrstuvwxyz0123456789; Request ID"
     )
     res = run_cli("explain", "-", input=text)
@@ -200,26 +146,47 @@ def test_missing_log_file_is_one_line(run_cli, tmp_path):
     assert "log file not found" in res.stderr and "Traceback" not in res.stderr
 
 
+def _fifo(path):
+    os.mkfifo(path)
+
+
+def _dev_zero(path):
+    path.symlink_to("/dev/zero")
+
+
 @pytest.mark.parametrize(
     "make,named",
     [
         (lambda p: p.mkdir(), "is a folder"),  # was "log file not found" for a folder that exists
         (lambda p: p.write_bytes(b""), "is empty: nothing to explain"),  # was "No known problem recognised"
         (lambda p: p.write_bytes(b"\x93\x00\xff" * 200), "is binary data, not a text log"),  # a model/image by mistake
+        (_fifo, "not a regular file (a named pipe)"),  # used to wait forever for a writer
+        (_dev_zero, "not a regular file (a character device)"),  # used to read until memory ran out
     ],
 )
-def test_folder_empty_or_binary_input_is_one_line(run_cli, tmp_path, make, named):
+def test_non_log_input_is_one_line(run_cli, tmp_path, make, named):
     log = tmp_path / "ot.log"
     make(log)
-    res = run_cli("explain", str(log))
+    res = run_cli("explain", str(log), timeout=20)
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.startswith("otdoctor: error: ") and named in res.stderr.splitlines()[0]
     assert res.stdout == "" and "Traceback" not in res.stderr
+    if named.startswith("not a regular"):
+        assert len(res.stderr.splitlines()) == 1
+
+
+def test_only_the_tail_of_a_long_log_is_read(tmp_path):
+    """A log longer than the cap is read from its end: what scrolled out of the tail is not seen."""
+    log = tmp_path / "ot.log"
+    log.write_text("torch.OutOfMemoryError: CUDA out of memory\n" + "step 1/2\n" * 500 + "Training loss became NaN\n")
+    text = read_input(str(log), limit=1024)
+    assert len(text.encode()) == 1024 and text.endswith("Training loss became NaN\n")
+    assert [m.problem.id for m in explain_text(text)] == ["loss-nan"]
 
 
 def test_powershell_utf16_log_is_read_and_bad_format_refused(run_cli, tmp_path):
     log = tmp_path / "ot.log"
-    log.write_bytes(LOGS["cuda-oom"].encode("utf-16"))  # what PowerShell's `>` writes
+    log.write_bytes(read(next(p for p in PROBLEM_LOGS if p.name == "cuda-oom.log")).encode("utf-16"))
     res = run_cli("explain", str(log))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "CUDA out of memory" in res.stdout

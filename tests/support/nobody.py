@@ -63,3 +63,17 @@ def run_as_nobody(world: Path, home: Path, args: list[str], env: dict[str, str])
         timeout=300,
         stdin=subprocess.DEVNULL,
     )
+
+
+def folder(path: Path, mode: int = 0o755) -> Path:
+    """A folder made by root with MODE (0o700: closed to nobody)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    return path
+
+
+def nobody_home(world: Path, name: str) -> Path:
+    """A home folder in WORLD that nobody owns."""
+    home = folder(world / name)
+    os.chown(home, NOBODY, NOBODY)
+    return home

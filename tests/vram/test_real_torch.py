@@ -15,6 +15,21 @@ from otdoctor.data import load_table
 from tests.support import REPO
 
 
+@pytest.fixture(scope="module")
+def ot_torch(torch_venv):
+    """The session's torch venv plus transformers: OneTrainer's Adafactor is transformers' one, and
+    the text encoders are built from it."""
+    python = str(torch_venv / "bin" / "python")
+    if subprocess.run([python, "-c", "import transformers"], capture_output=True).returncode != 0:
+        subprocess.run(
+            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "transformers"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return torch_venv
+
+
 def run(venv, *argv, timeout=600):
     r = subprocess.run([str(venv / "bin" / "python"), *argv], capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -22,8 +37,8 @@ def run(venv, *argv, timeout=600):
 
 
 @pytest.mark.slow
-def test_each_component_matches_a_real_step(torch_venv):
-    results = json.loads(run(torch_venv, "scripts/calibrate_vram.py", "--cpu"))["results"]
+def test_each_component_matches_a_real_step(ot_torch):
+    results = json.loads(run(ot_torch, "scripts/calibrate_vram.py", "--cpu"))["results"]
     assert {r["variant"] for r in results} >= {"adamw", "adamw-fused", "adafactor", "adafactor-checkpointed"}
     for r in results:
         measured, predicted = r["measured"], r["predicted"]
@@ -37,11 +52,11 @@ def test_each_component_matches_a_real_step(torch_venv):
 
 
 @pytest.mark.slow
-def test_the_gpu_calibration_path_runs_on_the_cpu(torch_venv):
+def test_the_gpu_calibration_path_runs_on_the_cpu(ot_torch):
     """--dry-run: the guide's config and its six variants through the GPU calibration's own code
     (OneTrainer-style checkpointing of the transformer blocks, EMA, fused back pass) on the tiny UNet;
     the steady-state peak by MemTracker within the issue's 10 %."""
-    out = json.loads(run(torch_venv, "scripts/calibrate_vram.py", "--dry-run"))
+    out = json.loads(run(ot_torch, "scripts/calibrate_vram.py", "--dry-run"))
     assert out["mode"] == "dry-run" and len(out["results"]) == 7
     for r in out["results"]:
         measured, predicted = r["max_memory_allocated"], r["predicted_allocated"]
@@ -59,13 +74,10 @@ def _fresh_counts(venv, text_encoders: bool):
 
 
 @pytest.mark.slow
-def test_shipped_unet_and_vae_counts_are_a_fresh_count(torch_venv):
-    assert _fresh_counts(torch_venv, False) == {("sd15", "unet"), ("sd15", "vae"), ("sdxl", "unet"), ("sdxl", "vae")}
+def test_shipped_unet_and_vae_counts_are_a_fresh_count(ot_torch):
+    assert _fresh_counts(ot_torch, False) == {("sd15", "unet"), ("sd15", "vae"), ("sdxl", "unet"), ("sdxl", "vae")}
 
 
 @pytest.mark.slow
-def test_shipped_text_encoder_counts_are_a_fresh_count(torch_venv):
-    python = str(torch_venv / "bin" / "python")
-    if subprocess.run([python, "-c", "import transformers"], capture_output=True).returncode != 0:
-        pytest.skip("transformers is not installed in the torch venv: the text encoders cannot be built")
-    assert ("sdxl", "text_encoder_2") in _fresh_counts(torch_venv, True)
+def test_shipped_text_encoder_counts_are_a_fresh_count(ot_torch):
+    assert ("sdxl", "text_encoder_2") in _fresh_counts(ot_torch, True)
