@@ -41,6 +41,8 @@ def lines(n: int) -> dict[str, Callable[[], str]]:
         "tqdm step bar repeated (no newline)": lambda: rep("step:  12%|█▏   | 9/72 [00:31<03:39, 13.49s"),
         "`ERROR: ` repeated": lambda: rep("ERROR: "),
         "quoted path with spaces repeated": lambda: rep('"C:\\My Folder\\x '),
+        # One quote, then words: the old Python pattern for a space in a venv path was quadratic here.
+        "`\"/` then `a ` repeated": lambda: '"/' + rep("a ")[2:],
         "random printable ASCII": lambda: _random_printable(n),
         "non-ASCII (`é`)": lambda: "é" * (n // 2),
         "a training log on one line, OOM at the end": lambda: rep("loss=0.1 step 9/72 [00:31<03:39, 3.49s/it] ")

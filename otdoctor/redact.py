@@ -69,8 +69,9 @@ _HEADERS = tuple(
 )
 _BEARER = re.compile(r"bearer[ \t]++(?P<v>[a-z0-9._~+/=-]{8,}+)")
 _LOWER_PATTERNS = (_FLAG, *_KEYED, *_HEADERS, _BEARER)
-# Values a secret-named setting takes that are no secret (`use_auth=false`, `max_token_length=77`).
-_PLAIN_VALUE = re.compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*")
+# Values a secret-named setting takes that are no secret (`use_auth=false`, `max_token_length=77`),
+# and the placeholders help texts and usage errors show (`--config-value KEY=VALUE`, `--token X`).
+_PLAIN_VALUE = re.compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*|value|x|<[a-z_]{1,20}>")
 
 # Shapes are case-sensitive and matched on the text itself.
 _SHAPE_PATTERNS = (

@@ -72,7 +72,7 @@ def check_request(req: SmokeRequest) -> SmokeRequest:
     for item in req.overrides:
         key, sep, _ = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set wants KEY=VALUE, got {item!r}", exit_code=2)
+            raise UserError(f"--set wants KEY=VALUE (got {item!r})", exit_code=2)
     if req.python is not None:
         python = Path(req.python).expanduser().absolute()
         # A missing one is reported later, after the notice saying why this mode was chosen.

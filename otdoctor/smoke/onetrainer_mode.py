@@ -203,7 +203,7 @@ def _config_values(
     for item in opts.overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set wants KEY=VALUE, got {item!r}", exit_code=2)
+            raise UserError(f"--set wants KEY=VALUE (got {item!r})", exit_code=2)
         values[key.strip()] = value
     return values
 

@@ -32,7 +32,7 @@ class _Recorder:
     ("request_", "gates", "message"),
     [
         (SmokeRequest(steps=0), Gates(min_its=0), "--steps must be >= 1 and --warmup >= 0"),
-        (SmokeRequest(overrides=("novalue",)), Gates(), "--set wants KEY=VALUE, got 'novalue'"),
+        (SmokeRequest(overrides=("novalue",)), Gates(), "--set wants KEY=VALUE (got 'novalue')"),
         (SmokeRequest(), Gates(max_vram_gb=-1), "--max-vram-gb must be a positive number, got -1"),
     ],
 )

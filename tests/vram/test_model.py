@@ -128,7 +128,7 @@ def test_advice_names_the_cheapest_change_first():
     raw = guide(optimizer__fused_back_pass=False)
     advice = advise(raw, predict(read_settings(raw)), 10 * GIB)
     assert advice.fits and advice.steps[0].config_values == ("optimizer.fused_back_pass=true",)
-    assert advice.steps[0].saves_bytes > 4 * GIB
+    assert advice.steps[0].saves_bytes > 3 * GIB  # every gradient but one
     big = guide(batch_size=8, ema="GPU", optimizer__fused_back_pass=False)
     advice = advise(big, predict(read_settings(big)), 8 * GIB)
     ids = [s.id for s in advice.steps]
