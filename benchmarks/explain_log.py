@@ -42,11 +42,12 @@ def lines(n: int) -> dict[str, Callable[[], str]]:
         "`ERROR: ` repeated": lambda: rep("ERROR: "),
         "quoted path with spaces repeated": lambda: rep('"C:\\My Folder\\x '),
         # One quote, then words: the old Python pattern for a space in a venv path was quadratic here.
-        "`\"/` then `a ` repeated": lambda: '"/' + rep("a ")[2:],
+        '`"/` then `a ` repeated': lambda: '"/' + rep("a ")[2:],
         "random printable ASCII": lambda: _random_printable(n),
         "non-ASCII (`é`)": lambda: "é" * (n // 2),
-        "a training log on one line, OOM at the end": lambda: rep("loss=0.1 step 9/72 [00:31<03:39, 3.49s/it] ")
-        + "torch.OutOfMemoryError: CUDA out of memory",
+        "a training log on one line, OOM at the end": lambda: (
+            rep("loss=0.1 step 9/72 [00:31<03:39, 3.49s/it] ") + "torch.OutOfMemoryError: CUDA out of memory"
+        ),
     }
 
 
@@ -60,6 +61,15 @@ def best(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
     return cpu, wall, result
 
 
+def row(name: str, text: str, repeat: int) -> str:
+    cpu, wall, found = best(lambda: [m.problem.id for m in explain_text(text)], repeat)
+    last_cpu, _, _ = best(lambda: last_error_line(text), repeat)
+    data = _encoded(text)
+    alone_cpu, _, _ = best(lambda: brute_force_positions(data), 1)
+    shown = ", ".join(found) if isinstance(found, list) and found else "-"
+    return f"| {name} | {cpu:.2f} s | {wall:.2f} s | {last_cpu:.2f} s | {alone_cpu:.2f} s | {shown} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=10)
@@ -69,12 +79,7 @@ def main() -> None:
     print(f"| {args.mb:g} MB line | explain CPU | wall | last error line CPU | each problem alone CPU | found |")
     print("|---|---|---|---|---|---|")
     for name, make in lines(n).items():
-        text = make()
-        cpu, wall, found = best(lambda: [m.problem.id for m in explain_text(text)], args.repeat)
-        last_cpu, _, _ = best(lambda: last_error_line(text), args.repeat)
-        data = _encoded(text)
-        alone_cpu, _, _ = best(lambda: brute_force_positions(data), 1)
-        print(f"| {name} | {cpu:.2f} s | {wall:.2f} s | {last_cpu:.2f} s | {alone_cpu:.2f} s | {', '.join(found) or '-'} |")
+        print(row(name, make(), args.repeat))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,22 @@ EXAMPLES = 3
 MODE_FIX_OPTIONS = "-colorspace sRGB -depth 8 -background white -flatten"
 
 
+def pad_options(side: int) -> str:
+    """The guide's mogrify options: fit inside SIDE x SIDE, then pad to it on white."""
+    return f"-resize {side}x{side} -background white -gravity center -extent {side}x{side}"
+
+
+def in_folder(folder: Path, command: str, names: list[str] | None = None) -> str:
+    """COMMAND run in FOLDER (absolute, quoted) on the files NAMES, so pasted anywhere it touches only them."""
+    files = "".join(" " + shlex.quote(n) for n in names or ())
+    return f"cd {shlex.quote(str(folder))} && {command}{files}"
+
+
+def with_imagemagick(summary: str, commands: list[str]) -> Fix:
+    """The ImageMagick way, printed apart from `otdoctor fix` as the other way, never the next step."""
+    return Fix(f"{summary} (ImageMagick, changes the files in place)", tuple(commands))
+
+
 def _scanned(ctx: Context) -> list[ConceptData]:
     return [c for c in scan_facts(ctx).concepts if c.scan is not None]
 
@@ -86,8 +102,7 @@ class Modes(DatasetCheck):
             if odd:
                 total += len(odd)
                 # Every flagged file by name, run from its concept folder, so the re-check is clean.
-                names = " ".join(shlex.quote(i.path) for i in odd)
-                commands.append(f"cd {shlex.quote(str(c.folder))} && mogrify {MODE_FIX_OPTIONS} {names}")
+                commands.append(in_folder(c.folder, f"mogrify {MODE_FIX_OPTIONS}", [i.path for i in odd]))
                 lines.append(
                     f"'{c.name}': {len(odd)} image(s): " + _examples(odd, lambda i: f"{i.path} {i.unsupported_mode}")
                 )
@@ -99,10 +114,10 @@ class Modes(DatasetCheck):
                 why="training converts every image to 8-bit RGB: CMYK colours shift, 16-bit detail is clipped, "
                 "transparent palette areas become a solid colour",
                 fix=Fix(
-                    "convert them to 8-bit sRGB: otdoctor keeps the originals in a folder beside each concept's, "
-                    "ImageMagick's mogrify converts in place",
-                    (f"otdoctor fix {self.id}", *commands),
+                    "convert them to 8-bit sRGB, keeping the originals in a folder beside each concept's",
+                    (f"otdoctor fix {self.id}",),
                     automatic=True,
+                    instead=with_imagemagick("convert them to 8-bit sRGB", commands),
                 ),
             )
         return CheckResult.ok("every image is 8-bit RGB or greyscale")
@@ -138,12 +153,12 @@ class ExifRotation(DatasetCheck):
     def diagnose(self, ctx: Context) -> CheckResult:
         lines = []
         total = 0
-        folders = []
+        commands = []
         for c in _scanned(ctx):
             rotated = [i for i in _scan(c).images if i.rotated]
             if rotated:
                 total += len(rotated)
-                folders.append(c.folder)
+                commands.append(in_folder(c.folder, "mogrify -auto-orient", [i.path for i in rotated]))
                 lines.append(
                     f"'{c.name}': " + _examples(rotated, lambda i: f"{i.path} (orientation {i.exif_orientation})")
                 )
@@ -153,10 +168,7 @@ class ExifRotation(DatasetCheck):
                 details=tuple(lines),
                 expected="pixels stored upright (EXIF orientation 1 or none)",
                 why="viewers rotate these photos, but training reads the raw pixels: the model learns sideways faces",
-                fix=Fix(
-                    "rotate the pixels and drop the tag (ImageMagick)",
-                    tuple(f'cd "{f}" && mogrify -auto-orient *.jpg' for f in folders),
-                ),
+                fix=Fix("rotate the pixels and drop the tag (ImageMagick)", tuple(commands)),
             )
         return CheckResult.ok("no image depends on EXIF rotation")
 

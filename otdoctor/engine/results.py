@@ -35,11 +35,14 @@ class Fix:
 
     `commands` are shell lines the user can copy. `automatic` says whether `otdoctor fix` can
     apply it (the check then implements `fix`); manual steps are listed with automatic=False.
+    `instead` is another way to the same end (e.g. ImageMagick for `otdoctor fix`): printed apart
+    from `commands`, to run in their place, never after them.
     """
 
     summary: str
     commands: tuple[str, ...] = ()
     automatic: bool = False
+    instead: Fix | None = None
 
 
 @dataclass(frozen=True)

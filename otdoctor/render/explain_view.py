@@ -37,9 +37,7 @@ def _no_match(out: Console, last_error: str | None) -> None:
         f"  otdoctor knows {len(known_problems())} problems OneTrainer users reported "
         "(`otdoctor explain --list`); this is not one of them (or the log is cut short)."
     )
-    out.print(
-        "  Run `otdoctor check` to look at the environment, and `otdoctor report` to collect a report to share."
-    )
+    out.print("  Run `otdoctor check` to look at the environment, and `otdoctor report` to collect a report to share.")
 
 
 def render_text(matches: list[Match], out: Console, last_error: str | None = None) -> None:

@@ -72,6 +72,10 @@ class FixView(InstallView):
             self.out.print(f"    {_e(r.fix.summary)}")
             for cmd in r.fix.commands:
                 self.out.print(f"      {_e(cmd)}")
+            if r.fix.instead:
+                self.out.print(f"    [dim]or instead:[/] {_e(r.fix.instead.summary)}")
+                for cmd in r.fix.instead.commands:
+                    self.out.print(f"      {_e(cmd)}")
         elif r.why:
             self.out.print(f"    {_e(r.why)}")
 

@@ -47,7 +47,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         "why": r.why,
         "fix": None
         if r.fix is None
-        else {"summary": r.fix.summary, "commands": list(r.fix.commands), "automatic": r.fix.automatic},
+        else {"summary": r.fix.summary, "commands": list(r.fix.commands), "automatic": r.fix.automatic}
+        | ({"instead": {"summary": i.summary, "commands": list(i.commands)}} if (i := r.fix.instead) else {}),
         "details": list(r.details),
         "data": _plain(dict(r.data)),
         "duration_s": round(o.duration_s, 4),

@@ -48,6 +48,9 @@ def _problem_lines(o: Outcome) -> list[str]:
         auto = " [dim](otdoctor fix " + o.check_id + ")[/]" if r.fix.automatic and o.can_fix else ""
         lines.append(f"      [dim]fix:[/] {_e(r.fix.summary)}{auto}")
         lines += [f"        {_e(cmd)}" for cmd in r.fix.commands]
+        if r.fix.instead:
+            lines.append(f"      [dim]or instead:[/] {_e(r.fix.instead.summary)}")
+            lines += [f"        {_e(cmd)}" for cmd in r.fix.instead.commands]
     return lines
 
 

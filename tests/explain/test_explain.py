@@ -62,7 +62,10 @@ def test_healthy_logs_match_nothing(log):
         ("ModuleNotFoundError: No module named 'torch'\n", {"torch-missing"}),
         ("ModuleNotFoundError: No module named 'torchvision'\n", set()),  # another package: not this
         ("ModuleNotFoundError: No module named 'torch._C'\n", set()),
-        ("RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU", {"no-nvidia-driver"}),
+        (
+            "RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU",
+            {"no-nvidia-driver"},
+        ),
         ("epoch:  50%|█████     | 1/2 [03:09<03:09, 189.50s/it]\n", set()),  # slow epochs are normal
     ],
 )
@@ -73,7 +76,11 @@ def test_lookalikes(text, wanted):
 def test_a_one_megabyte_line_is_searched_to_its_end():
     """A log that is one long line (a progress bar without newlines): the problem at its very end is
     found, shown around the match, and the last error line is that line's start, cut short."""
-    line = "ERROR: " + "loss=0.1 step 9/72 [00:31<03:39, 3.49s/it] " * 24_000 + "torch.OutOfMemoryError: CUDA out of memory"
+    line = (
+        "ERROR: "
+        + "loss=0.1 step 9/72 [00:31<03:39, 3.49s/it] " * 24_000
+        + "torch.OutOfMemoryError: CUDA out of memory"
+    )
     assert len(line) > 1_000_000
     [match] = explain_text(line)
     assert match.problem.id == "cuda-oom" and match.line_no == 1
@@ -127,7 +134,8 @@ def test_list_shows_every_problem_with_its_sources(run_cli):
     assert torch["sources"] == ["Nerogar/OneTrainer#720", "Nerogar/OneTrainer#458"] and torch["patterns"]
 
     res = run_cli("explain", "--list", "some.log")
-    assert res.returncode == 2 and res.stderr.strip() == "otdoctor: error: --list takes no log file: give one or the other"
+    assert res.returncode == 2
+    assert res.stderr.strip() == "otdoctor: error: --list takes no log file: give one or the other"
 
 
 def test_secrets_in_a_log_stay_out_of_the_answer(run_cli):

@@ -31,10 +31,31 @@ pytestmark = pytest.mark.property
 CORPUS = [read(log) for log in PROBLEM_LOGS + HEALTHY_LOGS]
 # What the patterns look for, so generated text gets close to (and into) their partial matches.
 FRAGMENTS = [
-    "No module named '", "torch", "'", "step: ", "|", " 9/72 [", "00:31<", "03:39, ", "205.79s/it", "\r", "\n",
-    "Traceback (most recent call last):\n", "Error: ", "ERROR:", "CUDA out of memory", "loss=nan", "\x1b[31m",
-    '"C:\\My Folder\\venv\\', "AutomagicSinkGD.py\", line 1, in step\n", "ZeroDivisionError", "epoch: 0it [",
-    "found version 12040)", "huggingface.co/", "/resolve/main/", "404 Client Error: Not Found for url: https://",
+    "No module named '",
+    "torch",
+    "'",
+    "step: ",
+    "|",
+    " 9/72 [",
+    "00:31<",
+    "03:39, ",
+    "205.79s/it",
+    "\r",
+    "\n",
+    "Traceback (most recent call last):\n",
+    "Error: ",
+    "ERROR:",
+    "CUDA out of memory",
+    "loss=nan",
+    "\x1b[31m",
+    '"C:\\My Folder\\venv\\',
+    'AutomagicSinkGD.py", line 1, in step\n',
+    "ZeroDivisionError",
+    "epoch: 0it [",
+    "found version 12040)",
+    "huggingface.co/",
+    "/resolve/main/",
+    "404 Client Error: Not Found for url: https://",
 ]
 ROOT = Path(tempfile.mkdtemp(prefix="otdoctor-explain-props-"))
 

@@ -129,8 +129,14 @@ def test_advice_names_the_cheapest_change_first():
     advice = advise(raw, predict(read_settings(raw)), 10 * GIB)
     assert advice.fits and advice.steps[0].config_values == ("optimizer.fused_back_pass=true",)
     assert advice.steps[0].saves_bytes > 3 * GIB  # every gradient but one
+    heavy = guide(ema="GPU", optimizer__fused_back_pass=False)
+    advice = advise(heavy, predict(read_settings(heavy)), 10 * GIB)
+    assert [s.id for s in advice.steps] == ["ema-cpu", "fused-back-pass"] and advice.fits
+    # At batch 8 the saved activations outweigh the gradients: fused back pass would not lower the
+    # peak, so it is not offered; activations are cut instead.
     big = guide(batch_size=8, ema="GPU", optimizer__fused_back_pass=False)
     advice = advise(big, predict(read_settings(big)), 8 * GIB)
     ids = [s.id for s in advice.steps]
-    assert ids[:2] == ["ema-cpu", "fused-back-pass"] and advice.fits
+    assert ids[0] == "ema-cpu" and "fused-back-pass" not in ids and advice.fits
+    assert all(s.saves_bytes > 0 for s in advice.steps)
     assert advice.steps[-1].peak_bytes <= 8 * GIB
