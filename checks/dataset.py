@@ -205,11 +205,14 @@ class Resolution(DatasetCheck):
         lines = []
         total = 0
         sides = set()
+        commands = []
         for c in _scanned(ctx):
             side, small, cropped = resolution_findings(cfg, c)
             if side is None:
                 continue
             sides.add(side)
+            if small or cropped:
+                commands.append(in_folder(c.folder, f"mogrify {pad_options(side)}", [i.path for i in small + cropped]))
             if small:
                 smaller = (
                     f"fewer pixels than {side}x{side}"
@@ -238,11 +241,9 @@ class Resolution(DatasetCheck):
                 "with bucketing off non-square images lose their edges to the crop",
                 fix=Fix(
                     f"pad every image to {side}x{side} on white into a new folder (masks on black, captions kept)",
-                    (
-                        f"otdoctor fix {self.id}",
-                        f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *",
-                    ),
+                    (f"otdoctor fix {self.id}",),
                     automatic=True,
+                    instead=with_imagemagick("pad these images on white", commands),
                 ),
             )
         return CheckResult.ok(f"every image fits the training resolution {res}")
@@ -384,11 +385,15 @@ class SizesMatch(DatasetCheck):
                 "and the model learns the difference",
                 fix=Fix(
                     f"pad both sets to {side}x{side}",
-                    (
-                        "otdoctor fix dataset.resolution",
-                        f"mogrify -resize {side}x{side} -background white -gravity center -extent {side}x{side} *",
-                    ),
+                    ("otdoctor fix dataset.resolution",),
                     automatic=False,
+                    instead=with_imagemagick(
+                        f"pad both sets to {side}x{side} on white",
+                        [
+                            in_folder(c.folder, f"mogrify {pad_options(side)}", [i.path for i in _readable(c)])
+                            for c in train + reg
+                        ],
+                    ),
                 ),
             )
         return CheckResult.ok(f"training {show(t)} and regularisation {show(r)} share their size")

@@ -97,9 +97,17 @@ def _batch(raw: Mapping[str, Any], s: Settings) -> list[Values]:
 
 
 def _offload(raw: Mapping[str, Any], s: Settings, change: Mapping[str, Any]) -> list[Values]:
+    """Layer offloading; a full fine-tune updates offloaded weights only with fused back pass
+    (OneTrainer's docs/RamOffloading.md), so it comes with it or not at all."""
     unet = s.part("unet")
     current = unet.offload_fraction if unet is not None else 1.0
-    return [(("unet.offload_fraction", f),) for f in change["offload_fractions"] if f > current]
+    needs: Values = ()
+    if s.method == "FINE_TUNE" and not s.fused_back_pass:
+        fused = _fused(raw, s)
+        if not fused:
+            return []
+        needs = fused[0]
+    return [(*needs, ("unet.offload_fraction", f)) for f in change["offload_fractions"] if f > current]
 
 
 def _resolution(raw: Mapping[str, Any], s: Settings, change: Mapping[str, Any]) -> list[Values]:

@@ -253,6 +253,8 @@ def predict(s: Settings, counts: Mapping[str, Mapping[str, Any]] | None = None) 
             "cuda context", int(overhead["cuda_context_bytes"]), "CUDA driver context and kernels (planning figure)"
         )
     )
+    if s.method == "FINE_TUNE" and not s.fused_back_pass and any(p.offload_fraction > 0 for p in s.parts):
+        notes.append("layer offloading of a full fine-tune needs fused back pass (OneTrainer's RAM offloading docs)")
     if s.fused_back_pass and s.gradient_accumulation_steps > 1:
         notes.append("fused_back_pass does not work with gradient_accumulation_steps > 1 (OneTrainer warns)")
     return Prediction(tuple(comps), tuple(notes))

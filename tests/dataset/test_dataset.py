@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_exif_rotation_warns(sc: Scenario) -> None:
     _jpeg_with_orientation(folder / "phone.jpg", 6)
     r = sc.run(only=("dataset",))["dataset.exif-rotation"]
     assert r.status is Status.WARN and "phone.jpg (orientation 6)" in r.details[0]
-    assert "mogrify -auto-orient" in r.fix.commands[0]
+    assert r.fix.commands == (f"cd {shlex.quote(str(folder))} && mogrify -auto-orient phone.jpg",)
 
 
 def test_exif_orientation_1_is_quiet(sc: Scenario) -> None:
@@ -127,7 +128,28 @@ def test_small_images_warn(sc: Scenario) -> None:
     assert (
         r.status is Status.WARN and "1 image(s) with fewer pixels than 64x64 (upscaled): tiny.png 32x48" in r.details[0]
     )
-    assert r.fix.automatic and r.fix.commands[0] == "otdoctor fix dataset.resolution"
+    assert r.fix.automatic and r.fix.commands == ("otdoctor fix dataset.resolution",)
+    # The ImageMagick way is printed apart, in the concept's folder and naming only the flagged file:
+    # pasted from any folder it touches nothing else (captions, other images).
+    assert r.fix.instead is not None and r.fix.instead.commands == (
+        f"cd {shlex.quote(str(folder))} && mogrify -resize 64x64 -background white -gravity center "
+        "-extent 64x64 tiny.png",
+    )
+
+
+def test_the_imagemagick_way_prints_apart_from_otdoctor_fix(sc: Scenario, run_cli) -> None:
+    """In the text a user reads, `otdoctor fix` is one way and the mogrify line, after "or instead:",
+    the other: pasting the block as printed never runs both."""
+    folder = single(sc)
+    image(folder / "tiny.png", (32, 48))
+    config = sc.root / "config.json"
+    out = run_cli("check", "--only", "dataset.resolution", "--ot-dir", str(sc.root), "--config", str(config)).stdout
+    lines = [line.strip() for line in out.splitlines()]
+    start = lines.index("otdoctor fix dataset.resolution")
+    assert lines[start + 1].startswith("or instead: pad these images on white (ImageMagick"), out
+    assert lines[start + 2] == f"cd {shlex.quote(str(folder))} && mogrify -resize 64x64 -background white " + (
+        "-gravity center -extent 64x64 tiny.png"
+    )
 
 
 def test_non_square_images_warn_only_without_bucketing(sc: Scenario) -> None:
@@ -298,7 +320,6 @@ def test_modes_fix_covers_every_flagged_file_and_the_recheck_is_clean(sc: Scenar
     """A CMYK JPEG and a 16-bit PNG: the printed mogrify lines name both. With ImageMagick on PATH the
     printed lines are run as pasted; without it (as on the machine this was written on) the first
     printed line, `otdoctor fix dataset.modes`, converts with Pillow and keeps the originals."""
-    import shlex
     import subprocess
 
     folder = single(sc)
@@ -306,8 +327,10 @@ def test_modes_fix_covers_every_flagged_file_and_the_recheck_is_clean(sc: Scenar
     image(folder / "deep.png", mode="I;16", color=40000)
     r = sc.run(only=("dataset",))["dataset.modes"]
     assert r.status is Status.WARN and r.summary.startswith("2 image(s)")
-    assert r.fix is not None and r.fix.commands[0] == "otdoctor fix dataset.modes"
-    mogrify = [c for c in r.fix.commands if "mogrify" in c]
+    # Two separate ways: `otdoctor fix` alone, or ImageMagick instead (never both, one after the other).
+    assert r.fix is not None and r.fix.commands == ("otdoctor fix dataset.modes",)
+    assert r.fix.instead is not None
+    mogrify = list(r.fix.instead.commands)
     assert mogrify == [
         f"cd {shlex.quote(str(folder))} && mogrify -colorspace sRGB -depth 8 -background white -flatten "
         "'cmyk photo.jpg' deep.png"

@@ -8,14 +8,13 @@ pyenv under /root is closed to others) and the repository's own .venv for its li
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.nobody import NOBODY, run_as_nobody, scratch_world, why_not
+from tests.support.nobody import NOBODY, folder, nobody_home, run_as_nobody, scratch_world, why_not
 
 pytestmark = pytest.mark.skipif(why_not() is not None, reason=why_not() or "")
 
@@ -26,24 +25,12 @@ def world() -> Iterator[Path]:
         yield top
 
 
-def _folder(path: Path, mode: int = 0o755) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(mode)
-    return path
-
-
-def _home(world: Path, name: str) -> Path:
-    home = _folder(world / name)
-    os.chown(home, NOBODY, NOBODY)
-    return home
-
-
 def _checkout(path: Path) -> Path:
-    _folder(path / "scripts")
+    folder(path / "scripts")
     for name in ("scripts/train.py", "install.sh", "requirements-global.txt"):
         (path / name).write_text("")
-    for folder in [path, *path.rglob("*")]:
-        folder.chmod(0o755 if folder.is_dir() else 0o644)
+    for entry in [path, *path.rglob("*")]:
+        entry.chmod(0o755 if entry.is_dir() else 0o644)
     return path
 
 
@@ -71,9 +58,9 @@ def paste_as_nobody(command: str, home: Path) -> str:
 
 
 def test_another_users_pyenv_root(world: Path) -> None:
-    root = _folder(world / "their-pyenv", 0o700)
-    _folder(root / "versions" / "3.10.13" / "bin")
-    checks = check_as_nobody(world, _home(world, "home-pyenv"), PYENV_ROOT=str(root))
+    root = folder(world / "their-pyenv", 0o700)
+    folder(root / "versions" / "3.10.13" / "bin")
+    checks = check_as_nobody(world, nobody_home(world, "home-pyenv"), PYENV_ROOT=str(root))
     pyenv = checks["python.pyenv"]
     assert pyenv["status"] == "warn"
     assert pyenv["summary"] == f"pyenv at {root}: cannot read {root} (permission denied)"
@@ -82,17 +69,17 @@ def test_another_users_pyenv_root(world: Path) -> None:
 
 
 def test_a_pyenv_versions_folder_that_cannot_be_listed(world: Path) -> None:
-    root = _folder(world / "pyenv-711")
-    _folder(root / "versions" / "3.10.13" / "bin")
+    root = folder(world / "pyenv-711")
+    folder(root / "versions" / "3.10.13" / "bin")
     (root / "versions").chmod(0o711)
-    checks = check_as_nobody(world, _home(world, "home-711"), PYENV_ROOT=str(root))
+    checks = check_as_nobody(world, nobody_home(world, "home-711"), PYENV_ROOT=str(root))
     assert checks["python.pyenv"]["summary"] == f"pyenv at {root}: cannot read {root / 'versions'} (permission denied)"
 
 
 def test_another_users_checkout(world: Path) -> None:
     ot = _checkout(world / "their-OneTrainer")
     ot.chmod(0o700)
-    checks = check_as_nobody(world, _home(world, "home-ot"), OT_DIR=str(ot))
+    checks = check_as_nobody(world, nobody_home(world, "home-ot"), OT_DIR=str(ot))
     found = checks["onetrainer.checkout"]
     assert found["status"] == "fail"
     assert found["summary"].startswith(f"cannot read {ot} (permission denied)")
@@ -101,11 +88,11 @@ def test_another_users_checkout(world: Path) -> None:
 
 def test_a_venv_and_presets_made_with_sudo(world: Path) -> None:
     ot = _checkout(world / "OneTrainer-sudo")
-    _folder(ot / "venv" / "bin", 0o755)
+    folder(ot / "venv" / "bin", 0o755)
     (ot / "venv" / "bin" / "activate").write_text("")
     (ot / "venv").chmod(0o700)
-    _folder(ot / "training_presets", 0o700)
-    checks = check_as_nobody(world, _home(world, "home-venv"), OT_DIR=str(ot))
+    folder(ot / "training_presets", 0o700)
+    checks = check_as_nobody(world, nobody_home(world, "home-venv"), OT_DIR=str(ot))
     venv = checks["venv.exists"]
     assert venv["status"] == "fail"
     assert (
@@ -118,10 +105,10 @@ def test_a_venv_and_presets_made_with_sudo(world: Path) -> None:
 
 
 def test_closed_folders_in_home(world: Path) -> None:
-    home = _home(world, "home-closed")
+    home = nobody_home(world, "home-closed")
     for name in ("Projects", ".cache", ".config"):
-        _folder(home / name, 0o700)
-    _folder(home / ".cache" / "huggingface" / "hub", 0o700)
+        folder(home / name, 0o700)
+    folder(home / ".cache" / "huggingface" / "hub", 0o700)
     checks = check_as_nobody(world, home)
     found = checks["onetrainer.checkout"]
     assert (
