@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from otdoctor.explain.known_problems import _encoded, explain_text, last_error_line  # noqa: E402
+from otdoctor.explain.known_problems import explain_text, last_error_line, log_bytes  # noqa: E402
 from otdoctor.explain.matcher import brute_force_positions  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def best(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
 def row(name: str, text: str, repeat: int) -> str:
     cpu, wall, found = best(lambda: [m.problem.id for m in explain_text(text)], repeat)
     last_cpu, _, _ = best(lambda: last_error_line(text), repeat)
-    data = _encoded(text)
+    data = log_bytes(text)
     alone_cpu, _, _ = best(lambda: brute_force_positions(data), 1)
     shown = ", ".join(found) if isinstance(found, list) and found else "-"
     return f"| {name} | {cpu:.2f} s | {wall:.2f} s | {last_cpu:.2f} s | {alone_cpu:.2f} s | {shown} |"

@@ -3,7 +3,9 @@ against the driver's CUDA version and the training GPU's compute capability."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from otdoctor.data import load_table
@@ -255,16 +257,17 @@ def _judge_venv(
         found.warns.append(
             (
                 "torch is not installed in OneTrainer's venv",
-                Fix("run OneTrainer's installer", (f"cd {ctx.ot_dir} && ./install.sh",)),
+                Fix("run OneTrainer's installer", (f"cd {shlex.quote(str(ctx.ot_dir))} && ./install.sh",)),
             )
         )
     else:
-        _judge_venv_build(ctx, found, info, dev, static, file, launcher_tag)
+        _judge_venv_build(ctx, vf.path, found, info, dev, static, file, launcher_tag)
     return static
 
 
 def _judge_venv_build(
     ctx: Context,
+    venv_dir: Path,
     found: _Findings,
     info: GpuInfo,
     dev: GpuDevice | None,
@@ -277,7 +280,8 @@ def _judge_venv_build(
     cuda = static.get("cuda")
     found.data.update(torch_version=version, torch_cuda=cuda)
     reinstall_tag = launcher_tag or builds.current
-    venv_pip = f"{ctx.ot_dir}/venv/bin/pip" if ctx.ot_dir else "venv/bin/pip"
+    # The venv's python, not bin/pip: a moved venv's scripts still point at the old place.
+    venv_pip = f"{shlex.quote(str(venv_dir))}/bin/python -m pip"
     reinstall = Fix(
         f"reinstall torch from the {reinstall_tag} index (what {file} names)",
         (f"{venv_pip} install --force-reinstall torch torchvision --index-url {builds.index_url(reinstall_tag)}",),

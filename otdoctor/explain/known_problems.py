@@ -46,7 +46,8 @@ def normalise(text: str) -> str:
     return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _encoded(text: str) -> bytes:
+def log_bytes(text: str) -> bytes:
+    """The normalised log as UTF-8 bytes, what the patterns are matched against."""
     return normalise(text).encode("utf-8", errors="replace")  # a lone surrogate becomes "?"
 
 
@@ -63,7 +64,7 @@ def _evidence(data: bytes, pos: int) -> tuple[int, str]:
 
 def explain_text(text: str) -> list[Match]:
     """Every known problem found in `text`, in the order it first appears. Empty: nothing known."""
-    data = _encoded(text)
+    data = log_bytes(text)
     problems = known_problems()
     found = []
     for index, pos in first_positions(data):
@@ -82,7 +83,7 @@ def _block_start(data: bytes, cut: int, end: int) -> int | None:
 
 def last_error_line(text: str) -> str | None:
     """The last line that looks like an error (an exception line ends a Python traceback)."""
-    data = _encoded(text)
+    data = log_bytes(text)
     end = len(data)
     while end > 0:
         cut = max(0, end - _BLOCK)

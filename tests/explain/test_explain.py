@@ -200,3 +200,14 @@ def test_powershell_utf16_log_is_read_and_bad_format_refused(run_cli, tmp_path):
     assert "CUDA out of memory" in res.stdout
     res = run_cli("explain", str(log), "--format", "xml")  # was silently text
     assert res.returncode == 2 and res.stderr.strip() == "otdoctor: error: unknown --format 'xml'; choose text or json"
+
+
+def test_every_otdoctor_command_in_the_table_exists():
+    """The table once named `otdoctor models inspect` and `otdoctor config check`, which do not exist:
+    every otdoctor command it prints must parse (subcommand and options) as the real CLI has them."""
+    from tests.support.calm import run_main
+
+    commands = {c for p in known_problems() for c in p.fix_commands() if c.startswith("otdoctor ")}
+    for command in sorted(commands):
+        run = run_main([*command.split()[1:], "--help"])
+        assert run.code == 0, (command, run.err)

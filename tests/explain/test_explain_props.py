@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from otdoctor.explain.known_problems import _encoded, explain_text, known_problems, last_error_line
+from otdoctor.explain.known_problems import explain_text, known_problems, last_error_line, log_bytes
 from otdoctor.explain.matcher import brute_force_positions, first_positions
 from otdoctor.render.explain_view import render_json, render_text
 from tests.explain.corpus import HEALTHY_LOGS, PROBLEM_LOGS, read
@@ -92,7 +92,7 @@ def check_matches(text: str) -> None:
     assert lines == sorted(lines) and all(n >= 1 for n in lines)
     assert len({m.problem.id for m in matches}) == len(matches)
     assert all(len(m.evidence) <= 300 for m in matches)
-    data = _encoded(text)
+    data = log_bytes(text)
     assert sorted(first_positions(data)) == sorted(brute_force_positions(data))
     last = last_error_line(text)
     assert last is None or len(last) <= 300
@@ -137,6 +137,6 @@ def test_an_input_that_is_not_a_regular_file_is_a_usage_error(kind):
 
 def test_the_corpus_patterns_compile_and_every_problem_is_searchable():
     """The sentinel of the screening scan is there: a clean scan reports it on any text."""
-    data = _encoded("nothing to see\n")
+    data = log_bytes("nothing to see\n")
     assert first_positions(data) == brute_force_positions(data) == []
     assert len(known_problems()) >= 40
