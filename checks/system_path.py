@@ -64,20 +64,44 @@ def _problems(
     return problems, reasons
 
 
+# Outside a home folder whose own path has a space: root's place for add-on software (FHS).
+SYSTEM_PARENT = Path("/opt")
+
+
 def move_target(home: Path) -> Path:
-    """A free place for the checkout: ~/Projects/OneTrainer as the guide has it, else a numbered one.
+    """A free place without spaces for the checkout: ~/Projects/OneTrainer as the guide has it, else
+    a numbered one; /opt/OneTrainer when the home folder's own path has a space.
 
     `mv SRC DEST` into an existing folder would nest the checkout inside it, so DEST must not exist.
     """
-    candidates = [home / "Projects" / "OneTrainer", home / "OneTrainer"]
-    candidates += [home / "Projects" / f"OneTrainer-{n}" for n in range(2, 100)]
+    parents = [SYSTEM_PARENT] if " " in str(home) else [home / "Projects", home]
+    candidates = [parent / "OneTrainer" for parent in parents]
+    candidates += [parents[0] / f"OneTrainer-{n}" for n in range(2, 100)]
     return next((c for c in candidates if not c.exists()), candidates[-1])
 
 
 def move_commands(ot_dir: Path, target: Path) -> tuple[str, str]:
-    """Create the parent first (a fresh home has no ~/Projects), then move; quoted for any path."""
+    """Create the parent first (a fresh home has no ~/Projects), then move; quoted for any path.
+    Into /opt only root may write: move as root, then give the checkout back to the user."""
     src, dest, parent = (shlex.quote(str(p)) for p in (ot_dir, target, target.parent))
-    return (f"mkdir -p {parent} && mv {src} {dest}", f"cd {dest} && rm -rf venv && ./install.sh")
+    rebuild = f"cd {dest} && rm -rf venv && ./install.sh"
+    if target.parent == SYSTEM_PARENT:
+        owner = '"$(id -un):$(id -gn)"'
+        return (f"sudo mkdir -p {parent} && sudo mv {src} {dest} && sudo chown -R {owner} {dest}", rebuild)
+    return (f"mkdir -p {parent} && mv {src} {dest}", rebuild)
+
+
+def move_summary(home: Path, target: Path) -> str:
+    if target.parent == SYSTEM_PARENT:
+        return (
+            f"your home folder {str(home)!r} itself has a space, so every folder in it does too: move the "
+            f"checkout out of it, to {target} (needs sudo; or to any folder without spaces you can write to), "
+            "and rebuild its venv there (a venv does not survive a move)"
+        )
+    return (
+        f"move the checkout to a folder without spaces on a Linux filesystem, e.g. {target}, "
+        "and rebuild its venv there (a venv does not survive a move)"
+    )
 
 
 class CheckoutPath(Check):
@@ -104,17 +128,14 @@ class CheckoutPath(Check):
         if not problems:
             return CheckResult.ok(f"{ot_dir} on {fstype or 'an unknown filesystem'}", data=data)
         status = Status.FAIL if any(s is Status.FAIL for s, _ in problems) else Status.WARN
-        target = move_target(Path(ctx.probe.home))
+        home = Path(ctx.probe.home)
+        target = move_target(home)
         return CheckResult(
             status,
             "; ".join(text for _, text in problems),
             expected="a path without spaces on a Linux filesystem (ext4, xfs, btrfs)",
             why="; ".join(reasons),
-            fix=Fix(
-                f"move the checkout to a folder without spaces on a Linux filesystem, e.g. {target}, "
-                "and rebuild its venv there (a venv does not survive a move)",
-                move_commands(ot_dir, target),
-            ),
+            fix=Fix(move_summary(home, target), move_commands(ot_dir, target)),
             details=tuple(text for _, text in problems) if len(problems) > 1 else (),
             data=data,
         )

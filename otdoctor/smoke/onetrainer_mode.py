@@ -366,7 +366,7 @@ def _result(
     if rate is not None:
         result.its, result.its_low, result.its_high, result.steps = rate.its, rate.its_low, rate.its_high, rate.steps
         result.warmup_steps = opts.warmup
-    _add_overheads(result, out, whole_run_epochs(opts) is not None)
+    _add_overheads(result, out, whole_run_epochs(opts) is not None, opts.warmup)
     if not out.measured.is_set():
         result.ok = False
         why = explain_failure(text)
@@ -382,10 +382,10 @@ def _on_cpu(config_raw: dict[str, Any] | None, opts: SmokeOptions) -> bool:
     return str(sets.get("train_device", (config_raw or {}).get("train_device", ""))).strip().lower() == "cpu"
 
 
-def _add_overheads(result: SmokeResult, out: _TrainOutput, whole_run: bool) -> None:
+def _add_overheads(result: SmokeResult, out: _TrainOutput, whole_run: bool, warmup: int) -> None:
     """OneTrainer's own overheads (sampling, backup, save, epoch boundary) and the peak RSS; over a
     whole run, the speed of its steady steps (every epoch's bar restarts, so the meter sees only one)."""
-    found = overheads(out.events, out.end)
+    found = overheads(out.events, out.end, warmup)
     if whole_run and found.step_s:
         result.its = result.its_low = result.its_high = 1 / found.step_s
         result.steps = found.steady_steps

@@ -62,8 +62,9 @@ def _tag(ev: BarUpdate | str) -> str | None:
     return "sample" if ev.desc == "sampling" else None
 
 
-def gaps(events: Iterable[Event]) -> tuple[list[Gap], Gap | None]:
-    """The gaps between step increments (the first, which holds the warm-up, left out), and the tail."""
+def gaps(events: Iterable[Event], warmup: int = 1) -> tuple[list[Gap], Gap | None]:
+    """The gaps between step increments, the first WARMUP left out (at least the first, which holds
+    the load and the first step's setup), and the tail."""
     out: list[Gap] = []
     current: Gap | None = None
     last_n: float | None = None
@@ -81,7 +82,7 @@ def gaps(events: Iterable[Event]) -> tuple[list[Gap], Gap | None]:
         tag = _tag(ev)
         if tag and current is not None:
             current.tags.add(tag)
-    return out[1:], current
+    return out[max(1, warmup) :], current
 
 
 ACTIONS = ("sample", "backup", "save")
@@ -106,9 +107,9 @@ def _shares(spans: list[Gap], step: float, epoch: float) -> dict[str, float]:
     return cost
 
 
-def overheads(events: Iterable[Event], end: float | None) -> Overheads:
+def overheads(events: Iterable[Event], end: float | None, warmup: int = 1) -> Overheads:
     """What each overhead cost in this run; END is when the process ended (None: still running)."""
-    spans, tail = gaps(events)
+    spans, tail = gaps(events, warmup)
     plain = [g.seconds for g in spans if not g.tags]
     if not plain:
         return Overheads()

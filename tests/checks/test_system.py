@@ -20,7 +20,7 @@ import pytest
 from otdoctor.checks.system import assess_platform
 from otdoctor.checks.system_disk import save_bytes
 from otdoctor.checks.system_memory import assess_memory, memory_need
-from otdoctor.checks.system_path import fstype_problem
+from otdoctor.checks.system_path import fstype_problem, move_target
 from otdoctor.engine.results import Status
 from otdoctor.probe import Probe
 from otdoctor.probe.host import PlatformInfo
@@ -299,6 +299,35 @@ def test_path_with_a_space_fails_with_a_move_command(run_cli, tmp_path):
     assert "✗ Checkout path and filesystem (system.path)" in proc.stdout
     assert "contains a space" in proc.stdout
     assert f"mv '{ot}'" in proc.stdout
+
+
+def test_a_home_with_a_space_gets_a_target_outside_it(run_cli, tmp_path):
+    """With HOME at '/.../John Smith' every folder under it has a space too: the printed move goes to
+    /opt (as root, handing the checkout back to the user) and says plainly why."""
+    home = tmp_path / "John Smith"
+    ot = make_onetrainer(home / "My Projects" / "OneTrainer")
+    proc = run_cli(
+        "check",
+        "--ot-dir",
+        str(ot),
+        "--only",
+        "system.path",
+        "--only",
+        "onetrainer.checkout",
+        "--format",
+        "json",
+        env={"HOME": str(home)},
+    )
+    fix = report(proc)["system.path"]["fix"]
+    target = move_target(home)
+    assert target.parent == Path("/opt") and " " not in str(target)
+    assert f"home folder '{home}' itself has a space" in fix["summary"] and "needs sudo" in fix["summary"]
+    assert fix["commands"] == [
+        f"sudo mkdir -p /opt && sudo mv '{ot}' {target} && sudo chown -R \"$(id -un):$(id -gn)\" {target}",
+        f"cd {target} && rm -rf venv && ./install.sh",
+    ]
+    for cmd in fix["commands"]:  # each parses as bash (running it needs root and writes to /opt)
+        assert subprocess.run(["bash", "-n", "-c", cmd]).returncode == 0
 
 
 def test_path_on_ext4_is_ok(run_cli, ot):
