@@ -7,11 +7,11 @@ threads, cached by (device, inode, size, mtime) so a second `otdoctor check` onl
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from otdoctor.dataset.mogrify import MODE_FIX_OPTIONS, in_folder, pad_options
 from otdoctor.dataset.scan import ConceptData, ImageInfo, ScanResult, scan_facts
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, FixOutcome
@@ -20,18 +20,6 @@ from otdoctor.onetrainer.config import TrainConfig, config_facts, parse_resoluti
 from .config_common import CONFIG_FILE, train_config
 
 EXAMPLES = 3
-MODE_FIX_OPTIONS = "-colorspace sRGB -depth 8 -background white -flatten"
-
-
-def pad_options(side: int) -> str:
-    """The guide's mogrify options: fit inside SIDE x SIDE, then pad to it on white."""
-    return f"-resize {side}x{side} -background white -gravity center -extent {side}x{side}"
-
-
-def in_folder(folder: Path, command: str, names: list[str] | None = None) -> str:
-    """COMMAND run in FOLDER (absolute, quoted) on the files NAMES, so pasted anywhere it touches only them."""
-    files = "".join(" " + shlex.quote(n) for n in names or ())
-    return f"cd {shlex.quote(str(folder))} && {command}{files}"
 
 
 def with_imagemagick(summary: str, commands: list[str]) -> Fix:

@@ -2,17 +2,24 @@
 
     python scripts/e2e_onetrainer.py config NAME --ot-dir DIR --models DIR --work DIR [--images N] [--epochs N]
     python scripts/e2e_onetrainer.py train CONFIG --ot-dir DIR --record FILE
+    python scripts/e2e_onetrainer.py smoke-figures RUN.json --config CONFIG --clock wall|cpu --out DIR
+    python scripts/e2e_onetrainer.py compare --estimate FILE --real RUN.json --clock wall|cpu
     python scripts/e2e_onetrainer.py defaults --ot-dir DIR --out FILE
 
 `config` writes a full OneTrainer config (OneTrainer's own defaults, exported by its venv, plus the
 overrides of tests/data/onetrainer/e2e_configs.json), a generated dataset and a sample definition.
-`train` runs the real scripts/train.py from the checkout root and records its output with arrival
-times (JSON lines `[t, text]`, the fixtures' format), the wall time and the peak RSS of its process tree.
+`train` runs the real scripts/train.py from the checkout root with one thread and records its output
+with arrival times, wall and CPU (JSON lines `[t, text, cpu]`; the fixtures keep `[t, text]`), the
+wall time, the CPU time (user + system) and the peak RSS of its process tree. `smoke-figures` reads a
+recorded run with otdoctor's own meter into a smoke result, in either clock; `compare` sets
+`otdoctor estimate`'s prediction against a recorded run in that clock. Run it with otdoctor's venv
+(it imports otdoctor and psutil); `config` and `defaults` also run under OneTrainer's venv.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -94,25 +101,61 @@ def _peak_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
             continue
 
 
+def _tree_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process tree so far (its ended, waited-for children included)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        done = root.cpu_times()
+        total = done.children_user + done.children_system
+        for proc in (root, *root.children(recursive=True)):
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return None
+
+
+# One thread for torch, OpenMP and MKL: the process's CPU time then measures its work whatever else
+# the machine runs, where wall time on shared cores varies with the load (docs/benchmarks.md).
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
 def train(config: Path, ot_dir: Path, record: Path, extra: list[str]) -> dict:
-    """Run the real scripts/train.py; record `[t, text]` chunks as they arrive; the figures as a dict."""
+    """Run the real scripts/train.py with one thread; record `[t, text, cpu]` chunks as they arrive (wall
+    and CPU seconds since the start); the wall time, the CPU time and the peak RSS as a dict."""
+    import resource
+
     python = ot_dir.resolve() / "venv" / "bin" / "python"
     argv = [str(python), "-u", "scripts/train.py", "--config-path", str(config.resolve()), *extra]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **ONE_THREAD}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     child = subprocess.Popen(argv, cwd=ot_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     stop, peak = threading.Event(), [0]
     watcher = threading.Thread(target=_peak_rss, args=(child.pid, stop, peak), daemon=True)
     watcher.start()
     assert child.stdout is not None
+    cpu = 0.0
     with record.open("w", encoding="utf-8") as out:
         while chunk := child.stdout.read1(65536):
-            out.write(json.dumps([round(time.monotonic() - t0, 4), chunk.decode("utf-8", "replace")]) + "\n")
+            cpu = max(cpu, _tree_cpu_s(child.pid) or cpu)
+            t = round(time.monotonic() - t0, 4)
+            out.write(json.dumps([t, chunk.decode("utf-8", "replace"), round(cpu, 4)]) + "\n")
     rc = child.wait()
     wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stop.set()
     watcher.join()
-    return {"rc": rc, "wall_s": round(wall, 3), "peak_rss_bytes": peak[0], "record": str(record)}
+    return {
+        "rc": rc,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu_s, 3),
+        "peak_rss_bytes": peak[0],
+        "record": str(record),
+    }
 
 
 def check_presets(ot_dir: Path, otdoctor: str, extra: list[Path]) -> list[dict]:
@@ -137,69 +180,68 @@ def check_presets(ot_dir: Path, otdoctor: str, extra: list[Path]) -> list[dict]:
     return rows
 
 
-def _record_events(record: Path) -> list:
+CLOCKS = {"wall": 0, "cpu": 2}  # where each clock is in a record's `[t, text, cpu]`
+
+
+def _record_events(record: Path, clock: str = "wall") -> list:
+    """The bar updates and lines of a record, timed by CLOCK: wall seconds, or CPU seconds of the tree."""
     from otdoctor.estimate.progress_bars import BarStream
 
-    stream, events = BarStream(), []
+    stream, events, at = BarStream(), [], CLOCKS[clock]
     for line in record.read_text(encoding="utf-8").splitlines():
-        t, text = json.loads(line)
-        events += [(t, ev) for ev in stream.feed(text, t)]
+        chunk = json.loads(line)
+        t = float(chunk[at])
+        events += [(t, ev) for ev in stream.feed(chunk[1], t)]
     return events
 
 
-def _term(estimate: dict, name: str) -> dict:
-    return next((t for t in estimate["terms"] if t["name"] == name), {"count": 0, "seconds": 0.0})
+def smoke_figures(record: Path, end: float, clock: str, config: Path) -> dict:
+    """What `otdoctor smoke` reports of a whole OneTrainer run, read by otdoctor's own meter from a
+    record in CLOCK (wall or CPU seconds): a smoke result `otdoctor estimate --from-smoke` finds."""
+    from otdoctor.smoke.results import from_whole_run
+
+    cfg = json.loads(config.read_text(encoding="utf-8"))
+    settings = {
+        "model": "sdxl" if "XL" in cfg["model_type"] else "sd15",
+        "resolution": int(cfg["resolution"]),
+        "batch_size": int(cfg["batch_size"]),
+        "dtype": "fp32",
+        "gpu": "CPU",
+    }
+    result = from_whole_run(_record_events(record, clock), end, settings)
+    result.notes.append(f"{clock} clock, from {record.name}")
+    result.date = dt.datetime.fromtimestamp(record.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+    return result.to_dict()
 
 
-def compare(smoke: dict, estimate: dict, real: dict, smoke_counts: tuple[int, int, int, int]) -> dict:
-    """Predicted wall time of the long run two ways, and the real one.
-
-    `estimate`: what `otdoctor estimate --from-smoke` says. `from_smoke`: the smoke's own wall time,
-    plus what the long run has more of (steps, epoch boundaries, sampling passes, backups, saves), each
-    at the cost the smoke measured, counted on OneTrainer's schedule as the estimate counts it.
-    """
-    sys.path.insert(0, str(HERE.parent))  # otdoctor itself, from this checkout
+def compare(estimate: dict, real: dict, clock: str) -> dict:
+    """The estimate's prediction of the long run against what it really took in CLOCK, and the same
+    terms with the long run's own costs (do the terms add up to the run?)."""
     from otdoctor.smoke.onetrainer_phases import overheads
 
-    smoke_epochs, smoke_samples, smoke_backups, smoke_saves = smoke_counts
-    steps = _term(estimate, "training steps")["count"]
-    epochs = estimate["steps"]["epochs"]
-    samples, backups = _term(estimate, "sampling")["count"], _term(estimate, "backups")["count"]
-    saves = _term(estimate, "saves")["count"]
-    smoke_steps = smoke["steps"] + smoke["warmup_steps"]
-    extra = (
-        (steps - smoke_steps) / smoke["its"]
-        + (epochs - smoke_epochs) * (smoke.get("epoch_s") or 0.0)
-        + (samples - smoke_samples) * (smoke.get("sample_s") or 0.0)
-        + (backups - smoke_backups) * (smoke.get("backup_s") or 0.0)
-        + (saves - smoke_saves) * (smoke.get("save_s") or 0.0)
-    )
-    predicted = smoke["wall_s"] + extra
-    events = _record_events(Path(real["record"]))
-    seen = overheads(events, real["wall_s"])
+    took = real["wall_s"] if clock == "wall" else real["cpu_s"]
+    counts = {t["name"]: t["count"] or 0 for t in estimate["terms"]}
+    events = _record_events(Path(real["record"]), clock)
+    seen = overheads(events, took)
     first = next(t for t, ev in events if getattr(ev, "desc", None) == "step" and ev.n >= 1)
-    # The same terms with the long run's own costs: do they add up to its wall time?
+    steps, epochs = counts["training steps"], estimate["steps"]["epochs"]
     terms = (
         first
         + (steps - 1) * (seen.step_s or 0.0)
         + (epochs - 1) * (seen.epoch_s or 0.0)
-        + max(0, samples - 1) * (seen.sample_s or 0.0)
-        + backups * (seen.backup_s or 0.0)
-        + max(0, saves - 1) * (seen.save_s or 0.0)
+        + max(0, counts["sampling"] - 1) * (seen.sample_s or 0.0)
+        + counts["backups"] * (seen.backup_s or 0.0)
+        + max(0, counts["saves"] - 1) * (seen.save_s or 0.0)
         + (seen.final_s or 0.0)
     )
     return {
-        "real_s": real["wall_s"],
-        "from_smoke_s": round(predicted, 1),
-        "from_smoke_error_pct": round(100 * (predicted - real["wall_s"]) / real["wall_s"], 1),
-        "estimate_s": round(estimate["total_s"], 1) if "total_s" in estimate else None,
-        "estimate_error_pct": round(100 * (estimate["total_s"] - real["wall_s"]) / real["wall_s"], 1)
-        if "total_s" in estimate
-        else None,
-        "own_terms_error_pct": round(100 * (terms - real["wall_s"]) / real["wall_s"], 1),
-        "counted": {"steps": steps, "epochs": epochs, "samples": samples, "backups": backups, "saves": saves},
+        "clock": clock,
+        "real_s": round(took, 1),
+        "estimate_s": round(estimate["total_s"], 1),
+        "error_pct": round(100 * (estimate["total_s"] - took) / took, 1),
+        "own_terms_error_pct": round(100 * (terms - took) / took, 1),
+        "counted": {k: counts.get(k) for k in ("training steps", "sampling", "backups", "saves")},
         "real_run": {"backups": seen.backups, "saves": seen.saves + 1, "step_s": seen.step_s},
-        "peak_rss_bytes": real.get("peak_rss_bytes"),
     }
 
 
@@ -222,13 +264,15 @@ def main() -> int:
     p.add_argument("--ot-dir", type=Path, required=True)
     p.add_argument("--otdoctor", default="otdoctor")
     p.add_argument("--extra", type=Path, action="append", default=[])
+    f = sub.add_parser("smoke-figures")
+    f.add_argument("run", type=Path, help="the JSON `train` printed for the smoke run")
+    f.add_argument("--config", type=Path, required=True)
+    f.add_argument("--clock", choices=sorted(CLOCKS), required=True)
+    f.add_argument("--out", type=Path, required=True, help="a smoke results folder (<cache>/smoke)")
     k = sub.add_parser("compare")
-    k.add_argument("--smoke", type=Path, required=True)
     k.add_argument("--estimate", type=Path, required=True)
     k.add_argument("--real", type=Path, required=True)
-    k.add_argument(
-        "--smoke-counts", type=int, nargs=4, required=True, metavar=("EPOCHS", "SAMPLES", "BACKUPS", "SAVES")
-    )
+    k.add_argument("--clock", choices=sorted(CLOCKS), required=True)
     d = sub.add_parser("defaults")
     d.add_argument("--ot-dir", type=Path, required=True)
     d.add_argument("--out", type=Path, required=True)
@@ -238,9 +282,16 @@ def main() -> int:
     elif args.cmd == "train":
         extra = [x for v in args.config_value for x in ("--config-value", v)]
         print(json.dumps(train(args.config, args.ot_dir, args.record, extra)))
+    elif args.cmd == "smoke-figures":
+        run = json.loads(args.run.read_text(encoding="utf-8"))
+        end = run["wall_s"] if args.clock == "wall" else run["cpu_s"]
+        figures = smoke_figures(Path(run["record"]), end, args.clock, args.config)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.clock}.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        print(json.dumps(figures))
     elif args.cmd == "compare":
-        loaded = [json.loads(p.read_text(encoding="utf-8")) for p in (args.smoke, args.estimate, args.real)]
-        print(json.dumps(compare(*loaded, tuple(args.smoke_counts))))
+        loaded = [json.loads(p.read_text(encoding="utf-8")) for p in (args.estimate, args.real)]
+        print(json.dumps(compare(*loaded, args.clock)))
     elif args.cmd == "presets":
         print(json.dumps(check_presets(args.ot_dir.resolve(), args.otdoctor, args.extra), indent=1))
     else:

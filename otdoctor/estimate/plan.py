@@ -217,8 +217,6 @@ def _time_inputs(
         caching_items_per_s=caching.value,
         caching_source=caching.source,
         sampling=schedule(req.sample_every, req.sample_unit, cfg, "sample_after", "sample_after_unit", (10, "MINUTE")),
-        sample_s=req.sample_s,
-        sample_source=sources.sample_source(req),
         saves=schedule(req.save_every, req.save_unit, cfg, "save_every", "save_every_unit", (0, "NEVER")),
         save_bytes=writes.save_bytes,
         backups=schedule(req.backup_every, req.backup_unit, cfg, "backup_after", "backup_after_unit", (30, "MINUTE")),
@@ -231,6 +229,7 @@ def _time_inputs(
         sampling_speedup=float(table["sampling_speedup"]),
         sample_steps=int(table["sample_steps"]),
         sample_overhead_s=float(table["sample_overhead_s"]),
+        **sources.overhead_fields(req, smoke, writes.source),
     )
 
 

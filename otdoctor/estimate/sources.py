@@ -36,6 +36,9 @@ def backup_bytes(params: int) -> int:
     return int(params * load_table("training.toml")["dtype_bytes"]["BFLOAT_16"] * _BACKUP_STATE_FACTOR)
 
 
+_SMOKE_RUN = "MEASURED by the smoke run"
+
+
 # Everything but the steps ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Sourced:
@@ -47,13 +50,13 @@ def model_load(req: EstimateRequest, smoke: SmokeResult | None, mtable: dict[str
     if req.load_s is not None:
         return Sourced(req.load_s, "--load-s")
     if smoke is not None and smoke.load_s:
-        return Sourced(smoke.load_s, "smoke run")
+        return Sourced(smoke.load_s, _SMOKE_RUN)
     return Sourced(float(mtable["model_load_s_rough"]), "rough default")
 
 
 def caching_rate(req: EstimateRequest, smoke: SmokeResult | None, mtable: dict[str, Any]) -> Sourced:
     if smoke is not None and smoke.caching_images_per_s and req.caching_rate is None:
-        return Sourced(smoke.caching_images_per_s, "smoke run")
+        return Sourced(smoke.caching_images_per_s, _SMOKE_RUN)
     if req.caching_rate is not None:
         return Sourced(req.caching_rate, "--caching-rate")
     return Sourced(float(mtable["caching_images_per_s_rough"]), "rough default")
@@ -104,3 +107,74 @@ def sample_source(req: EstimateRequest) -> str:
         f"rough: {table['sample_steps']} steps at {table['sampling_speedup']:g}x the training rate"
         f" + {table['sample_overhead_s']:g} s"
     )
+
+
+@dataclass(frozen=True)
+class Overheads:
+    """OneTrainer's overheads as a OneTrainer-mode smoke run measured them (None: not measured, the
+    rough rules apply): one sampling pass, one save (the final one with the exit), one backup, one
+    epoch boundary, each the time beyond a steady step."""
+
+    sample: Sourced | None = None
+    save: Sourced | None = None
+    backup: Sourced | None = None
+    epoch: Sourced | None = None
+
+
+_MEASURED = {
+    "sample": "sample_s",
+    "save": "save_s",
+    "backup": "backup_s",
+    "epoch": "epoch_s",
+}
+_WHAT = {
+    "sample": "one sampling pass",
+    "save": "one save",
+    "backup": "one backup",
+    "epoch": "one epoch boundary",
+}
+
+
+def _given(req: EstimateRequest) -> dict[str, bool]:
+    """Which overheads the user's options set: those win over the smoke's figures."""
+    return {
+        "sample": req.sample_s is not None,
+        "save": req.save_gb is not None or req.write_mbps is not None,
+        "backup": req.write_mbps is not None,
+        "epoch": False,
+    }
+
+
+def measured_overheads(req: EstimateRequest, smoke: SmokeResult | None) -> Overheads:
+    """What the smoke run measured of OneTrainer's own overheads; options the user gives win."""
+    if smoke is None or smoke.mode != "onetrainer":
+        return Overheads()
+    given = _given(req)
+    found: dict[str, Sourced | None] = {}
+    for key, attr in _MEASURED.items():
+        value = getattr(smoke, attr)
+        usable = value is not None and value >= 0 and not given[key]
+        what = f"{_SMOKE_RUN} of {smoke.date or 'unknown date'}: {_WHAT[key]}"
+        found[key] = Sourced(float(value), what) if usable else None
+    return Overheads(**found)
+
+
+def overhead_fields(req: EstimateRequest, smoke: SmokeResult | None, write_source: str) -> dict[str, Any]:
+    """The TimeInputs fields for sampling, saves, backups and epoch boundaries: what the smoke run
+    measured, else the rough rules, each labelled MEASURED or (beside a OneTrainer smoke) ASSUMED."""
+    over = measured_overheads(req, smoke)
+    onetrainer = smoke is not None and smoke.mode == "onetrainer"
+    assumed = "ASSUMED, the smoke run did not measure it: " if onetrainer else ""
+    out: dict[str, Any] = {"sample_s": req.sample_s, "sample_source": sample_source(req)}
+    if over.sample is not None:
+        out.update(sample_s=over.sample.value, sample_source=over.sample.source)
+    elif req.sample_s is None:
+        out["sample_source"] = assumed + out["sample_source"]
+    given = _given(req)
+    for key in ("save", "backup", "epoch"):
+        found: Sourced | None = getattr(over, key)
+        if found is not None:
+            out.update({f"{key}_s": found.value, f"{key}_source": found.source})
+        elif key != "epoch" and assumed and not given[key]:
+            out[f"{key}_source"] = assumed + write_source
+    return out

@@ -90,7 +90,7 @@ def _smoke_rate(found: Any, px: float, notes: list[str]) -> est.Rate | None:
         smoke.its or 0,
         smoke.its_low,
         smoke.its_high,
-        f"smoke {smoke.mode} run on {smoke.gpu}, {smoke.date} ({path.name})"
+        f"MEASURED by the smoke {smoke.mode} run on {smoke.gpu}, {smoke.date} ({path.name})"
         + (f"; differs: {', '.join(differs)}" if differs else ""),
     )
     return scale_rate(rate, smoke.resolution, px)

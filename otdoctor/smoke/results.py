@@ -79,6 +79,34 @@ class SmokeResult:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def from_whole_run(events: list[Any], end: float, settings: dict[str, Any], warmup: int = 1) -> SmokeResult:
+    """What a OneTrainer-mode smoke reports of a run it watched to its end: EVENTS as
+    `(seconds, bar update or line)`, in wall or any other clock, END the process's end in that clock.
+    SETTINGS: the model, resolution, batch size, dtype and GPU fields; the first WARMUP steps are left out."""
+    from otdoctor.estimate.progress_bars import BarUpdate
+    from otdoctor.smoke.meter import Meter
+    from otdoctor.smoke.onetrainer_phases import overheads
+
+    meter = Meter(0.0)
+    for _, ev in events:
+        if isinstance(ev, BarUpdate):
+            meter.add(ev)
+    found = overheads(events, end, warmup)
+    return SmokeResult(
+        mode="onetrainer",
+        **settings,
+        steps=found.steady_steps,
+        its=1 / found.step_s if found.step_s else None,
+        load_s=meter.load_s,
+        caching_images_per_s=meter.caching_images_per_s(),
+        sample_s=found.sample_s,
+        backup_s=found.backup_s,
+        epoch_s=found.epoch_s,
+        save_s=found.save_s if found.save_s is not None else found.final_s,
+        wall_s=end,
+    )
+
+
 def results_dir() -> Path:
     return cache_dir() / "smoke"
 

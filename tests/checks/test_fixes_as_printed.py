@@ -159,7 +159,7 @@ def python_missing_stdlib(box: Sandbox) -> Broken:
     from tests.support.pythons import copy_pyenv_version, pyenv_root
 
     root = pyenv_root(box.home / "pyenv", [])
-    copy_pyenv_version(PY310, root / "versions" / PY310, drop_modules=["lzma"])
+    copy_pyenv_version(PY310, root / "versions" / PY310, drop_modules=["_lzma"])
     return Broken(cwd=box.home, env={"PYENV_ROOT": str(root)})
 
 

@@ -8,9 +8,11 @@ import shlex
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 from PIL import Image
 
+from otdoctor.data import data_file
 from otdoctor.dataset.listing import list_concept
 from otdoctor.dataset.repair import pad_folder
 from otdoctor.dataset.scan import scan_images
@@ -150,6 +152,11 @@ def test_the_imagemagick_way_prints_apart_from_otdoctor_fix(sc: Scenario, run_cl
     assert lines[start + 2] == f"cd {shlex.quote(str(folder))} && mogrify -resize 64x64 -background white " + (
         "-gravity center -extent 64x64 tiny.png"
     )
+    args = ("check", "--only", "dataset.resolution", "--ot-dir", str(sc.root), "--config", str(config))
+    report = json.loads(run_cli(*args, "--format", "json").stdout)
+    jsonschema.validate(report, json.loads(data_file("report.schema.json").read_text()))
+    fix = next(c for c in report["checks"] if c["id"] == "dataset.resolution")["fix"]
+    assert fix["commands"] == ["otdoctor fix dataset.resolution"] and fix["instead"]["commands"] == [lines[start + 2]]
 
 
 def test_non_square_images_warn_only_without_bucketing(sc: Scenario) -> None:

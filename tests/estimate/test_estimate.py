@@ -425,9 +425,11 @@ def test_cli_uses_smoke_result_for_the_named_gpu(run_cli, base_env, monkeypatch)
     r = run_cli("estimate", "--images", "90", "--epochs", "10", "--gpu", "RTX 4090", "--format", "json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["its"] == 0.9 and data["its_source"].startswith("smoke onetrainer run on NVIDIA GeForce RTX 4090")
+    assert data["its"] == 0.9 and data["its_source"].startswith(
+        "MEASURED by the smoke onetrainer run on NVIDIA GeForce RTX 4090"
+    )
     terms = {t["name"]: t for t in data["terms"]}
-    assert terms["model load"]["seconds"] == 42.0 and terms["model load"]["source"] == "smoke run"
+    assert terms["model load"]["seconds"] == 42.0 and terms["model load"]["source"] == "MEASURED by the smoke run"
     assert terms["training steps"]["low_s"] == pytest.approx(900 / 1.0)
     assert terms["training steps"]["high_s"] == pytest.approx(900 / 0.8)
     # Another GPU has no smoke result: the rough table, labelled so.

@@ -117,6 +117,14 @@ class TimeInputs:
     sampling_speedup: float = float(_ROUGH["sampling_speedup"])
     sample_steps: int = int(_ROUGH["sample_steps"])
     sample_overhead_s: float = float(_ROUGH["sample_overhead_s"])
+    # What a smoke run measured (seconds beyond a steady step), in place of the rough rules above:
+    # one save (the final one with the exit included), one backup, one epoch boundary.
+    save_s: float | None = None
+    save_source: str = ""
+    backup_s: float | None = None
+    backup_source: str = ""
+    epoch_s: float | None = None
+    epoch_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,18 +204,31 @@ def _actions(inp: TimeInputs, loop_s: float) -> tuple[int, int, int]:
     )
 
 
+def _write_seconds(measured: float | None, size: int, bytes_per_s: float) -> float:
+    """One save or backup: as measured, else its size at the disk's speed."""
+    if measured is not None:
+        return measured
+    return size / bytes_per_s if bytes_per_s else 0.0
+
+
 def _loop_terms(inp: TimeInputs, rate: Rate, its: float) -> tuple[float, list[Term]]:
     """The training loop at `its` steps per second: its seconds and its terms."""
     plan = inp.plan
     steps_s = plan.total_steps / its
     sample_each = _sample_seconds(inp, its)
-    save_each = inp.save_bytes / inp.write_bytes_per_s if inp.write_bytes_per_s else 0.0
-    backup_each = inp.backup_bytes / inp.write_bytes_per_s if inp.write_bytes_per_s else 0.0
+    save_each = _write_seconds(inp.save_s, inp.save_bytes, inp.write_bytes_per_s)
+    backup_each = _write_seconds(inp.backup_s, inp.backup_bytes, inp.write_bytes_per_s)
+    boundaries = max(0, plan.epochs - 1)
+    epochs_s = boundaries * (inp.epoch_s or 0.0)
     loop_s = steps_s
     for _ in range(8):  # time-based schedules depend on the loop's length, which they lengthen
         n_sample, n_save, n_backup = _actions(inp, loop_s)
         new_loop = (
-            steps_s + n_sample * inp.images_per_sample * sample_each + n_save * save_each + n_backup * backup_each
+            steps_s
+            + epochs_s
+            + n_sample * inp.images_per_sample * sample_each
+            + n_save * save_each
+            + n_backup * backup_each
         )
         if abs(new_loop - loop_s) < 1e-6:
             break
@@ -215,13 +236,16 @@ def _loop_terms(inp: TimeInputs, rate: Rate, its: float) -> tuple[float, list[Te
     n_final = 1 if inp.final_save else 0
     n_final_backup = 1 if inp.final_save and inp.backup_before_save else 0
     n_images = n_sample * inp.images_per_sample
+    write_src = inp.write_source
     n_saves, n_backups = n_save + n_final, n_backup + n_final_backup
     rows = [
         Term("training steps", plan.total_steps, 1 / its, steps_s, None, None, rate.source),
         Term("sampling", n_images, sample_each, n_images * sample_each, None, None, inp.sample_source),
-        Term("saves", n_saves, save_each, n_saves * save_each, None, None, inp.write_source),
-        Term("backups", n_backups, backup_each, n_backups * backup_each, None, None, inp.write_source),
+        Term("saves", n_saves, save_each, n_saves * save_each, None, None, inp.save_source or write_src),
+        Term("backups", n_backups, backup_each, n_backups * backup_each, None, None, inp.backup_source or write_src),
     ]
+    if inp.epoch_s is not None:
+        rows.append(Term("epoch boundaries", boundaries, inp.epoch_s, epochs_s, None, None, inp.epoch_source))
     return sum(r.seconds or 0.0 for r in rows), rows
 
 
