@@ -15,6 +15,7 @@ from typing import Any
 from otdoctor.checkpoints.safetensors import HeaderError, architecture_of_model_type, detect_architecture, read_header
 from otdoctor.data import load_table
 from otdoctor.engine.check import Context
+from otdoctor.onetrainer.commands import train_line
 from otdoctor.onetrainer.config import TrainConfig, config_facts
 
 CONFIG_FILE = "config.file"
@@ -31,9 +32,8 @@ def train_config(ctx: Context) -> TrainConfig:
 
 
 def train_cmd(ctx: Context, *values: str) -> str:
-    path = config_facts(ctx).path
-    extra = " ".join(f"--config-value {v}" for v in values)
-    return f'python scripts/train.py --config-path "{path}" {extra}'.rstrip()
+    """The line to paste that runs this config with VALUES set (from any folder)."""
+    return train_line(ctx.ot_dir, ctx.probe.env, ctx.probe.cwd, config_facts(ctx).path, values)
 
 
 def model_label(model_type: str) -> str:

@@ -110,10 +110,11 @@ class ConceptPaths(Check):
             )
         lines = _concepts_without_images(cfg, listed)
         counts = {c.name: c.listing.count for c in listed.concepts}
+        relative = cfg.relative_paths_note()
         if lines:
             return CheckResult.fail(
                 f"{len(lines)} enabled concept(s) have no images",
-                details=tuple(lines),
+                details=tuple(lines) + ((relative,) if relative else ()),
                 expected="every enabled concept's folder exists and holds images",
                 why="OneTrainer stops with an empty dataset, or silently trains without that concept",
                 fix=Fix("correct the concept's path in the Concepts tab, or disable the concept"),
@@ -126,7 +127,11 @@ class ConceptPaths(Check):
                 why="OneTrainer has nothing to train on",
                 fix=Fix("enable a concept in the Concepts tab"),
             )
-        return CheckResult.ok(", ".join(f"'{n}' {k} images" for n, k in counts.items()), data={"images": counts})
+        return CheckResult.ok(
+            ", ".join(f"'{n}' {k} images" for n, k in counts.items()),
+            details=(relative,) if relative else (),
+            data={"images": counts},
+        )
 
 
 def _concepts_without_images(cfg: TrainConfig, listed: DatasetFacts) -> list[str]:

@@ -4,12 +4,14 @@ rest, and a fix that stops the current user's processes holding it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from otdoctor.engine.check import Check, Context
 from otdoctor.engine.results import CheckResult, Fix, FixOutcome
 from otdoctor.gpu import reasoning as g
 from otdoctor.gpu import stopping
+from otdoctor.onetrainer.commands import train_line
 from otdoctor.probe.nvml import GpuDevice, GpuInfo
 from otdoctor.probe.processes import ProcessDetails
 from otdoctor.render.units import human_bytes
@@ -34,7 +36,7 @@ def _plan(ctx: Context) -> tuple[g.Plan, str, list[str]]:
     return g.plan_for(cfg.raw, str(path)), str(cfg.get("train_device") or "cuda"), []
 
 
-def _fit_fix(plan: g.Plan, free: int) -> Fix:
+def _fit_fix(ctx: Context, plan: g.Plan, free: int) -> Fix:
     """The cheapest changes of the config's own settings that make the step fit in FREE bytes."""
     from otdoctor.vram.advice import advise
     from otdoctor.vram.model import predict
@@ -42,10 +44,10 @@ def _fit_fix(plan: g.Plan, free: int) -> Fix:
 
     assert plan.raw is not None  # a plan with a figure has its settings
     advice = advise(plan.raw, predict(read_settings(plan.raw)), free)
-    values = [f"--config-value {v}" for step in advice.steps for v in step.config_values]
+    values = [v for step in advice.steps for v in step.config_values]
     saves = "; ".join(f"{step.id} saves {human_bytes(step.saves_bytes)}" for step in advice.steps)
-    config = plan.source if plan.id == "config" else "CONFIG.json"
-    commands = (f'python scripts/train.py --config-path "{config}" ' + " ".join(values),) if values else ()
+    config = Path(plan.source) if plan.id == "config" else None
+    commands = (train_line(ctx.ot_dir, ctx.probe.env, ctx.probe.cwd, config, values),) if values else ()
     what = f"change these settings ({saves})" if advice.fits else "no change of these settings makes it fit"
     return Fix(what + "; `otdoctor vram --config CONFIG.json` shows the breakdown", commands)
 
@@ -93,7 +95,7 @@ class Vram(Check):
             "processes": [r.as_dict() for r in rows],
         }
         details = _details(info, plan, notes, rows)
-        return _judge(info, dev, plan, rows, tuple(details), data)
+        return _judge(ctx, info, dev, plan, rows, tuple(details), data)
 
     def fix(self, ctx: Context, confirm: Callable[[str], bool], dry_run: bool = False) -> FixOutcome:
         """Stop the current user's compute processes holding VRAM on the training GPU, one confirmation
@@ -128,6 +130,7 @@ _WHY_OOM = "training stops with 'CUDA out of memory', or spills into shared memo
 
 
 def _judge(
+    ctx: Context,
     info: GpuInfo,
     dev: GpuDevice,
     plan: g.Plan,
@@ -151,7 +154,7 @@ def _judge(
             details=details,
             data=data,
             why=_WHY_OOM,
-            fix=_fit_fix(plan, total),
+            fix=_fit_fix(ctx, plan, total),
         )
     if free >= need:
         return CheckResult.ok(

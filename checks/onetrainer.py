@@ -19,8 +19,10 @@ class CheckoutFound(Check):
         opts = ctx.options
         refused = opts.extra.get("ot_dir_unreadable")
         if refused:
+            # --ot-dir/OT_DIR name a checkout; the guide's places (~/OneTrainer) are where one usually is.
+            named = "named by" if opts.ot_dir_source in ("--ot-dir", "OT_DIR") else "at"
             return CheckResult.fail(
-                f"{denied(refused)}, on the way to the checkout named by {opts.ot_dir_source}",
+                f"{denied(refused)}, on the way to the checkout {named} {opts.ot_dir_source}",
                 expected="a OneTrainer checkout you can read (and write: training writes into it)",
                 why="every other check looks at OneTrainer's Python, venv and config",
                 fix=Fix(

@@ -7,6 +7,7 @@ interpreter before any venv exists, so `otdoctor check` is useful before `./inst
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from otdoctor.data import load_table
@@ -35,7 +36,8 @@ def _checkout(ctx: Context):
 
 
 def _cd(ctx: Context) -> tuple[str, ...]:
-    return (f"cd {_checkout(ctx)}",) if _checkout(ctx) is not None else ()
+    checkout = _checkout(ctx)
+    return (f"cd {shlex.quote(str(checkout))}",) if checkout is not None else ()
 
 
 def _guide() -> str:

@@ -122,13 +122,25 @@ def _one_of(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], origin: 
     return str(value)
 
 
-def _count(raw: Mapping[str, Any], key: str, origin: str, name: str) -> int | None:
+def _count(raw: Mapping[str, Any], key: str, origin: str, name: str, unit: str = "of bytes") -> int | None:
     value = raw.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise _bad(origin, name, f"{key} must be a whole number of bytes or an id, not {str(value)[:40]!r}")
+        raise _bad(origin, name, f"{key} must be a whole number {unit}, not {str(value)[:40]!r}")
     return value
+
+
+def is_file_name(text: str) -> bool:
+    """A plain file name: joined to a folder, it stays in that folder (no separator, `..`, root or control
+    character), so a catalog or index file cannot make otdoctor write or read elsewhere."""
+    return text not in ("", ".", "..") and text.isprintable() and Path(text).name == text and "\\" not in text
+
+
+def _file_name(text: str, key: str, origin: str, name: str) -> str:
+    if not is_file_name(text):
+        raise _bad(origin, name, f"{key} {text[:80]!r} is not a plain file name (no folder, '..' or control character)")
+    return text
 
 
 def _known_file(f: Any, origin: str, name: str) -> KnownFile:
@@ -140,7 +152,7 @@ def _known_file(f: Any, origin: str, name: str) -> KnownFile:
     ):
         raise _bad(origin, name, f"sha256 {str(sha)[:80]!r} is not 64 hex digits")
     return KnownFile(
-        name=f["name"],
+        name=_file_name(f["name"], "[[model.files]] name", origin, name),
         sha256=sha.lower() if sha else None,
         size_bytes=_count(f, "size_bytes", origin, name),
         size_bytes_approx=_count(f, "size_bytes_approx", origin, name),
@@ -167,6 +179,7 @@ def _entry(raw: Any, origin: str) -> CatalogEntry:
     filename = _text(raw, "filename", origin, name) or (files[0].name if files else "")
     if not filename:
         raise UserError(f"{origin}: model {name!r} has no 'filename'", exit_code=2)
+    _file_name(filename, "filename", origin, name)
     _need(raw, "repo" if source == "huggingface" else "civitai_version_id", origin)
     aliases = _list(raw, "aliases", origin, name)
     if not all(isinstance(a, str) for a in aliases):
@@ -181,7 +194,7 @@ def _entry(raw: Any, origin: str) -> CatalogEntry:
         aliases=tuple(aliases),
         repo=_text(raw, "repo", origin, name) or None,
         revision=_text(raw, "revision", origin, name) or "main",
-        civitai_version_id=_count(raw, "civitai_version_id", origin, name),
+        civitai_version_id=_count(raw, "civitai_version_id", origin, name, "(a Civitai model version id)"),
         origin=origin,
     )
 

@@ -10,6 +10,7 @@ into the very characters, so the command still names the real file.
 
 from __future__ import annotations
 
+import unicodedata
 from shlex import quote
 
 
@@ -22,6 +23,25 @@ def one_line(text: str) -> str:
     if text.isprintable():  # the common case, at C speed
         return text
     return "".join(map(_escaped, text))
+
+
+def no_controls(text: str) -> str:
+    """TEXT with every control and format character (ESC, BEL, CR, a bidi override) shown as a
+    JSON-style `\\uXXXX` escape, its newlines, tabs and spaces kept: for a whole block of output
+    whose line breaks are its own. The escape is valid inside a JSON string too, where such a
+    character can only stand, so a JSON document stays the same document."""
+    if text.replace("\n", "").replace("\t", "").isprintable():  # the common case, at C speed
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" or _is_space(ch) else _json_escape(ch) for ch in text)
+
+
+def _is_space(ch: str) -> bool:
+    return unicodedata.category(ch) == "Zs"  # a no-break or thin space: shown as a space, harmless
+
+
+def _json_escape(ch: str) -> str:
+    units = ch.encode("utf-16-le", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(units[i : i + 2], 'little'):04x}" for i in range(0, len(units), 2))
 
 
 def shell_quote(text: str) -> str:

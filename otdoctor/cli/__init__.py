@@ -63,27 +63,66 @@ def _internal_error(exc: Exception) -> int:
 _STOPPED_BY = {"SIGTERM": "SIGTERM", "SIGHUP": "SIGHUP (the terminal closed)"}
 
 
-def _interrupted() -> int:
+# The commands that leave work a re-run picks up (a venv half-installed, a .part download, a fix
+# half-applied, a smoke run's result); the others have nothing to resume.
+_RESUMABLE = (("install",), ("fix",), ("smoke",), ("models", "download"))
+
+
+def _resumable(argv: list[str]) -> bool:
+    words = [a for a in argv if not a.startswith("-")][:2]
+    return any(tuple(words[: len(cmd)]) == cmd for cmd in _RESUMABLE)
+
+
+def _interrupted(argv: list[str]) -> int:
     """One line for Ctrl-C, SIGTERM or SIGHUP (each unwound as KeyboardInterrupt); the exit code."""
     signum = stop_signal()
     if signum is None:
         sys.stderr.write("\notdoctor: interrupted\n")
         return 130
     name = signal.Signals(signum).name
-    sys.stderr.write(f"otdoctor: stopped by {_STOPPED_BY.get(name, name)}; run the same command again to resume\n")
+    resume = "; run the same command again to resume" if _resumable(argv) else ""
+    sys.stderr.write(f"otdoctor: stopped by {_STOPPED_BY.get(name, name)}{resume}\n")
     return 128 + signum
 
 
-def _run(argv: list[str] | None) -> int:
+_COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
+_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+# typer asks shellingham for the shell these options are for, unless this is set: then they take
+# the shell as a value (`--show-completion zsh`), which is what a user naming one means.
+_NAMED_SHELL = "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"
+
+
+def _names_a_shell(argv: list[str]) -> bool:
+    """`--show-completion zsh` or `--install-completion=fish`: the shell is given, not detected."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(tuple(f"{o}=" for o in _COMPLETION_OPTIONS)):
+            return True
+        if arg in _COMPLETION_OPTIONS and argv[i + 1 : i + 2] and argv[i + 1] in _SHELLS:
+            return True
+    return False
+
+
+def _call_app(argv: list[str]) -> object:
+    if not _names_a_shell(argv) or os.environ.get(_NAMED_SHELL):
+        return app(args=argv, prog_name="otdoctor", standalone_mode=False)
+    os.environ[_NAMED_SHELL] = "1"
     try:
-        rv = app(args=argv, prog_name="otdoctor", standalone_mode=False)
+        return app(args=argv, prog_name="otdoctor", standalone_mode=False)
+    finally:
+        del os.environ[_NAMED_SHELL]
+
+
+def _run(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        rv = _call_app(argv)
     except UserError as exc:
         sys.stderr.write(redact(f"otdoctor: error: {exc.message}") + "\n")
         if exc.hint:
             sys.stderr.write(redact(f"  {exc.hint}") + "\n")
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        return _interrupted()
+        return _interrupted(argv)
     except TyperException as exc:  # usage errors: bad option, missing argument
         return _usage_error(exc)
     except BrokenPipeError:
@@ -91,7 +130,7 @@ def _run(argv: list[str] | None) -> int:
     except Exception as exc:
         return _internal_error(exc)
     if rv == 130:  # typer itself turns Ctrl-C inside a command into Exit(130), without a word
-        return _interrupted()
+        return _interrupted(argv)
     return rv if isinstance(rv, int) else 0
 
 

@@ -123,7 +123,12 @@ def estimate_cmd(
     from otdoctor.render.emit import emit
     from otdoctor.render.plan import EstimateView
 
+    from otdoctor.onetrainer.config import run_folder
+    from otdoctor.probe import Probe
+
     require_config(config)
+    # OneTrainer's folder, found as `check` finds it: relative concept paths start there.
+    options["ot_dir"] = ot_dir = run_folder(ot_dir, Probe()) if config is not None else ot_dir
     if from_log is not None:
         emit(EstimateView(planner.predict_from_log(from_log, config, ot_dir, model, start), True), fmt)
         return

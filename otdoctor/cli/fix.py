@@ -30,7 +30,11 @@ def fix_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what each fix would run; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before each fix.")] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Allow fixes that stop processes (the GPU's VRAM fix).")
+        bool,
+        typer.Option(
+            "--force",
+            help="gpu.vram: also SIGKILL the processes that ignore SIGTERM (without it, they are only sent SIGTERM).",
+        ),
     ] = False,
     models_dir: ModelsDirOption = None,
     config: ConfigOption = None,

@@ -81,7 +81,7 @@ def models_verify_cmd(
 ) -> None:
     """Verify checkpoints: complete, not an HTML page or git-lfs pointer, right architecture and sha256.
 
-    sha256 results are cached by file identity (device, inode, size, mtime), so verifying an
+    sha256 results are cached by file identity (device, inode, size, mtime, ctime), so verifying an
     unchanged file again does not read it. Exit code 1 when any file is bad.
     """
     from otdoctor.checkpoints.query import verify_models

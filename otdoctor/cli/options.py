@@ -18,6 +18,7 @@ OtDirOption = Annotated[
         "--ot-dir",
         help="OneTrainer checkout. Default: $OT_DIR, the current folder, ~/Projects/OneTrainer, ~/OneTrainer.",
         file_okay=False,
+        readable=False,  # one the user cannot read is a finding ("cannot read X"), not a usage error
     ),
 ]
 

@@ -177,14 +177,23 @@ class Verdict:
 
 
 def next_command(o: Outcome) -> str:
-    """What to run about one finding: otdoctor's own repair, else the fix's first command."""
+    """What to run about one finding: otdoctor's own repair, else the fix's first command as a whole."""
     fix = o.result.fix
     if o.status is not Status.ERROR and fix is not None:
         if fix.automatic and o.can_fix:
             return f"otdoctor fix {o.check_id}"
         if fix.commands:
-            return fix.commands[0]
+            return whole_command(fix.commands)
     return f"otdoctor check --only {o.check_id} --verbose"
+
+
+def whole_command(commands: tuple[str, ...]) -> str:
+    """A fix's lines as one command to paste: lines after a bare `cd` run in that folder, so they
+    belong to it (`cd /x && ./install.sh`); otherwise the first line stands alone."""
+    lines = [c for c in commands if not c.lstrip().startswith("#")]
+    if len(lines) > 1 and lines[0].startswith("cd ") and "&&" not in lines[0]:
+        return " && ".join(lines)
+    return lines[0] if lines else commands[0]
 
 
 def _blocker(o: Outcome, strict: bool) -> bool:
@@ -211,18 +220,31 @@ def judge(report: Report, strict: bool = False) -> Verdict:
             "no NVIDIA GPU on this machine: OneTrainer would train on the CPU, far too slowly to be useful",
             "otdoctor gpu",
         )
+    # Failures of optional checks (VRAM another program holds right now) do not fail the run, but
+    # training meets them; the verdict names them rather than calling the run problem-free.
+    bites = [o for o in ordered if o.status is Status.FAIL]
     ran = {o.check_id for o in ordered}
     missing = [c for c in CORE_CHECKS if c not in ran]
     if missing:
-        reason = f"cannot tell: {', '.join(missing)} did not run (no blocking problem in the {len(ran)} that did)"
-        return Verdict(False, reason, "otdoctor check")
-    # Warnings, and failures of optional checks (VRAM another program holds right now).
-    notes = [o for o in ordered if o.status in (Status.WARN, Status.FAIL)]
+        reason = f"cannot tell: {', '.join(missing)} did not run"
+        if bites:
+            reason += f"; of the {len(ran)} that did, {_will_bite(bites)}"
+            return Verdict(False, reason, next_command(bites[0]))
+        return Verdict(False, f"{reason} (no blocking problem in the {len(ran)} that did)", "otdoctor check")
+    if bites:
+        return Verdict(True, f"every required check passed, but {_will_bite(bites)}", next_command(bites[0]))
+    notes = [o for o in ordered if o.status is Status.WARN]
     if notes:
         more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
         reason = f"every required check passed; worth a look: {_reason(notes[0])}{more}"
         return Verdict(True, reason, "otdoctor smoke")
     return Verdict(True, "every check passed", "otdoctor smoke")
+
+
+def _will_bite(bites: list[Outcome]) -> str:
+    """`1 problem will bite: Free VRAM: 4.0 GiB free, ...`: the first failed optional check, and how many."""
+    n = len(bites)
+    return f"{n} problem{'s' if n > 1 else ''} will bite training: {_reason(bites[0])}"
 
 
 @dataclass(frozen=True)

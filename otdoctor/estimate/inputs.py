@@ -75,7 +75,8 @@ class _Bound:
     names: tuple[str, ...]
     low: float
     high: float
-    low_text: str  # "0 or more", "at least 1", "a positive number of steps per second"
+    low_text: str | None  # "0 or more", "at least 1"; None: the message gives the range
+    unit: str = ""
 
 
 def _bounds() -> tuple[_Bound, ...]:
@@ -85,8 +86,9 @@ def _bounds() -> tuple[_Bound, ...]:
         _Bound(("--images",), 1, lim["images"], "at least 1: a run needs training images"),
         _Bound(("--epochs",), 0, lim["epochs"], "0 or more"),
         _Bound(("--batch-size",), 1, lim["batch_size"], "1 or more"),
-        _Bound(("--its",), lim["its"][0], lim["its"][1], "a positive number of steps per second"),
-        _Bound(("--caching-rate", "--write-mbps"), lim["rate"][0], lim["rate"][1], "a positive number"),
+        _Bound(("--its",), lim["its"][0], lim["its"][1], None, " it/s (steps per second)"),
+        _Bound(("--caching-rate",), lim["rate"][0], lim["rate"][1], None, " images per second"),
+        _Bound(("--write-mbps",), lim["rate"][0], lim["rate"][1], None, " MB/s"),
         _Bound(("--balancing",), 0, lim["balancing"], "0 or more"),
         _Bound(("--sample-every", "--save-every", "--backup-every"), 0, lim["interval"], "0 or more"),
         _Bound(("--load-s", "--sample-s"), 0, lim["seconds"], "0 or more"),
@@ -100,7 +102,9 @@ def _number_problems(req: EstimateRequest) -> Iterator[str]:
             value = req.option(name)
             if value is None:
                 continue
-            if not math.isfinite(value) or value < bound.low:
+            if bound.low_text is None and not bound.low <= value <= bound.high:  # NaN too
+                yield f"{name} must be between {bound.low:g} and {bound.high:g}{bound.unit}, got {value:g}"
+            elif not math.isfinite(value) or value < bound.low:
                 yield f"{name} must be {bound.low_text}, got {value:g}"
             elif value > bound.high:
                 yield f"{name} must be at most {bound.high:g}: no real run has {value:g}"
@@ -221,7 +225,24 @@ def concepts_from_config(cfg: TrainConfig, ot_dir: Path | None, notes: list[str]
                 image_sizes=sizes,
             )
         )
+    _refuse_no_images(cfg, plans)
+    relative = cfg.relative_paths_note()
+    if relative:
+        notes.append(relative)
     return plans
+
+
+def _refuse_no_images(cfg: TrainConfig, plans: list[est.ConceptPlan]) -> None:
+    """No image in any counted concept: a run of 0 steps, which OneTrainer stops at; no time to give."""
+    counted = [c for c in cfg.concepts if c.enabled and c.type != "VALIDATION"]
+    if not counted or any(p.n_images for p in plans if p.enabled and p.type != "VALIDATION"):
+        return
+    folders = ", ".join(str(cfg.resolve(c.path)) if c.path else f"{c.name} (no path set)" for c in counted)
+    raise UserError(
+        f"no images found in {folders}: the run would have 0 steps",
+        exit_code=2,
+        hint=cfg.relative_paths_note() or "correct the concept paths in the Concepts tab, or pass --images N",
+    )
 
 
 def schedule(

@@ -7,8 +7,10 @@ from functools import lru_cache
 
 from otdoctor.data import load_table
 
-# A source on OneTrainer's tracker or one of its forks, as opposed to "guide" (the setup guide's list).
-TRACKER_SOURCE_PREFIXES = ("Nerogar/OneTrainer#", "lshqqytiger/OneTrainer#")
+# A source on OneTrainer's own tracker (upstream) or one of its forks, as opposed to "guide" (the
+# setup guide's list).
+UPSTREAM_SOURCE_PREFIX = "Nerogar/OneTrainer#"
+TRACKER_SOURCE_PREFIXES = (UPSTREAM_SOURCE_PREFIX, "lshqqytiger/OneTrainer#")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class KnownProblem:
 
     def tracker_sources(self) -> tuple[str, ...]:
         return tuple(s for s in self.sources if s.startswith(TRACKER_SOURCE_PREFIXES))
+
+    def upstream_sources(self) -> tuple[str, ...]:
+        """The issues on OneTrainer's own tracker (github.com/Nerogar/OneTrainer), not a fork's."""
+        return tuple(s for s in self.sources if s.startswith(UPSTREAM_SOURCE_PREFIX))
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -52,6 +52,7 @@ def locate(explicit: Path | None, env: Mapping[str, str], cwd: Path, home: Path)
             return Located(None, "--ot-dir", (str(explicit),), unreadable=refused)
         return Located(path.resolve(), "--ot-dir", (str(explicit),))
     tried: list[str] = []
+    closed: tuple[str, str] | None = None
     candidates: list[tuple[Path, str]] = []
     if env.get("OT_DIR"):
         candidates.append((Path(env["OT_DIR"]).expanduser(), "OT_DIR"))
@@ -67,6 +68,12 @@ def locate(explicit: Path | None, env: Mapping[str, str], cwd: Path, home: Path)
             return Located(path.resolve(), source, tuple(tried))
         if refused is None and looks_like_onetrainer(path):
             return Located(path.resolve(), source, tuple(tried))
+        # A guide place that exists but shuts this user out (made with sudo) is likely a checkout;
+        # a closed folder above it (~/Projects) says nothing about a checkout inside.
+        if closed is None and refused == str(path.absolute()) and source != "current folder":
+            closed = (source, refused)
+    if closed is not None:
+        return Located(None, closed[0], tuple(tried), unreadable=closed[1])
     return Located(None, None, tuple(tried))
 
 

@@ -186,10 +186,20 @@ class TrainConfig:
 
     @property
     def base_dir(self) -> Path | None:
-        """Where relative paths point: OneTrainer's folder (the launchers cd there), else the config's."""
-        if self.ot_dir is not None:
-            return self.ot_dir
-        return self.path.parent if self.path is not None else None
+        """Where relative paths point (see `config_base`)."""
+        return config_base(self.path, self.ot_dir)[0]
+
+    def relative_paths_note(self) -> str | None:
+        """One line when enabled concepts have relative paths and no checkout says what they are relative to."""
+        base, assumed = config_base(self.path, self.ot_dir)
+        relative = [c.name for c in self.concepts if c.enabled and c.path and not _expanded(c.path).is_absolute()]
+        if not assumed or not relative:
+            return None
+        return (
+            f"concept path(s) of {', '.join(relative)} are relative: OneTrainer reads them from its own folder, "
+            f"and no OneTrainer checkout is known here, so they were taken relative to the config's folder {base} "
+            "(pass --ot-dir to use OneTrainer's folder)"
+        )
 
     def resolve(self, value: str, ot_dir: Path | None = None) -> Path:
         """Paths in configs are relative to OneTrainer's folder (the launchers cd there)."""
@@ -227,14 +237,45 @@ def parse_resolution(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.split(r"\D+", text or "") if x and len(x) <= 9)
 
 
-def resolve_path(value: str, base: Path | None) -> Path:
-    """A config's path: `~` expanded (kept as written when that user does not exist), relative to BASE."""
+def _expanded(value: str) -> Path:
     p = Path(value)
     with contextlib.suppress(RuntimeError):  # "~nosuchuser/x": no such home; a folder of that name
         p = p.expanduser()
+    return p
+
+
+def resolve_path(value: str, base: Path | None) -> Path:
+    """A config's path: `~` expanded (kept as written when that user does not exist), relative to BASE."""
+    p = _expanded(value)
     if not p.is_absolute() and base is not None:
         p = base / p
     return p
+
+
+def config_base(path: Path | None, ot_dir: Path | None) -> tuple[Path | None, bool]:
+    """(the folder a config's relative paths start from, whether it is only assumed). OneTrainer opens them from
+    its checkout (the launchers cd there): the known one, else the one holding the config, else (assumed) the
+    config's folder."""
+    if ot_dir is not None:
+        return ot_dir, False
+    if path is None:
+        return None, True
+    from otdoctor.onetrainer.checkout import looks_like_onetrainer
+
+    folder = path.absolute().parent
+    for above in (folder, *folder.parents):
+        if looks_like_onetrainer(above):
+            return above, False
+    return path.parent, True
+
+
+def run_folder(explicit: Path | None, probe: Any) -> Path | None:
+    """OneTrainer's folder as `check` finds it: --ot-dir, $OT_DIR, the current folder, the guide's places."""
+    if explicit is not None:
+        return explicit
+    from otdoctor.onetrainer.checkout import find_checkout
+
+    return find_checkout(probe).path
 
 
 def _concept_file(raw: Mapping[str, Any], path: Path, ot_dir: Path | None) -> Path | None:
@@ -242,7 +283,7 @@ def _concept_file(raw: Mapping[str, Any], path: Path, ot_dir: Path | None) -> Pa
     name = str(raw.get("concept_file_name") or DEFAULTS["concept_file_name"])
     if value_problems({"concept_file_name": name}, (), ""):
         return None  # not a path: value_problems names it
-    return resolve_path(name, ot_dir if ot_dir is not None else path.parent)
+    return resolve_path(name, config_base(path, ot_dir)[0])
 
 
 def _read_concepts(cpath: Path, warnings: list[str]) -> list[dict[str, Any]] | None:
@@ -344,11 +385,13 @@ __all__ = [
     "DEFAULTS",
     "KNOWN_CONFIG_VERSION",
     "TrainConfig",
+    "config_base",
     "config_facts",
     "data_table",
     "find_last_used",
     "load_config",
     "parse_resolution",
     "resolve_path",
+    "run_folder",
     "unusable",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from otdoctor.onetrainer.commands import venv_folder
 from otdoctor.probe.files import refusing_folder
 from otdoctor.probe.python import SCRIPT as INTERPRETER_SCRIPT
 from otdoctor.probe.python import InterpreterInfo, read_pyvenv_cfg, venv_python
@@ -48,9 +49,7 @@ class VenvFacts:
 def venv_dir(ctx: Context) -> Path | None:
     if ctx.ot_dir is None:
         return None
-    name = ctx.probe.env.get("OT_PYTHON_VENV") or "venv"
-    p = Path(name).expanduser()
-    return p if p.is_absolute() else ctx.ot_dir / p
+    return venv_folder(ctx.ot_dir, ctx.probe.env)
 
 
 def venv_facts(ctx: Context) -> VenvFacts | None:

@@ -13,16 +13,16 @@ Value encoding: JSON scalars as is; `{"__bytes__": "..."}` for bytes (PCI bus id
 for ctypes structs; `{"__object__": {...}}` for pynvml's friendly objects (process entries).
 A call the snapshot does not hold raises NVML_ERROR_FUNCTION_NOT_FOUND, as an older driver would.
 
-Process entries may carry `"_local": true` (tests and demos): the entry stands for a process on
-this machine and disappears, its memory given back as free, once that process has exited, as the
-driver does. Recorded snapshots never set it.
+Process entries may carry `"_local": true` (tests and demos): the entry stands for a process on this
+machine and disappears, its memory given back as free, once it has exited. Recorded ones never do.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024  # recorded machines are a few KiB
 MAX_DEPTH = 16  # the deepest encoding (a process list of objects) nests 6 levels
 MAX_DEVICES = 64
 MAX_PID = 1 << 22  # Linux's largest pid_max
+MAX_GPU_MEMORY = 16 << 40  # 16 TiB: far above any GPU's (an H200 has 141 GB)
 
 
 class SnapshotInvalid(ValueError):
@@ -76,6 +77,8 @@ def decode(value: Any) -> Any:
         struct = _struct_type(value["__struct__"])()
         for name, raw in _typed(value.get("fields", {}), dict, "fields").items():
             setattr(struct, name, decode(raw))
+            if isinstance(raw, int) and getattr(struct, name) != raw:  # ctypes wraps -1 or 10**30 silently
+                raise SnapshotInvalid(f"{_short(name)} {_short(raw)} does not fit NVML's {type(struct).__name__}")
         return struct
     if "__object__" in value:
         fields = _typed(value["__object__"], dict, "__object__")
@@ -169,7 +172,7 @@ _ANSWERS: dict[str, Callable[[Any], bool]] = {
         isinstance(v, tuple) and len(v) == 2 and all(_is_int(x, 100) for x in v)
     ),
     "nvmlDeviceGetPciInfo": lambda v: hasattr(v, "busId"),
-    "nvmlDeviceGetMemoryInfo": lambda v: all(hasattr(v, f) for f in ("total", "free", "used")),
+    "nvmlDeviceGetMemoryInfo": lambda v: _memory_ok(v),
     "nvmlDeviceGetUtilizationRates": lambda v: hasattr(v, "gpu") and hasattr(v, "memory"),
     "nvmlDeviceGetComputeRunningProcesses": lambda v: _processes_ok(v),
     "nvmlDeviceGetGraphicsRunningProcesses": lambda v: _processes_ok(v),
@@ -178,6 +181,13 @@ _ANSWERS: dict[str, Callable[[Any], bool]] = {
 
 def _is_int(value: Any, below: int = 1 << 64) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < below
+
+
+def _memory_ok(value: Any) -> bool:
+    """Sizes NVML can report: free, used and reserved each within a total no GPU exceeds."""
+    total, *parts = sizes = [getattr(value, f, 0) for f in ("total", "free", "used", "reserved")]
+    fit = hasattr(value, "used") and all(_is_int(n, MAX_GPU_MEMORY + 1) for n in sizes)
+    return fit and total > 0 and all(p <= total for p in parts)
 
 
 def _processes_ok(value: Any) -> bool:
@@ -275,12 +285,9 @@ def parse(raw: bytes) -> dict[str, Any]:
 
 
 # Replay ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class FakeHandle:
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"<FakeHandle {self.index}>"
+    index: int
 
 
 class FakeNvml:
@@ -373,28 +380,22 @@ class FakeNvml:
 
     def local_pids(self) -> frozenset[int]:
         """PIDs marked `_local`: the only ones that stand for processes on this machine."""
-        pids = set()
-        for slot in self._snapshot.get("devices", []):
-            for key, entry in slot.items():
-                if "RunningProcesses" in key and isinstance(entry, dict):
-                    for raw in entry.get("value") or []:
-                        obj = raw.get("__object__", {}) if isinstance(raw, dict) else {}
-                        if obj.get("_local"):
-                            pids.add(int(obj["pid"]))
-        return frozenset(pids)
+        return frozenset(int(obj["pid"]) for slot in self._snapshot.get("devices", []) for obj in _local_entries(slot))
 
     def freed_bytes(self, handle: FakeHandle) -> int:
         """Memory of `_local` processes that have exited: the driver gives it back as free."""
-        slot = self._snapshot["devices"][handle.index]
-        total = 0
-        for key, entry in slot.items():
-            if "RunningProcesses" not in key or "value" not in entry:
-                continue
-            for raw in entry["value"] or []:
+        exited = (o for o in _local_entries(self._snapshot["devices"][handle.index]) if not pid_alive(int(o["pid"])))
+        return sum(int(o["usedGpuMemory"]) for o in exited if o.get("usedGpuMemory") is not None)
+
+
+def _local_entries(slot: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The recorded process entries of one device marked `_local` (see the module's doc)."""
+    for key, entry in slot.items():
+        if "RunningProcesses" in key and isinstance(entry, dict):
+            for raw in entry.get("value") or []:
                 obj = raw.get("__object__", {}) if isinstance(raw, dict) else {}
-                if obj.get("_local") and not pid_alive(int(obj["pid"])) and obj.get("usedGpuMemory") is not None:
-                    total += int(obj["usedGpuMemory"])
-        return total
+                if obj.get("_local"):
+                    yield obj
 
 
 LoadNvml = Callable[[], Any]

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
+from otdoctor.checkpoints.oneline import no_controls
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -25,6 +27,7 @@ class Destination:
         self._console: Console | None = None
 
     def write(self, text: str) -> None:
+        text = no_controls(text)  # text from the machine never drives the terminal; see safe_text
         if self.output is None:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -90,10 +90,10 @@ class KnownProblemsView:
 
     def _text(self, dest: Destination) -> None:
         out = dest.console()
-        tracked = sum(1 for p in self.problems if p.tracker_sources())
+        upstream = sum(1 for p in self.problems if p.upstream_sources())
         out.print(
             f"[bold]{len(self.problems)} known problems[/] "
-            f"({tracked} reported on OneTrainer's issue tracker; the rest from the setup guide)"
+            f"({upstream} reported on OneTrainer's issue tracker; the rest on a fork's or in the setup guide)"
         )
         for p in self.problems:
             out.print()

@@ -14,6 +14,7 @@ from otdoctor.gpu.reasoning import HolderRow
 from otdoctor.probe.nvml import GpuDevice, GpuInfo, to_jsonable
 from otdoctor.redact import redact
 from otdoctor.render.emit import Destination, Draw
+from otdoctor.render.safe_text import field
 from otdoctor.render.units import human_bytes
 
 JSON_SCHEMA_VERSION = 1
@@ -64,7 +65,7 @@ def _device_row(d: GpuDevice) -> tuple[str, ...]:
     )
     return (
         str(d.index),
-        d.name,
+        field(d.name),
         d.compute_capability_str or "-",
         f"{human_bytes(d.memory_used_bytes)} / {human_bytes(d.memory_total_bytes)}",
         human_bytes(d.memory_free_bytes),
@@ -86,15 +87,15 @@ def _devices_table(info: GpuInfo) -> Table:
 
 def _holder_row(r: HolderRow) -> tuple[str, ...]:
     d = r.details
-    user = (d.user or "?") + (" (you)" if d.owned_by_current_user else "") if d.visible else "-"
+    user = field(d.user or "?") + (" (you)" if d.owned_by_current_user else "") if d.visible else "-"
     return (
         str(r.process.gpu_index),
         str(r.process.pid),
         user,
         r.process.kind,
         human_bytes(r.process.used_memory_bytes),
-        d.name or "-",
-        redact(d.command) if d.visible else "(not visible here)",
+        field(d.name or "-"),
+        field(d.command) if d.visible else "(not visible here)",
     )
 
 
@@ -110,10 +111,10 @@ def _holders_table(rows: Sequence[HolderRow]) -> Table:
 def render_text(info: GpuInfo, rows: Sequence[HolderRow], out: Console, explain_invisible: str) -> None:
     if info.problem is not None and not info.devices:
         for line in _problem_lines(info):
-            out.print(redact(line))
+            out.print(field(line))
         return
     for line in _header_lines(info):
-        out.print(redact(line))
+        out.print(field(line))
     out.print(_devices_table(info))
     out.print()
     if not rows:
@@ -121,7 +122,7 @@ def render_text(info: GpuInfo, rows: Sequence[HolderRow], out: Console, explain_
         return
     out.print(_holders_table(rows))
     if any(not r.visible for r in rows):
-        out.print(redact(explain_invisible))
+        out.print(field(explain_invisible))
     if any(r.process.used_memory_bytes is None for r in rows):
         out.print("Memory 'unknown': NVML cannot report per-process memory here (Windows WDDM / WSL); it is not zero.")
 

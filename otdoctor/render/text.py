@@ -6,11 +6,10 @@ import re
 from typing import IO
 
 from rich.console import Console
-from rich.markup import escape
 
 from otdoctor.engine.check import Check
 from otdoctor.engine.results import Outcome, Report, Status, Verdict
-from otdoctor.redact import redact
+from otdoctor.render.safe_text import SafeConsole, field
 
 SYMBOL = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "‼", Status.SKIP: "-"}
 WORD = {Status.OK: "ok", Status.WARN: "warning", Status.FAIL: "failed", Status.ERROR: "crashed", Status.SKIP: "skipped"}
@@ -29,11 +28,11 @@ def console(file: IO[str] | None = None, force_color: bool | None = None) -> Con
     target = file if file is not None else sys.stdout
     is_tty = bool(getattr(target, "isatty", lambda: False)())
     width = None if is_tty or os.environ.get("COLUMNS") else 160
-    return Console(file=file, force_terminal=force_color, highlight=False, soft_wrap=True, width=width)
+    return SafeConsole(file=file, force_terminal=force_color, highlight=False, soft_wrap=True, width=width)
 
 
 def _e(text: str) -> str:
-    return escape(redact(text))
+    return field(text)
 
 
 def _problem_lines(o: Outcome) -> list[str]:

@@ -31,6 +31,7 @@ def as_dict(r: VramReport) -> dict[str, Any]:
             for s in steps
         ],
         "changes_fit": r.advice.fits if r.advice else None,
+        "command": r.command,
         "notes": list(r.prediction.notes),
     }
 
@@ -55,8 +56,10 @@ def _change_lines(r: VramReport) -> list[str]:
     for s in r.advice.steps:
         lines.append(f"  {s.what}: saves {human_bytes(s.saves_bytes)} (peak {human_bytes(s.peak_bytes)})")
         lines += [f"    --config-value {v}" for v in s.config_values]
-    values = " ".join(f"--config-value {v}" for s in r.advice.steps for v in s.config_values)
-    lines += ["", "In OneTrainer's folder:", f'  python scripts/train.py --config-path "{r.config_path}" {values}']
+    if r.command is not None:
+        known = not r.command.startswith("#")  # commands.py: a comment when OneTrainer's folder is unknown
+        head = "To train with them (from any folder):" if known else "To train with them, in OneTrainer's folder:"
+        lines += ["", head, f"  {r.command}"]
     return lines
 
 

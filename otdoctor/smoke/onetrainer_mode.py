@@ -19,6 +19,7 @@ from typing import Any
 from otdoctor.data import data_file
 from otdoctor.errors import UserError
 from otdoctor.estimate.progress_bars import BarStream, BarUpdate
+from otdoctor.onetrainer.commands import train_argv
 from otdoctor.probe.child import Child, terminate_as_interrupt
 from otdoctor.probe.nvml import gpu_name_and_driver
 from otdoctor.smoke.folders import run_folder
@@ -241,10 +242,9 @@ def prepare_onetrainer(
     dataset_note = make_dataset(dataset, count, resolution, source_concept)
     _write_concepts(folder, dataset)
     _ensure_samples_file(raw, ot_dir, folder)
-    argv = [str(python), "-u", "scripts/train.py", *_write_config(raw, folder)]
+    config_args = _write_config(raw, folder)
     values = _config_values(folder, opts, resolution, config_raw is not None, source_concept)
-    for key, value in values.items():
-        argv += ["--config-value", f"{key}={value}"]
+    argv = train_argv(python, config_args, (f"{key}={value}" for key, value in values.items()))
     return OneTrainerRun(argv, folder, dataset_note, model, resolution)
 
 

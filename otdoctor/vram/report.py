@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from otdoctor.errors import UserError
-from otdoctor.onetrainer.config import load_config
+from otdoctor.onetrainer.checkout import find_checkout
+from otdoctor.onetrainer.commands import train_line
+from otdoctor.onetrainer.config import load_config, run_folder
 from otdoctor.vram.advice import Advice, advise
 from otdoctor.vram.model import Prediction, predict
 from otdoctor.vram.settings import read_settings, table
@@ -28,6 +30,7 @@ class VramReport:
     free_bytes: int | None
     free_source: str  # where free_bytes comes from, for people
     advice: Advice | None  # only when it will not fit
+    command: str | None = None  # the train.py line with the advice's values, to paste (commands.py)
 
     @property
     def fits(self) -> bool | None:
@@ -68,9 +71,17 @@ def vram_report(
 ) -> VramReport:
     from otdoctor.gpu.reasoning import plan_title
 
-    cfg = load_config(config, ot_dir)
+    cfg = load_config(config, run_folder(ot_dir, probe))
     settings = read_settings(cfg.raw)
     prediction = predict(settings)
     free, source = free_vram(probe, str(cfg.get("train_device") or "cuda"), gpu, free_gb)
     advice = advise(cfg.raw, prediction, free) if free is not None and prediction.peak_bytes > free else None
-    return VramReport(config, plan_title(settings), prediction, free, source, advice)
+    values = [v for step in advice.steps for v in step.config_values] if advice else []
+    command = _command(probe, ot_dir, config, values) if values else None
+    return VramReport(config, plan_title(settings), prediction, free, source, advice, command)
+
+
+def _command(probe: Any, ot_dir: Path | None, config: Path, values: list[str]) -> str:
+    """The line that trains CONFIG with VALUES, in the checkout --ot-dir, $OT_DIR or the guide names."""
+    checkout = find_checkout(probe, ot_dir).path
+    return train_line(checkout, probe.env, probe.cwd, config, values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,19 @@ def test_missing_python_version_file_warns_and_suggests_pyenv_local(run_cli, tmp
     assert "no .python-version" in version["summary"]
     assert version["fix"]["commands"] == [f"cd {ot}", "pyenv local 3.10"]
     assert res["python.stdlib"]["status"] == "ok"  # a warning does not stop the stdlib check
+
+
+def test_the_pin_fix_runs_as_printed_in_a_checkout_whose_path_has_a_space(run_cli, tmp_path, base_env):
+    root = pyenv_root(tmp_path / "pyenv", ["3.10", "3.11"], global_version=pyenv_version("3.11"))
+    ot = make_onetrainer(tmp_path / "My Projects" / "OneTrainer")
+    env = {"PYENV_ROOT": str(root)}
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version", env=env)
+    commands = res["python.version"]["fix"]["commands"]
+    assert commands == [f"cd '{ot}'", "pyenv local 3.10"]
+    pasted = subprocess.run(["bash", "-e", "-c", "\n".join(commands)], env={**base_env, **env}, cwd=tmp_path)
+    assert pasted.returncode == 0 and (ot / ".python-version").read_text().strip() == "3.10"
+    _, res, _ = check_json(run_cli, "--ot-dir", str(ot), "--only", "python.version", env=env)
+    assert res["python.version"]["status"] == "ok"
 
 
 def test_pyenv_version_variable_wins_over_the_file_and_is_named(run_cli, tmp_path):

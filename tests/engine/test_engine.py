@@ -229,14 +229,42 @@ def test_verdict_ready_names_the_first_warning_and_a_partial_run_claims_nothing(
     assert not partial.ready and partial.reason.startswith(
         "cannot tell: onetrainer.checkout, venv.torch, gpu.driver did not run"
     )
-    # An optional check that fails (VRAM another program holds) is worth a look, not a blocker.
-    vram = make("gpu.vram", CheckResult.fail("4.0 GiB free, needs 12.0 GiB"))
-    type(vram).required = False
-    busy = report_of(*healthy_core(), vram)
-    assert busy.exit_code() == 0 and busy.verdict().ready
-    assert "worth a look: gpu.vram: 4.0 GiB free, needs 12.0 GiB" in busy.verdict().reason
     # --strict turns the warning into the blocker.
     assert ready.verdict(strict=True).sentence().startswith("not ready: models.checkpoints: base model not found")
+
+
+def test_verdict_names_a_failed_optional_check_instead_of_calling_the_run_clean():
+    from otdoctor.engine.results import Fix
+
+    vram = make("gpu.vram", CheckResult.fail("4.0 GiB free, needs 12.0 GiB", fix=Fix("free it", ("kill 42",))))
+    type(vram).required = False
+    # VRAM another program holds does not fail the run (exit 0), but training meets it.
+    busy = report_of(*healthy_core(), vram)
+    assert busy.exit_code() == 0
+    assert busy.verdict().sentence() == (
+        "ready to train: every required check passed, but 1 problem will bite training: "
+        "gpu.vram: 4.0 GiB free, needs 12.0 GiB -> kill 42"
+    )
+    # `check --only gpu`: the core checks that did not run are named, and so is the failure that did.
+    partial = report_of(make("gpu.driver"), vram)
+    assert partial.exit_code() == 0
+    assert partial.verdict().sentence() == (
+        "not ready: cannot tell: onetrainer.checkout, venv.torch did not run; of the 2 that did, "
+        "1 problem will bite training: gpu.vram: 4.0 GiB free, needs 12.0 GiB -> kill 42"
+    )
+
+
+def test_verdict_next_command_is_a_whole_command_when_the_fix_starts_with_cd():
+    from otdoctor.engine.results import Fix
+
+    no_venv = CheckResult.fail(
+        "no venv at /x/venv", fix=Fix("create it", ("cd /x", "# the launcher makes the venv", "./install.sh"))
+    )
+    verdict = report_of(*healthy_core(**{"venv.torch": no_venv})).verdict()
+    assert verdict.next == "cd /x && ./install.sh"
+    # A fix line that already is whole stands alone; the rest of the fix stays in the report.
+    whole = CheckResult.fail("torch missing", fix=Fix("install", ("cd /x && pip install torch", "pip check")))
+    assert report_of(*healthy_core(**{"venv.torch": whole})).verdict().next == "cd /x && pip install torch"
 
 
 def test_crash_is_not_ready_and_points_at_verbose():

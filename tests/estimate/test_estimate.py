@@ -252,8 +252,10 @@ def test_cli_bad_input_is_one_line(run_cli):
         (["--reg", "-5"], "--reg must be 0 or more"),  # was an internal error
         (["--reg", "5", "--want", "-1"], "--want must be 0 or more"),  # was an internal error
         (["--reg", "10", "--balancing", "-1"], "--balancing must be 0 or more"),  # was "-10 samples per epoch"
-        (["--its", "nan"], "--its must be a positive"),  # was an internal error
-        (["--its", "inf"], "--its must be a positive"),  # was an internal error (division by zero)
+        (["--its", "nan"], "--its must be between 1e-06 and 1e+06 it/s"),  # was an internal error
+        (["--its", "inf"], "--its must be between 1e-06 and 1e+06 it/s"),  # was an internal error (division by zero)
+        (["--its", "1e-300"], "--its must be between 1e-06 and 1e+06 it/s"),  # was "a positive number"
+        (["--write-mbps", "0"], "--write-mbps must be between 1e-06 and 1e+09 MB/s"),
         (["--resolution", "abc"], "--resolution wants pixels"),  # was "invalid literal for int()"
         (["--resolution", "0"], "--resolution wants pixels"),
         (["--sample-unit", "FOO"], "--sample-unit is one of"),  # was silently no sampling
@@ -450,3 +452,57 @@ def test_rate_spread_and_steady_rate():
     rate = steady_rate(points, warmup=3)
     assert rate.its == pytest.approx(4.0) and rate.steps == 20
     assert rate.its_low == pytest.approx(4.0) and rate.its_high == pytest.approx(4.0)
+
+
+# Relative concept paths: one rule for check and estimate ------------------------------------------
+def _relative_setup(root: Path) -> tuple[Path, Path]:
+    """A OneTrainer-like checkout OT/ and, outside it, c/rel.json with `"path": "imgs"` and 4 images in c/imgs."""
+    ot = root / "OT"
+    (ot / "scripts").mkdir(parents=True)
+    (ot / "scripts" / "train.py").write_text("")
+    (ot / "start-ui.sh").write_text("")
+    (root / "c" / "imgs").mkdir(parents=True)
+    for i in range(4):
+        _png(root / "c" / "imgs" / f"{i}.png", 64, 64)
+    config = root / "c" / "rel.json"
+    config.write_text(json.dumps({"epochs": 10, "resolution": "512", "concepts": [{"name": "c", "path": "imgs"}]}))
+    return ot, config
+
+
+def test_relative_concept_path_is_relative_to_the_checkout_in_check_and_estimate(run_cli, tmp_path):
+    ot, config = _relative_setup(tmp_path)
+    missing = str(ot / "imgs")
+    r = run_cli("check", "--ot-dir", str(ot), "--config", str(config), "--only", "config.concepts")
+    assert f"'c': {missing} does not exist" in r.stdout, r.stdout
+    # the same file through estimate: the same folder, and 0 images is no finish time but one error line
+    for args, cwd in ((["--ot-dir", str(ot)], tmp_path), ([], ot)):  # the checkout named, or found in the cwd
+        r = run_cli("estimate", "--config", str(config), "--its", "1", *args, cwd=cwd)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.startswith(f"otdoctor: error: no images found in {missing}: the run would have 0 steps")
+        assert r.stdout == "" and "total" not in r.stderr
+    # images where OneTrainer looks: counted, and no note about an assumed folder
+    (ot / "imgs").mkdir()
+    for i in range(3):
+        _png(ot / "imgs" / f"{i}.png", 64, 64)
+    r = run_cli("estimate", "--config", str(config), "--its", "1", "--ot-dir", str(ot), "--format", "json")
+    data = json.loads(r.stdout)
+    assert data["total_steps"] == 30 and not any("relative" in n for n in data["notes"]), r.stdout
+
+
+def test_relative_concept_path_without_a_checkout_says_which_folder_it_assumed(run_cli, tmp_path):
+    _, config = _relative_setup(tmp_path)
+    r = run_cli("estimate", "--config", str(config), "--its", "1")
+    assert r.returncode == 0 and "40 steps" in r.stdout, r.stdout + r.stderr
+    said = " ".join(r.stdout.split())
+    assert "relative" in said and f"config's folder {config.parent}" in said and "--ot-dir" in said, r.stdout
+    r = run_cli("check", "--config", str(config), "--only", "config.concepts")
+    assert "'c' 4 images" in r.stdout and f"config's folder {config.parent}" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_config_inside_a_checkout_is_relative_to_that_checkout(run_cli, tmp_path):
+    ot, config = _relative_setup(tmp_path)
+    inside = ot / "training_presets" / "rel.json"
+    inside.parent.mkdir()
+    inside.write_text(config.read_text())
+    r = run_cli("estimate", "--config", str(inside), "--its", "1")
+    assert r.returncode == 2 and f"no images found in {ot / 'imgs'}" in r.stderr, r.stdout + r.stderr

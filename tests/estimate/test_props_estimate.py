@@ -151,7 +151,7 @@ def test_any_numbers(req: EstimateRequest) -> None:
     "args,said",
     [
         (["--load-s", "1e300"], "--load-s must be at most 1e+07: no real run has 1e+300"),
-        (["--its", "1e-300"], "--its must be a positive number of steps per second, got 1e-300"),
+        (["--its", "1e-300"], "--its must be between 1e-06 and 1e+06 it/s (steps per second), got 1e-300"),
         (["--start", "9999-12-31T23:59"], "--start 9999-12-31T23:59 is more than 100 years from now"),
         (["--start", "0001-01-01T00:00"], "--start 0001-01-01T00:00 is more than 100 years from now"),
         (["--epochs", "100000000", "--save-every", "1", "--save-unit", "EPOCH"], "--epochs must be at most 1e+07"),

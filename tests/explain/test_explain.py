@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
 from otdoctor.explain.known_problems import explain_text, known_problems, last_error_line, read_input
-from otdoctor.explain.table import TRACKER_SOURCE_PREFIXES
+from otdoctor.explain.table import TRACKER_SOURCE_PREFIXES, UPSTREAM_SOURCE_PREFIX
 from tests.explain.corpus import HEALTHY_LOGS, PROBLEM_LOGS, problem_id, read
 
 UNKNOWN = """\
@@ -40,6 +41,28 @@ def test_the_table_is_grounded_in_onetrainers_tracker():
     assert ids["torch-missing"].tracker_sources() and ids["no-nvidia-driver"].tracker_sources()
 
 
+def test_at_least_40_problems_cite_an_issue_on_onetrainers_own_tracker(run_cli):
+    """A fork's issue or the setup guide does not count, and `--list` says the same number."""
+    problems = known_problems()
+    upstream = [p for p in problems if p.upstream_sources()]
+    assert len(upstream) >= 40, sorted(p.id for p in problems if p not in upstream)
+    assert all(s.startswith(UPSTREAM_SOURCE_PREFIX) for p in upstream for s in p.upstream_sources())
+    res = run_cli("explain", "--list")
+    assert res.stdout.startswith(f"{len(problems)} known problems ({len(upstream)} reported on OneTrainer's issue")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "commands" / "explain.md").read_text(encoding="utf-8")
+    assert f"{len(problems)} problems, {len(upstream)} of them" in doc
+
+
+def test_a_pip_remote_not_found_log_is_explained_with_its_issue(run_cli):
+    """Nerogar/OneTrainer#1019: pip stops on an editable diffusers checkout in venv/src with no remote."""
+    log = next(p for p in PROBLEM_LOGS if p.name == "broken-editable.remote-not-found.log")
+    res = run_cli("explain", str(log))
+    assert res.returncode == 0, res.stderr
+    assert "pip failed on a broken editable checkout in venv/src" in res.stdout
+    assert "rm -rf venv/src/diffusers" in res.stdout
+    assert "reported in: Nerogar/OneTrainer#1019" in res.stdout
+
+
 @pytest.mark.parametrize("log", PROBLEM_LOGS, ids=lambda p: p.name)
 def test_each_problem_log_is_recognised(log):
     matches = explain_text(read(log))
@@ -67,6 +90,7 @@ def test_healthy_logs_match_nothing(log):
             {"no-nvidia-driver"},
         ),
         ("epoch:  50%|█████     | 1/2 [03:09<03:09, 189.50s/it]\n", set()),  # slow epochs are normal
+        ("pip._internal.vcs.versioncontrol.RemoteNotFoundError\n", {"broken-editable"}),  # the last line only
     ],
 )
 def test_lookalikes(text, wanted):
