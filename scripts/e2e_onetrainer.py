@@ -53,7 +53,9 @@ def make_dataset(folder: Path, count: int, size: int) -> None:
         (folder / f"{i:04d}.txt").write_text("a photo of a test pattern", encoding="utf-8")
 
 
-def write_config(name: str, ot_dir: Path, models: Path, work: Path, images: int, epochs: int) -> Path:
+def write_config(
+    name: str, ot_dir: Path, models: Path, work: Path, images: int, epochs: int, sets: dict | None = None
+) -> Path:
     table = json.loads(CONFIGS.read_text(encoding="utf-8"))
     models, work = models.resolve(), work.resolve()
     over = {**table["common"], **table["configurations"][name]}
@@ -82,6 +84,7 @@ def write_config(name: str, ot_dir: Path, models: Path, work: Path, images: int,
         sample_definition_file_name=str(run / "samples.json"),
         epochs=epochs,
     )
+    config.update(sets or {})
     config.pop("concepts", None)
     config.pop("samples", None)
     path = run / "config.json"
@@ -231,7 +234,7 @@ def compare(estimate: dict, real: dict, clock: str) -> dict:
         + (epochs - 1) * (seen.epoch_s or 0.0)
         + max(0, counts["sampling"] - 1) * (seen.sample_s or 0.0)
         + counts["backups"] * (seen.backup_s or 0.0)
-        + max(0, counts["saves"] - 1) * (seen.save_s or 0.0)
+        + max(0, counts["saves"] - ("final save and exit" not in counts)) * (seen.save_s or 0.0)
         + (seen.final_s or 0.0)
     )
     return {
@@ -240,7 +243,9 @@ def compare(estimate: dict, real: dict, clock: str) -> dict:
         "estimate_s": round(estimate["total_s"], 1),
         "error_pct": round(100 * (estimate["total_s"] - took) / took, 1),
         "own_terms_error_pct": round(100 * (terms - took) / took, 1),
-        "counted": {k: counts.get(k) for k in ("training steps", "sampling", "backups", "saves")},
+        "counted": {
+            k: counts.get(k) for k in ("training steps", "sampling", "backups", "saves", "final save and exit")
+        },
         "real_run": {"backups": seen.backups, "saves": seen.saves + 1, "step_s": seen.step_s},
     }
 
@@ -255,6 +260,7 @@ def main() -> int:
     c.add_argument("--work", type=Path, required=True)
     c.add_argument("--images", type=int, default=10)
     c.add_argument("--epochs", type=int, default=3)
+    c.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="one more override")
     t = sub.add_parser("train")
     t.add_argument("config", type=Path)
     t.add_argument("--ot-dir", type=Path, required=True)
@@ -278,7 +284,8 @@ def main() -> int:
     d.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.cmd == "config":
-        print(write_config(args.name, args.ot_dir, args.models, args.work, args.images, args.epochs))
+        sets = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+        print(write_config(args.name, args.ot_dir, args.models, args.work, args.images, args.epochs, sets))
     elif args.cmd == "train":
         extra = [x for v in args.config_value for x in ("--config-value", v)]
         print(json.dumps(train(args.config, args.ot_dir, args.record, extra)))

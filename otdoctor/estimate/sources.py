@@ -112,13 +112,14 @@ def sample_source(req: EstimateRequest) -> str:
 @dataclass(frozen=True)
 class Overheads:
     """OneTrainer's overheads as a OneTrainer-mode smoke run measured them (None: not measured, the
-    rough rules apply): one sampling pass, one save (the final one with the exit), one backup, one
-    epoch boundary, each the time beyond a steady step."""
+    rough rules apply): one sampling pass, one save, one backup, one epoch boundary (each the time
+    beyond a steady step), and the final save with the exit (the last step to the process's end)."""
 
     sample: Sourced | None = None
     save: Sourced | None = None
     backup: Sourced | None = None
     epoch: Sourced | None = None
+    final: Sourced | None = None
 
 
 _MEASURED = {
@@ -126,12 +127,14 @@ _MEASURED = {
     "save": "save_s",
     "backup": "backup_s",
     "epoch": "epoch_s",
+    "final": "final_s",
 }
 _WHAT = {
     "sample": "one sampling pass",
     "save": "one save",
     "backup": "one backup",
     "epoch": "one epoch boundary",
+    "final": "the final save and the exit",
 }
 
 
@@ -142,6 +145,7 @@ def _given(req: EstimateRequest) -> dict[str, bool]:
         "save": req.save_gb is not None or req.write_mbps is not None,
         "backup": req.write_mbps is not None,
         "epoch": False,
+        "final": req.save_gb is not None or req.write_mbps is not None,
     }
 
 
@@ -171,10 +175,10 @@ def overhead_fields(req: EstimateRequest, smoke: SmokeResult | None, write_sourc
     elif req.sample_s is None:
         out["sample_source"] = assumed + out["sample_source"]
     given = _given(req)
-    for key in ("save", "backup", "epoch"):
+    for key in ("save", "backup", "epoch", "final"):
         found: Sourced | None = getattr(over, key)
         if found is not None:
             out.update({f"{key}_s": found.value, f"{key}_source": found.source})
-        elif key != "epoch" and assumed and not given[key]:
+        elif key in ("save", "backup") and assumed and not given[key]:
             out[f"{key}_source"] = assumed + write_source
     return out

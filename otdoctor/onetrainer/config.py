@@ -266,7 +266,7 @@ def config_base(path: Path | None, ot_dir: Path | None) -> tuple[Path | None, bo
     for above in (folder, *folder.parents):
         if looks_like_onetrainer(above):
             return above, False
-    return path.parent, True
+    return folder, True
 
 
 def run_folder(explicit: Path | None, probe: Any) -> Path | None:

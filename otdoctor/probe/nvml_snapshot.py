@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import ctypes
 import json
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -390,6 +390,7 @@ def _add_overheads(result: SmokeResult, out: _TrainOutput, whole_run: bool, warm
         result.its = result.its_low = result.its_high = 1 / found.step_s
         result.steps = found.steady_steps
     result.sample_s, result.backup_s, result.epoch_s = found.sample_s, found.backup_s, found.epoch_s
+    result.final_s = found.final_s
     result.save_s = found.save_s if found.save_s is not None else found.final_s
     if out.peak_rss:
         result.peak_memory_bytes, result.peak_memory_kind = out.peak_rss, "RSS of the training processes"

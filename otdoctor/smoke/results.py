@@ -54,6 +54,7 @@ class SmokeResult:
     sample_s: float | None = None
     backup_s: float | None = None
     epoch_s: float | None = None
+    final_s: float | None = None  # the last step to the process's end: the final save, then the exit
     wall_s: float | None = None
     ok: bool = True
     error: str | None = None
@@ -103,6 +104,7 @@ def from_whole_run(events: list[Any], end: float, settings: dict[str, Any], warm
         backup_s=found.backup_s,
         epoch_s=found.epoch_s,
         save_s=found.save_s if found.save_s is not None else found.final_s,
+        final_s=found.final_s,
         wall_s=end,
     )
 

@@ -486,7 +486,7 @@ def test_relative_concept_path_is_relative_to_the_checkout_in_check_and_estimate
         _png(ot / "imgs" / f"{i}.png", 64, 64)
     r = run_cli("estimate", "--config", str(config), "--its", "1", "--ot-dir", str(ot), "--format", "json")
     data = json.loads(r.stdout)
-    assert data["total_steps"] == 30 and not any("relative" in n for n in data["notes"]), r.stdout
+    assert data["steps"]["total"] == 30 and not any("relative" in n for n in data["notes"]), r.stdout
 
 
 def test_relative_concept_path_without_a_checkout_says_which_folder_it_assumed(run_cli, tmp_path):
@@ -495,7 +495,7 @@ def test_relative_concept_path_without_a_checkout_says_which_folder_it_assumed(r
     assert r.returncode == 0 and "40 steps" in r.stdout, r.stdout + r.stderr
     said = " ".join(r.stdout.split())
     assert "relative" in said and f"config's folder {config.parent}" in said and "--ot-dir" in said, r.stdout
-    r = run_cli("check", "--config", str(config), "--only", "config.concepts")
+    r = run_cli("check", "--config", str(config), "--only", "config.concepts", "-v")
     assert "'c' 4 images" in r.stdout and f"config's folder {config.parent}" in " ".join(r.stdout.split()), r.stdout
 
 

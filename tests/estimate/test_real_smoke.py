@@ -90,13 +90,15 @@ def test_every_overhead_costs_what_the_real_smoke_measured(run_cli, cache, tmp_p
     data = json.loads(_estimate(run_cli, config, "--format", "json").stdout)
     terms = {t["name"]: t for t in data["terms"]}
     # OneTrainer's schedule over 40 epochs, as the real 40-epoch run fired it (docs/onetrainer-e2e.md).
-    counts = {name: terms[name]["count"] for name in ("sampling", "backups", "saves", "epoch boundaries")}
-    assert counts == {"sampling": 20, "backups": 13, "saves": 10, "epoch boundaries": 39}
+    names = ("sampling", "backups", "saves", "final save and exit", "epoch boundaries")
+    counts = {name: terms[name]["count"] for name in names}
+    assert counts == {"sampling": 20, "backups": 13, "saves": 9, "final save and exit": 1, "epoch boundaries": 39}
     assert terms["sampling"]["each_s"] == pytest.approx(2.626, abs=0.01)  # not the rough 20 steps at 2.5x + 2 s
     assert terms["backups"]["each_s"] == pytest.approx(3.790, abs=0.01)  # not 1.1 GB at SATA speed
-    assert terms["saves"]["each_s"] == pytest.approx(3.189, abs=0.01)  # the final save and the exit
+    # The recording saved only at its end: each save costs what the final one did, exit included.
+    assert terms["saves"]["each_s"] == terms["final save and exit"]["each_s"] == pytest.approx(3.189, abs=0.01)
     assert terms["epoch boundaries"]["each_s"] == pytest.approx(0.719, abs=0.01)
-    assert all(terms[n]["source"].startswith("MEASURED") for n in ("sampling", "backups", "saves", "model load"))
+    assert all(terms[n]["source"].startswith("MEASURED") for n in (*names, "model load"))
     assert data["its"] == pytest.approx(1 / 0.2356, rel=0.001)
     # 12.7 s load + 3.1 s caching + 240 x 0.2356 + 39 x 0.719 + 20 x 2.626 + 10 x 3.189 + 13 x 3.790
     assert data["total_s"] == pytest.approx(234.1, abs=0.5)
@@ -117,7 +119,7 @@ def test_what_the_smoke_did_not_measure_keeps_the_rough_rule_and_says_so(run_cli
     assert terms["sampling"]["each_s"] == pytest.approx(rough)
     assert terms["sampling"]["source"].startswith("ASSUMED")
     assert terms["backups"]["source"].startswith("ASSUMED")
-    assert terms["saves"]["each_s"] == pytest.approx(7.545, abs=0.01)
+    assert terms["final save and exit"]["each_s"] == pytest.approx(7.545, abs=0.01)
     assert terms["saves"]["source"].startswith("MEASURED")
     assert terms["epoch boundaries"]["each_s"] == pytest.approx(1.153, abs=0.01)
     text = _estimate(run_cli, config).stdout
@@ -154,3 +156,17 @@ def test_measured_costs_in_the_arithmetic_and_the_old_rules_without_them():
     no_epochs = dataclasses.replace(by_minute, epoch_s=None)
     count = {t.name: t.count for t in est.estimate_time(by_minute).terms}
     assert count["sampling"] > {t.name: t.count for t in est.estimate_time(no_epochs).terms}["sampling"]
+
+
+def test_the_final_save_with_the_exit_apart_from_the_saves_before_it():
+    """A smoke that saved every epoch measured a save (1.2 s for the tiny SD 1.5) apart from the
+    final one with the process's exit (2.4 s): each is counted at its own cost."""
+    from otdoctor.estimate import arithmetic as est
+
+    plan = est.plan_steps([est.ConceptPlan("me", 6)], epochs=40, batch_size=1)
+    inputs = est.TimeInputs(plan=plan, rate=est.Rate(8.0), saves=est.Schedule(4, "EPOCH"), save_s=1.2, final_s=2.4)
+    terms = {t.name: t for t in est.estimate_time(inputs).terms}
+    assert (terms["saves"].count, terms["saves"].seconds) == (9, pytest.approx(9 * 1.2))
+    assert (terms["final save and exit"].count, terms["final save and exit"].seconds) == (1, 2.4)
+    no_final = {t.name: t for t in est.estimate_time(dataclasses.replace(inputs, final_save=False)).terms}
+    assert "final save and exit" not in no_final and no_final["saves"].count == 9

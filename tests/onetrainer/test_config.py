@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 
@@ -100,4 +102,8 @@ def test_malformed_config_is_a_finding_not_an_abort(tmp_path: Path, run_cli) -> 
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert "is not valid JSON: Expecting ',' delimiter at line 3, column 2" in r.stdout
-    assert "config.model-type" in r.stdout  # the other config checks are reported (skipped), the run went on
+    # The run went on: the other config checks are reported as skipped, on one line naming what they wait for.
+    skipped = re.search(r"^- (\d+) checks skipped: (\d+) need config\.file \(--verbose lists them\)$", r.stdout, re.M)
+    assert skipped and int(skipped[1]) == int(skipped[2]) > 1, r.stdout
+    listed = run_cli("check", "--config", str(bad), "--only", "config", "--ot-dir", str(tmp_path), "--verbose")
+    assert "config.model-type" in listed.stdout and "config.file" in listed.stdout, listed.stdout

@@ -125,6 +125,8 @@ class TimeInputs:
     backup_source: str = ""
     epoch_s: float | None = None
     epoch_source: str = ""
+    final_s: float | None = None  # the final save with the process's exit, apart from the saves before it
+    final_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def _loop_terms(inp: TimeInputs, rate: Rate, its: float) -> tuple[float, list[Te
         if abs(new_loop - loop_s) < 1e-6:
             break
         loop_s = new_loop
-    n_final = 1 if inp.final_save else 0
+    n_final = 1 if inp.final_save and inp.final_s is None else 0
     n_final_backup = 1 if inp.final_save and inp.backup_before_save else 0
     n_images = n_sample * inp.images_per_sample
     write_src = inp.write_source
@@ -244,6 +246,8 @@ def _loop_terms(inp: TimeInputs, rate: Rate, its: float) -> tuple[float, list[Te
         Term("saves", n_saves, save_each, n_saves * save_each, None, None, inp.save_source or write_src),
         Term("backups", n_backups, backup_each, n_backups * backup_each, None, None, inp.backup_source or write_src),
     ]
+    if inp.final_save and inp.final_s is not None:
+        rows.append(Term("final save and exit", 1, inp.final_s, inp.final_s, None, None, inp.final_source))
     if inp.epoch_s is not None:
         rows.append(Term("epoch boundaries", boundaries, inp.epoch_s, epochs_s, None, None, inp.epoch_source))
     return sum(r.seconds or 0.0 for r in rows), rows
