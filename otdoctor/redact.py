@@ -41,8 +41,12 @@ _STRONG = r"password|passwd|secret|token|credentials?|api_?key|access_?key|priva
 _WEAK = r"key|pass|auth"
 _NOT_SECRET_TAILS = ("path", "file", "dir", "url", "home", "sock", "endpoint", "askpass", "back_pass")
 _NOT_SECRET = "".join(f"(?<!{t})" for t in _NOT_SECRET_TAILS)
-_SECRET_NAME = re.compile(rf"(?:(?:{_STRONG})(?:[_.-][a-z0-9_.-]{{0,40}}+)?|(?:{_WEAK})){_NOT_SECRET}$")
-_FLAG_WORDS = ("key", "token", "secret", "password", "passwd", "pass", "auth", "credential", "credentials")
+# `pwd` only after a separator (`MY_PWD`, `db_pwd`): alone, PWD and OLDPWD are the shell's folders.
+_PWD = r"pwd(?<=[a-z0-9][_.-]pwd)"
+_SECRET_NAME = re.compile(rf"(?:(?:{_STRONG})(?:[_.-][a-z0-9_.-]{{0,40}}+)?|(?:{_WEAK})|{_PWD}){_NOT_SECRET}$")
+# `--pw X` too, and `--db-pwd X` (not `--pwd DIR`: a working directory).
+_FLAG_WORDS = ("key", "token", "secret", "password", "passwd", "pass", "auth", "credential", "credentials", "pw")
+_FLAG_NAME_ENDS = "|".join([f"(?<={w})" for w in _FLAG_WORDS] + ["(?<=[a-z0-9][_.-]pwd)"])
 
 _Q = r"\\?[\"']"  # a quote, maybe escaped (a command line inside a JSON string)
 _BARE = r"[^\s\"'\\&#]++"  # an unquoted value ends at a space, a quote, or the next URL query part
@@ -52,16 +56,30 @@ _QUOTED = r"[^\"'\\\n]++"
 # with its own literal word: an alternation of words would be tried at every position of the text.
 _FLAG = re.compile(
     # --wandb-key X, --password=Y, "--hf-token", "X" (an argv list in JSON), --token 'X'
-    r"--(?<![a-z0-9_-]--)[a-z0-9][a-z0-9_.-]{0,60}+(?:" + "|".join(f"(?<={w})" for w in _FLAG_WORDS) + ")"
+    r"--(?<![a-z0-9_-]--)[a-z0-9][a-z0-9_.-]{0,60}+(?:" + _FLAG_NAME_ENDS + ")"
     rf"(?<!askpass)(?:{_Q})?(?:=|\s*+,\s*+|[ \t]++)(?:{_Q})?(?!--)(?P<v>[^\s\"'\\]++)"
 )
-# OT_CUSTOM_PASS=x, "hf_token": "x", token = 'x', ?access_token=x&...
-_KEYED_VALUE = rf"(?:{_Q})?[ \t]*+(?:=[ \t]*+(?:{_Q}(?P<v>{_QUOTED})|(?P<b>{_BARE}))|:[ \t]*+{_Q}(?P<q>{_QUOTED}))"
+# OT_CUSTOM_PASS=x, "hf_token": "x", token = 'x', ?access_token=x&..., and for the strong words
+# also YAML or a log's `password: x` (a weak `key: x` is too often no secret at all).
+_KEYED_VALUE = rf"(?:{_Q})?[ \t]*+(?:=[ \t]*+(?:{_Q}(?P<v>{_QUOTED})|(?P<b>{_BARE}))|:[ \t]*+{_Q}(?P<q>{_QUOTED})"
 _KEYED = tuple(
-    re.compile(word + rest + _NOT_SECRET + _KEYED_VALUE)
-    for words, rest in ((_STRONG, r"(?:[_.-][a-z0-9_.-]{0,40}+)?"), (_WEAK, ""))
+    re.compile(word + rest + _NOT_SECRET + _KEYED_VALUE + colon_bare + ")")
+    for words, rest, colon_bare in (
+        (_STRONG, r"(?:[_.-][a-z0-9_.-]{0,40}+)?", rf"|:[ \t]++(?P<c>{_BARE})"),
+        (_WEAK, "", ""),
+        (_PWD, "", rf"|:[ \t]++(?P<c>{_BARE})"),
+    )
     for word in words.split("|")
 )
+# Options that mean a password only for one program: curl's `-u user:pass` (rsync's -u is no user),
+# the password stuck to mysql's `-p` (`mysql -p db` prompts for it). Each is looked for on the rest
+# of the line after the program's name, at most _COMMAND_REACH characters of it.
+_COMMAND_REACH = 300
+_COMMAND_OPTIONS = (
+    ("curl", re.compile(rf"[ \t]-(?:u|-user)(?:[ \t]++|=)?+(?:{_Q})?[^\s:\"'\\]{{1,64}}+:(?P<v>{_BARE})")),
+    ("mysql", re.compile(r"[ \t]-p(?:'(?P<s>[^'\n]++)'|\"(?P<d>[^\"\n]++)\"|(?P<v>[^\s'\"]++))")),
+)
+_TOKEN_REST = re.compile(r"[^\s'\"]*+")
 # Authorization: Bearer x, X-Api-Key: x, "authorization": "token x"
 _HEADERS = tuple(
     re.compile(rf"{name}(?:{_Q})?[ \t]*+[:=][ \t]*+(?:{_Q})?(?:(?:bearer|token|basic)[ \t]++)?(?P<v>[^\s\"',}}\\]++)")
@@ -70,8 +88,9 @@ _HEADERS = tuple(
 _BEARER = re.compile(r"bearer[ \t]++(?P<v>[a-z0-9._~+/=-]{8,}+)")
 _LOWER_PATTERNS = (_FLAG, *_KEYED, *_HEADERS, _BEARER)
 # Values a secret-named setting takes that are no secret (`use_auth=false`, `max_token_length=77`),
-# and the placeholders help texts and usage errors show (`--config-value KEY=VALUE`, `--token X`).
-_PLAIN_VALUE = re.compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*|value|x|<[a-z_]{1,20}>")
+# the placeholders help texts and usage errors show (`--config-value KEY=VALUE`, `--token X`), and
+# the type in a traceback's `def login(token: str)`.
+_PLAIN_VALUE = re.compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*|value|x|str|<[a-z_]{1,20}>")
 
 # Shapes are case-sensitive and matched on the text itself.
 _SHAPE_PATTERNS = (
@@ -165,6 +184,35 @@ def _private_key_spans(text: str) -> Iterator[tuple[int, int]]:
         yield m.end(), (len(text) if end < 0 else end)
 
 
+def _reach_end(text: str, program: str, at: int) -> int:
+    """Where the search for PROGRAM's options (its name at AT) ends: the line's end, or
+    _COMMAND_REACH characters after the last of its names that follow each other within reach."""
+    end = at
+    while True:
+        start, reach = end, at + len(program) + _COMMAND_REACH
+        line_end = text.find("\n", start, reach)
+        if line_end >= 0:
+            return line_end
+        end = reach
+        last = text.rfind(program, start, end)  # jump to the last name in the new stretch, not each
+        if last <= at:
+            return end
+        at = last
+
+
+def _command_option_spans(text: str) -> Iterator[tuple[int, int]]:
+    """The values of _COMMAND_OPTIONS, each stretch of text searched once: linear time."""
+    for program, option in _COMMAND_OPTIONS:
+        at = text.find(program)
+        while at >= 0:
+            end = _reach_end(text, program, at)
+            for m in option.finditer(text, at + len(program), end):
+                start, stop = m.span(m.lastgroup)
+                # a value cut off by the end of the reach is masked to its end
+                yield start, (_TOKEN_REST.match(text, stop).end() if stop == end else stop)  # type: ignore[union-attr]
+            at = text.find(program, max(end, at + 1))
+
+
 def _spans(text: str) -> list[tuple[int, int]]:
     """Where the secrets are. For each match, its value: the one named group that matched (v, b
     or q), else the whole match."""
@@ -174,6 +222,7 @@ def _spans(text: str) -> list[tuple[int, int]]:
     for pattern in _LOWER_PATTERNS:
         spans = (m.span(m.lastgroup or 0) for m in pattern.finditer(low))
         found += [(start, end) for start, end in spans if not _PLAIN_VALUE.fullmatch(low, start, end)]
+    found += [(start, end) for start, end in _command_option_spans(low) if not _PLAIN_VALUE.fullmatch(low, start, end)]
     for pattern in _SHAPE_PATTERNS:
         found += [m.span(m.lastgroup or 0) for m in pattern.finditer(text)]
     found += [(start, end) for start, end in _runs(ascii_text) if _random_run(ascii_text[start:end])]

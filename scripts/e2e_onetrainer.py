@@ -142,7 +142,7 @@ def train(config: Path, ot_dir: Path, record: Path, extra: list[str]) -> dict:
     assert child.stdout is not None
     cpu = 0.0
     with record.open("w", encoding="utf-8") as out:
-        while chunk := child.stdout.read1(65536):
+        while chunk := child.stdout.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
             cpu = max(cpu, _tree_cpu_s(child.pid) or cpu)
             t = round(time.monotonic() - t0, 4)
             out.write(json.dumps([t, chunk.decode("utf-8", "replace"), round(cpu, 4)]) + "\n")
@@ -297,8 +297,8 @@ def main() -> int:
         (args.out / f"{args.clock}.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
         print(json.dumps(figures))
     elif args.cmd == "compare":
-        loaded = [json.loads(p.read_text(encoding="utf-8")) for p in (args.estimate, args.real)]
-        print(json.dumps(compare(*loaded, args.clock)))
+        estimate, real = (json.loads(p.read_text(encoding="utf-8")) for p in (args.estimate, args.real))
+        print(json.dumps(compare(estimate, real, args.clock)))
     elif args.cmd == "presets":
         print(json.dumps(check_presets(args.ot_dir.resolve(), args.otdoctor, args.extra), indent=1))
     else:

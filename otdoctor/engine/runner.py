@@ -23,6 +23,11 @@ from otdoctor.engine.results import CheckResult, Outcome, Report, Status
 
 PASSING = (Status.OK, Status.WARN)
 
+# The longest the main thread blocks in one wait. The kernel may hand Ctrl-C or SIGTERM to a check's
+# thread; Python then only sets a flag, and the main thread raises KeyboardInterrupt when its wait
+# returns: without a cap that is when the check finishes or times out (a minute later).
+SIGNAL_POLL_S = 0.25
+
 
 def _order(checks: list[Check]) -> list[Check]:
     """Stable topological order; requirements that are not selected are ignored."""
@@ -136,7 +141,7 @@ class _Run:
         """Take one finished check, waiting at most until the earliest running check's deadline."""
         deadline = min(started + check.timeout_s for check, started in self.running.values())
         try:
-            outcome = self.done_queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            outcome = self.done_queue.get(timeout=min(SIGNAL_POLL_S, max(0.0, deadline - time.monotonic())))
             if outcome.check_id in self.running:  # not already given up on
                 self.running.pop(outcome.check_id)
                 self.finish(outcome)

@@ -26,6 +26,9 @@ from pathlib import Path
 from otdoctor.probe.stream import popen_merged, stop_group
 
 
+_SIGNAL_POLL_S = 0.25  # the longest one wait blocks the main thread (see Child.wait)
+
+
 class Child:
     """A started child process whose merged stdout/stderr arrives as (text, monotonic time)."""
 
@@ -60,10 +63,17 @@ class Child:
         return self.proc.poll()
 
     def wait(self, timeout_s: float | None = None) -> int | None:
-        try:
-            rc = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
+        # In short waits: a Ctrl-C the kernel hands to the reader thread is raised here only when a
+        # wait returns, and an unbounded waitpid would hold it until the child exits.
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = _SIGNAL_POLL_S if end is None else min(_SIGNAL_POLL_S, end - time.monotonic())
+            try:
+                rc = self.proc.wait(timeout=max(0.0, left))
+                break
+            except subprocess.TimeoutExpired:
+                if end is not None and time.monotonic() >= end:
+                    return None
         self._reader.join(timeout=5)
         return rc
 

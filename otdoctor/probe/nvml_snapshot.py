@@ -326,8 +326,7 @@ class FakeNvml:
         self._initialised = True
 
     def nvmlShutdown(self) -> None:
-        if not self._initialised:
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
+        self._require_init()
         self._initialised = False
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeHandle:

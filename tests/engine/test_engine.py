@@ -287,3 +287,32 @@ def test_build_order_puts_areas_in_setup_order_and_problems_first():
     ]
     order = [o.check_id for o in report_of(*checks).in_build_order()]
     assert order == ["system.a", "venv.bad", "venv.meh", "venv.ok", "gpu.a", "config.a", "dataset.a", "zplugin.a"]
+
+
+# Ctrl-C while checks run -----------------------------------------------------------------------------
+def test_ctrl_c_taken_by_a_check_thread_still_stops_the_run_at_once():
+    """The kernel may hand Ctrl-C to any thread; Python runs the handler in the main thread only when
+    its wait returns. A check that still has a minute to go must not hold the interrupt that long."""
+    import signal
+
+    release = threading.Event()
+
+    class TakesTheSignal(Check):
+        id = "demo.slow"
+        title = "slow"
+        area = "demo"
+        timeout_s = 120.0
+
+        def diagnose(self, ctx: Context) -> CheckResult:
+            time.sleep(0.3)  # the main thread is waiting for this check by now
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # delivered to this thread
+            release.wait(60)
+            return CheckResult.ok("done")
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_checks([TakesTheSignal()], ctx())
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10  # not when the check ends (60 s) or times out (120 s)

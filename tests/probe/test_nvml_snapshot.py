@@ -161,3 +161,30 @@ def test_recorded_machines_still_replay() -> None:
         results = gpu_outcomes(NVML_DATA / f"{name}.json")
         assert not results["gpu.driver"].summary.startswith("NVML snapshot"), name
         assert all(r.status is not Status.ERROR for r in results.values()), name
+
+
+@pytest.mark.parametrize(
+    ("fields", "expect"),
+    [
+        ({"total": -1, "free": 10**30}, "'total' -1 does not fit"),
+        ({"free": 10**30}, "does not fit"),
+        ({"free": 25757220864 + 1}, "is not what NVML answers"),  # more free than the GPU has
+        ({"used": 25757220864 * 2}, "is not what NVML answers"),
+        ({"total": 17 << 40, "free": 1 << 30}, "is not what NVML answers"),  # 17 TiB: no GPU has that
+        ({"total": 0, "free": 0, "used": 0, "reserved": 0}, "is not what NVML answers"),
+    ],
+)
+def test_impossible_memory_figures_are_an_invalid_snapshot(tmp_path: Path, fields: dict[str, int], expect: str) -> None:
+    doc = json.loads(json.dumps(RECORDED["rtx4090-desktop"]))
+    doc["devices"][0]["nvmlDeviceGetMemoryInfo(version=33554472)"]["value"]["fields"].update(fields)
+    path = tmp_path / "memneg.json"
+    path.write_text(json.dumps(doc))
+    results = gpu_outcomes(path)
+    _assert_one_finding(results)
+    driver = results["gpu.driver"]
+    assert driver.status is Status.FAIL and "is not valid" in driver.summary and expect in driver.summary
+    run = run_main(["check", "--only", "gpu"], {"OTDOCTOR_NVML_SNAPSHOT": str(path), "NO_COLOR": "1"})
+    assert_calm(run)
+    assert run.code == 1 and "TiB" not in run.out and "is not valid" in run.out
+    gpu = run_main(["gpu"], {"OTDOCTOR_NVML_SNAPSHOT": str(path), "NO_COLOR": "1"})
+    assert gpu.code != 0 and "TiB" not in gpu.out + gpu.err

@@ -28,12 +28,13 @@ def test_too_big_names_the_cheapest_changes_as_config_values(tmp_path):
     run = run_main(["vram", "--config", cfg, "--free-gb", "10"])
     assert run.code == 1 and run.out.startswith("Will not fit")
     assert "--config-value ema=CPU" in run.out and "--config-value optimizer.fused_back_pass=true" in run.out
-    assert f'python scripts/train.py --config-path "{cfg}" --config-value ema=CPU' in run.out
+    assert f"scripts/train.py --config-path {cfg} --config-value ema=CPU" in run.out
     data = json.loads(run_main(["vram", "--config", cfg, "--free-gb", "10", "--format", "json"]).out)
     assert data["free_bytes"] == 10 * 1024**3 and data["fits"] is False
     assert data["peak_bytes"] == sum(c["bytes"] for c in data["components"])
     assert {"name", "bytes", "why"} == set(data["components"][0])
     assert data["changes"][0]["config_values"] == ["ema=CPU"] and data["changes_fit"] is True
+    assert data["command"].endswith("--config-value ema=CPU --config-value optimizer.fused_back_pass=true")
 
 
 def test_free_vram_of_the_detected_gpu(tmp_path):
