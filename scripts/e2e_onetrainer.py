@@ -48,6 +48,8 @@ def make_dataset(folder: Path, count: int, size: int) -> None:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.png"), *folder.glob("*.txt")]:  # a rerun with fewer images
+        old.unlink()
     for i in range(count):
         Image.effect_noise((size, size), 64).convert("RGB").save(folder / f"{i:04d}.png")
         (folder / f"{i:04d}.txt").write_text("a photo of a test pattern", encoding="utf-8")

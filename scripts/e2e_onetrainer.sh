@@ -56,20 +56,22 @@ say "3 and 4. smoke (24 steps, OneTrainer's own schedule) -> prediction -> the r
 # One thread (e2e_onetrainer.py train sets OMP/MKL/OpenBLAS) and one run at a time: the tree's CPU
 # time measures the work whatever else the machine runs; wall time is compared too.
 VPY="$(dirname "$OTDOCTOR")/python"
-# NAME and what its smoke sets on top (a save every epoch: the smoke then measures a save apart from
-# the final one, whose cost includes the process's exit)
-while read -r name smoke_sets <&3; do
+# NAME, then the smoke's images, epochs (24 steps) and what it sets on top. The smoke must show each
+# overhead once where nothing else happens: with sampling every 2 epochs and a backup after 3, 6
+# epochs of 4 images and a save after 5 give a lone epoch boundary (1), a lone save (5) apart from
+# the final one (whose cost includes the process's exit), sampling passes (2, 4) and a backup (3).
+while read -r name smoke_images smoke_epochs smoke_sets <&3; do
   # 3. what a user runs: `otdoctor smoke` in OneTrainer mode, its figures as it reports them
   cfg=$("$PY" "$E2E" config "$name" --ot-dir "$OT" --models models --work long --images 6 --epochs "$EPOCHS_LONG")
   $RUN "$OTDOCTOR" smoke --ot-dir "$OT" --config "$cfg" --steps 25 --warmup 3 --set epochs=4 --format json \
     > "otdoctor-smoke-$name.json"
   # 4. the same 24-step run recorded with both clocks, then the long run
   for kind in smoke long; do
-    epochs=4 sets=()
-    if [[ $kind == smoke && $smoke_sets != - ]]; then sets=(--set "$smoke_sets"); fi
-    [[ $kind == long ]] && epochs=$EPOCHS_LONG
-    cfg=$("$PY" "$E2E" config "$name" --ot-dir "$OT" --models models --work "$kind" --images 6 --epochs "$epochs" \
-      "${sets[@]}")
+    images=$smoke_images epochs=$smoke_epochs sets=()
+    if [[ $smoke_sets != - ]]; then sets=(--set "$smoke_sets"); fi
+    if [[ $kind == long ]]; then images=6 epochs=$EPOCHS_LONG sets=(); fi
+    cfg=$("$PY" "$E2E" config "$name" --ot-dir "$OT" --models models --work "$kind" --images "$images" \
+      --epochs "$epochs" "${sets[@]}")
     $RUN "$VPY" "$E2E" train "$cfg" --ot-dir "$OT" --record "$WORK/$kind-$name.jsonl" > "$kind-$name.json"
   done
   for clock in wall cpu; do
@@ -82,9 +84,9 @@ while read -r name smoke_sets <&3; do
     echo "$name: $("$VPY" "$E2E" compare --estimate "estimate-$name-$clock.json" --real "long-$name.json" --clock "$clock")"
   done
 done 3<<'EOF'
-sd15 -
-sdxl -
-sd15-samples-backups save_every=1
+sd15 6 4 -
+sdxl 6 4 -
+sd15-samples-backups 4 6 save_every=5
 EOF
 
 say "5. otdoctor check --config on every preset and on OneTrainer's defaults"
