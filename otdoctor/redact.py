@@ -72,12 +72,13 @@ _KEYED = tuple(
     for word in words.split("|")
 )
 # Options that mean a password only for one program: curl's `-u user:pass` (rsync's -u is no user),
-# the password stuck to mysql's `-p` (`mysql -p db` prompts for it). Each is looked for on the rest
-# of the line after the program's name, at most _COMMAND_REACH characters of it.
+# the password stuck to mysql's `-p` (`mysql -p db` prompts for it). Each is looked for in the
+# _COMMAND_REACH characters after the program's name.
 _COMMAND_REACH = 300
+_ARG_GAP = rf"(?:[ \t]|{_Q},\s*+{_Q})"  # between two words, also of an argv list in JSON
 _COMMAND_OPTIONS = (
-    ("curl", re.compile(rf"[ \t]-(?:u|-user)(?:[ \t]++|=)?+(?:{_Q})?[^\s:\"'\\]{{1,64}}+:(?P<v>{_BARE})")),
-    ("mysql", re.compile(r"[ \t]-p(?:'(?P<s>[^'\n]++)'|\"(?P<d>[^\"\n]++)\"|(?P<v>[^\s'\"]++))")),
+    ("curl", re.compile(rf"{_ARG_GAP}-(?:u|-user)(?:{_ARG_GAP}++|=)?+(?:{_Q})?[^\s:\"'\\]{{1,64}}+:(?P<v>{_BARE})")),
+    ("mysql", re.compile(rf"{_ARG_GAP}-p(?:'(?P<s>[^'\n]++)'|\"(?P<d>[^\"\n]++)\"|(?P<v>[^\s'\"\\]++))")),
 )
 _TOKEN_REST = re.compile(r"[^\s'\"]*+")
 # Authorization: Bearer x, X-Api-Key: x, "authorization": "token x"
@@ -185,17 +186,13 @@ def _private_key_spans(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _reach_end(text: str, program: str, at: int) -> int:
-    """Where the search for PROGRAM's options (its name at AT) ends: the line's end, or
-    _COMMAND_REACH characters after the last of its names that follow each other within reach."""
-    end = at
+    """Where the search for PROGRAM's options (its name at AT) ends: _COMMAND_REACH characters
+    after the last of its names that follow each other within reach (an argv list in JSON spans
+    lines, so a line's end is no limit)."""
     while True:
-        start, reach = end, at + len(program) + _COMMAND_REACH
-        line_end = text.find("\n", start, reach)
-        if line_end >= 0:
-            return line_end
-        end = reach
-        last = text.rfind(program, start, end)  # jump to the last name in the new stretch, not each
-        if last <= at:
+        end = at + len(program) + _COMMAND_REACH
+        last = text.rfind(program, at + 1, end)  # jump to the last name in reach, not to each
+        if last < 0:
             return end
         at = last
 
@@ -207,10 +204,10 @@ def _command_option_spans(text: str) -> Iterator[tuple[int, int]]:
         while at >= 0:
             end = _reach_end(text, program, at)
             for m in option.finditer(text, at + len(program), end):
-                start, stop = m.span(m.lastgroup)
+                start, stop = m.span(m.lastgroup or 0)
                 # a value cut off by the end of the reach is masked to its end
                 yield start, (_TOKEN_REST.match(text, stop).end() if stop == end else stop)  # type: ignore[union-attr]
-            at = text.find(program, max(end, at + 1))
+            at = text.find(program, max(end - len(program) + 1, at + 1))
 
 
 def _spans(text: str) -> list[tuple[int, int]]:

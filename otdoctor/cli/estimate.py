@@ -120,11 +120,10 @@ def estimate_cmd(
     """
     options = dict(locals())  # the request takes most options by name
     from otdoctor.estimate import plan as planner
-    from otdoctor.render.emit import emit
-    from otdoctor.render.plan import EstimateView
-
     from otdoctor.onetrainer.config import run_folder
     from otdoctor.probe import Probe
+    from otdoctor.render.emit import emit
+    from otdoctor.render.plan import EstimateView
 
     require_config(config)
     # OneTrainer's folder, found as `check` finds it: relative concept paths start there.

@@ -223,14 +223,9 @@ def judge(report: Report, strict: bool = False) -> Verdict:
     # Failures of optional checks (VRAM another program holds right now) do not fail the run, but
     # training meets them; the verdict names them rather than calling the run problem-free.
     bites = [o for o in ordered if o.status is Status.FAIL]
-    ran = {o.check_id for o in ordered}
-    missing = [c for c in CORE_CHECKS if c not in ran]
-    if missing:
-        reason = f"cannot tell: {', '.join(missing)} did not run"
-        if bites:
-            reason += f"; of the {len(ran)} that did, {_will_bite(bites)}"
-            return Verdict(False, reason, next_command(bites[0]))
-        return Verdict(False, f"{reason} (no blocking problem in the {len(ran)} that did)", "otdoctor check")
+    partial = _partial(ordered, bites)
+    if partial is not None:
+        return partial
     if bites:
         return Verdict(True, f"every required check passed, but {_will_bite(bites)}", next_command(bites[0]))
     notes = [o for o in ordered if o.status is Status.WARN]
@@ -239,6 +234,18 @@ def judge(report: Report, strict: bool = False) -> Verdict:
         reason = f"every required check passed; worth a look: {_reason(notes[0])}{more}"
         return Verdict(True, reason, "otdoctor smoke")
     return Verdict(True, "every check passed", "otdoctor smoke")
+
+
+def _partial(ordered: list[Outcome], bites: list[Outcome]) -> Verdict | None:
+    """--only/--skip left out a core check: say so instead of claiming readiness."""
+    ran = {o.check_id for o in ordered}
+    missing = [c for c in CORE_CHECKS if c not in ran]
+    if not missing:
+        return None
+    reason = f"cannot tell: {', '.join(missing)} did not run"
+    if bites:
+        return Verdict(False, f"{reason}; of the {len(ran)} that did, {_will_bite(bites)}", next_command(bites[0]))
+    return Verdict(False, f"{reason} (no blocking problem in the {len(ran)} that did)", "otdoctor check")
 
 
 def _will_bite(bites: list[Outcome]) -> str:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from otdoctor.probe.stream import popen_merged, stop_group
 
-
 _SIGNAL_POLL_S = 0.25  # the longest one wait blocks the main thread (see Child.wait)
 
 

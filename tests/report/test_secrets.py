@@ -64,6 +64,11 @@ def _planted() -> dict[str, str]:
         "argv --password=": _plain(),
         "argv --api-key": _plain(),
         "argv DB_PASS=": _plain(),
+        "argv MY_PWD=": _plain(),
+        "argv --pw": _plain(),
+        "argv password: (YAML)": _plain(),
+        "argv curl -u user:pw": _plain(),
+        "argv mysql -pX": _plain(),
         # the Hugging Face token file
         "HF_HOME/token": "hf_" + _alnum(34),
         # the install log
@@ -160,6 +165,8 @@ def holder(machine):
     s = machine["planted"]
     argv = [sys.executable, "-c", "import time; time.sleep(300)", "train.py", "--wandb-key", s["argv --wandb-key"]]
     argv += [f"--password={s['argv --password=']}", "--api-key", s["argv --api-key"], f"DB_PASS={s['argv DB_PASS=']}"]
+    argv += [f"MY_PWD={s['argv MY_PWD=']}", "--pw", s["argv --pw"], f"password: {s['argv password: (YAML)']}"]
+    argv += ["curl", "-u", f"zelda:{s['argv curl -u user:pw']}", "mysql", f"-p{s['argv mysql -pX']}"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     snap = json.loads((NVML_DATA / "rtx4090-desktop.json").read_text())
     put_processes(snap, "compute", [(proc.pid, "keep")])
