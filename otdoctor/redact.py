@@ -23,8 +23,21 @@ from __future__ import annotations
 import os
 import re
 import string
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from typing import AnyStr
+
+
+def _compile(pattern: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
+    """Possessive quantifiers keep the patterns linear on Python 3.11+; Python 3.10's `re` lacks them,
+    so there they are read as plain greedy ones (same matches, weaker time bound)."""
+    if sys.version_info < (3, 11):
+        text = pattern.decode("latin-1") if isinstance(pattern, bytes) else pattern
+        text = re.sub(r"(?<!\\)([+*?}])\+", r"\1", text)
+        return re.compile(text.encode("latin-1") if isinstance(pattern, bytes) else text, flags)
+    return re.compile(pattern, flags)
+
 
 MASK = "***"
 
@@ -43,7 +56,7 @@ _NOT_SECRET_TAILS = ("path", "file", "dir", "url", "home", "sock", "endpoint", "
 _NOT_SECRET = "".join(f"(?<!{t})" for t in _NOT_SECRET_TAILS)
 # `pwd` only after a separator (`MY_PWD`, `db_pwd`): alone, PWD and OLDPWD are the shell's folders.
 _PWD = r"pwd(?<=[a-z0-9][_.-]pwd)"
-_SECRET_NAME = re.compile(rf"(?:(?:{_STRONG})(?:[_.-][a-z0-9_.-]{{0,40}}+)?|(?:{_WEAK})|{_PWD}){_NOT_SECRET}$")
+_SECRET_NAME = _compile(rf"(?:(?:{_STRONG})(?:[_.-][a-z0-9_.-]{{0,40}}+)?|(?:{_WEAK})|{_PWD}){_NOT_SECRET}$")
 # `--pw X` too, and `--db-pwd X` (not `--pwd DIR`: a working directory).
 _FLAG_WORDS = ("key", "token", "secret", "password", "passwd", "pass", "auth", "credential", "credentials", "pw")
 _FLAG_NAME_ENDS = "|".join([f"(?<={w})" for w in _FLAG_WORDS] + ["(?<=[a-z0-9][_.-]pwd)"])
@@ -54,7 +67,7 @@ _QUOTED = r"[^\"'\\\n]++"
 
 # Names are matched on the lower-cased text (same length, so spans carry over). Each pattern starts
 # with its own literal word: an alternation of words would be tried at every position of the text.
-_FLAG = re.compile(
+_FLAG = _compile(
     # --wandb-key X, --password=Y, "--hf-token", "X" (an argv list in JSON), --token 'X'
     r"--(?<![a-z0-9_-]--)[a-z0-9][a-z0-9_.-]{0,60}+(?:" + _FLAG_NAME_ENDS + ")"
     rf"(?<!askpass)(?:{_Q})?(?:=|\s*+,\s*+|[ \t]++)(?:{_Q})?(?!--)(?P<v>[^\s\"'\\]++)"
@@ -63,7 +76,7 @@ _FLAG = re.compile(
 # also YAML or a log's `password: x` (a weak `key: x` is too often no secret at all).
 _KEYED_VALUE = rf"(?:{_Q})?[ \t]*+(?:=[ \t]*+(?:{_Q}(?P<v>{_QUOTED})|(?P<b>{_BARE}))|:[ \t]*+{_Q}(?P<q>{_QUOTED})"
 _KEYED = tuple(
-    re.compile(word + rest + _NOT_SECRET + _KEYED_VALUE + colon_bare + ")")
+    _compile(word + rest + _NOT_SECRET + _KEYED_VALUE + colon_bare + ")")
     for words, rest, colon_bare in (
         (_STRONG, r"(?:[_.-][a-z0-9_.-]{0,40}+)?", rf"|:[ \t]++(?P<c>{_BARE})"),
         (_WEAK, "", ""),
@@ -77,35 +90,35 @@ _KEYED = tuple(
 _COMMAND_REACH = 300
 _ARG_GAP = rf"(?:[ \t]|{_Q},\s*+{_Q})"  # between two words, also of an argv list in JSON
 _COMMAND_OPTIONS = (
-    ("curl", re.compile(rf"{_ARG_GAP}-(?:u|-user)(?:{_ARG_GAP}++|=)?+(?:{_Q})?[^\s:\"'\\]{{1,64}}+:(?P<v>{_BARE})")),
-    ("mysql", re.compile(rf"{_ARG_GAP}-p(?:'(?P<s>[^'\n]++)'|\"(?P<d>[^\"\n]++)\"|(?P<v>[^\s'\"\\]++))")),
+    ("curl", _compile(rf"{_ARG_GAP}-(?:u|-user)(?:{_ARG_GAP}++|=)?+(?:{_Q})?[^\s:\"'\\]{{1,64}}+:(?P<v>{_BARE})")),
+    ("mysql", _compile(rf"{_ARG_GAP}-p(?:'(?P<s>[^'\n]++)'|\"(?P<d>[^\"\n]++)\"|(?P<v>[^\s'\"\\]++))")),
 )
-_TOKEN_REST = re.compile(r"[^\s'\"]*+")
+_TOKEN_REST = _compile(r"[^\s'\"]*+")
 # Authorization: Bearer x, X-Api-Key: x, "authorization": "token x"
 _HEADERS = tuple(
-    re.compile(rf"{name}(?:{_Q})?[ \t]*+[:=][ \t]*+(?:{_Q})?(?:(?:bearer|token|basic)[ \t]++)?(?P<v>[^\s\"',}}\\]++)")
+    _compile(rf"{name}(?:{_Q})?[ \t]*+[:=][ \t]*+(?:{_Q})?(?:(?:bearer|token|basic)[ \t]++)?(?P<v>[^\s\"',}}\\]++)")
     for name in ("authorization", "api-key", "private-token")
 )
-_BEARER = re.compile(r"bearer[ \t]++(?P<v>[a-z0-9._~+/=-]{8,}+)")
+_BEARER = _compile(r"bearer[ \t]++(?P<v>[a-z0-9._~+/=-]{8,}+)")
 _LOWER_PATTERNS = (_FLAG, *_KEYED, *_HEADERS, _BEARER)
 # Values a secret-named setting takes that are no secret (`use_auth=false`, `max_token_length=77`),
 # the placeholders help texts and usage errors show (`--config-value KEY=VALUE`, `--token X`), and
 # the type in a traceback's `def login(token: str)`.
-_PLAIN_VALUE = re.compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*|value|x|str|<[a-z_]{1,20}>")
+_PLAIN_VALUE = _compile(r"true|false|none|null|yes|no|on|off|[0-9]{1,4}|\*\*\*|value|x|str|<[a-z_]{1,20}>")
 
 # Shapes are case-sensitive and matched on the text itself.
 _SHAPE_PATTERNS = (
-    re.compile(r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{20,}+"),
-    re.compile(r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}+"),
-    re.compile(r"github_pat_[A-Za-z0-9_]{20,}+"),
-    re.compile(r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9_-]{20,}+"),
-    re.compile(r"(?:AKIA|ASIA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])"),
-    re.compile(r"xox[abposr]-[A-Za-z0-9-]{10,}+"),
-    re.compile(r"eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+"),
+    _compile(r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{20,}+"),
+    _compile(r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}+"),
+    _compile(r"github_pat_[A-Za-z0-9_]{20,}+"),
+    _compile(r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9_-]{20,}+"),
+    _compile(r"(?:AKIA|ASIA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    _compile(r"xox[abposr]-[A-Za-z0-9-]{10,}+"),
+    _compile(r"eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+"),
     # scheme://user:password@host, https://TOKEN@github.com (git remotes)
-    re.compile(r"://(?P<v>[^/\s@'\"]{1,256}+)@"),
+    _compile(r"://(?P<v>[^/\s@'\"]{1,256}+)@"),
 )
-_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY-----")  # bounded: linear
+_PRIVATE_KEY = _compile(r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY-----")  # bounded: linear
 _PRIVATE_KEY_END = "-----END"
 # Runs of key characters long enough to be a key are found on a byte copy where each such character
 # is "a" (`bytes.translate` and `bytes.find` are far faster than a regex that starts with a class);
@@ -114,10 +127,10 @@ _RUN_CHARS = bytes.maketrans(
     (string.ascii_letters + string.digits + "+_-").encode(), b"a" * (len(string.ascii_letters + string.digits) + 3)
 )
 _MIN_RUN = 32
-_RUN_END = re.compile(rb"a*+")
-_HEX = re.compile(rb"[0-9a-fA-F]++")
+_RUN_END = _compile(rb"a*+")
+_HEX = _compile(rb"[0-9a-fA-F]++")
 # A UUID names a device or an object (`GPU-…` in CUDA_VISIBLE_DEVICES), not a credential.
-_UUID = re.compile(rb"(?:[A-Za-z]{1,8}-)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID = _compile(rb"(?:[A-Za-z]{1,8}-)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Hex of these lengths is a digest (git commit: 40, sha256: 64, sha512: 128), shown on purpose.
 _DIGEST_HEX_LENGTHS = (40, 64, 128)
 # A random mixed-case run switches between upper case, lower case and digits at about 6 of 10

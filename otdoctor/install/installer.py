@@ -118,6 +118,8 @@ class Installer:
             return f"Python {self.python_request} is not installed in pyenv"
         # What .python-version selects; PYENV_VERSION (`pyenv shell`) overrides it in this shell only.
         req = pinned_version(self.pyenv, self.dir)
+        if not (self.dir / ".python-version").is_file():
+            return f"no .python-version in the checkout yet (it will select {prefix.name})"
         if req.prefix is None or req.prefix.resolve() != prefix.resolve() or not req.source.endswith(".python-version"):
             return f".python-version does not select {prefix.name}"
         if Path(req.source).parent.resolve() != self.dir.resolve():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from otdoctor.data import load_table
 from otdoctor.errors import UserError
 from otdoctor.install import git
+from otdoctor.install.python_pin import install_request
 from otdoctor.install.state import LOG_NAME, STATE_NAME
 from otdoctor.onetrainer import checkout as ot_checkout
 from otdoctor.onetrainer.platforms import choose_platform
@@ -49,6 +50,8 @@ def preflight(inst: Installer) -> list[str]:
                 hint="free some space, or choose another --dir",
             )
     _check_existing_dir(inst)
+    if not inst.opts.python:  # an existing checkout's launcher may recommend a newer Python than the guide's
+        inst.python_request = install_request(inst.pyenv, inst.dir, inst.python_request)
     validate_python_request(inst, python_range(inst))
     warnings.extend(_engine_checks(inst))
     if inst.probe.env.get("PYENV_VERSION"):

@@ -122,7 +122,7 @@ def test_dry_run_changes_nothing(run_cli, tmp_path, repo, wheels):
     before = tree_digest(*roots)
     res = _install(run_cli, target, repo, wheels, "--dry-run")
     assert res.returncode == 0
-    assert ".python-version does not select" in res.stdout
+    assert "no .python-version in the checkout yet" in res.stdout
     assert tree_digest(*roots) == before
 
 
