@@ -9,7 +9,11 @@ import json
 import subprocess
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from otdoctor.data import load_table
 from tests.support import REPO
