@@ -53,6 +53,8 @@ def run_as_nobody(world: Path, home: Path, args: list[str], env: dict[str, str])
     python = world / "python" / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     libs = next(p for p in site.getsitepackages() if Path(p).is_dir())
     base = {"HOME": str(home), "PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200"}
+    # A Python built with --enable-shared finds libpython by its build path, which nobody cannot read.
+    base["LD_LIBRARY_PATH"] = str(world / "python" / "lib")
     return subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "env", "-i"]
         + [f"{k}={v}" for k, v in {**base, **env}.items()]
