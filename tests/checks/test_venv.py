@@ -681,7 +681,8 @@ def _venv_with_a_moved_home(tmp_path: Path, ot: Path) -> Path:
         target.symlink_to(real / "bin" / f"python{minor}")
     link.unlink()
     cfg = ot / "venv" / "pyvenv.cfg"  # Python 3.10's venv records the resolved path: name the link as 3.11 does
-    lines = [f"home = {link / 'bin'}" if ln.startswith("home") else ln for ln in cfg.read_text().splitlines()]
+    named = {"home": f"home = {link / 'bin'}", "executable": f"executable = {link / 'bin' / f'python{minor}'}"}
+    lines = [named.get(ln.split("=")[0].strip(), ln) for ln in cfg.read_text().splitlines()]
     cfg.write_text("\n".join(lines) + "\n")
     return real / "bin"
 
