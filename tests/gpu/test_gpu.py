@@ -30,25 +30,6 @@ from tests.support.nvml_snapshots import GIB, load, put_processes, write
 DATA = NVML_DATA
 
 
-@pytest.fixture
-def children():
-    """Start real processes; every one is stopped and reaped at teardown."""
-    started: list[subprocess.Popen] = []
-
-    def start(argv: list[str], ready_line: bool = False) -> subprocess.Popen:
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_line else subprocess.DEVNULL, text=True)
-        started.append(p)
-        if ready_line:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        return p
-
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=10)
-
-
 def sleeper(marker: str) -> list[str]:
     return [sys.executable, "-c", "import sys, time; time.sleep(120)", marker, "--listen", "0.0.0.0"]
 

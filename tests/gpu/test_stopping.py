@@ -28,23 +28,6 @@ from tests.support.factory import otdoctor_exe
 MIB = 1024**2
 
 
-@pytest.fixture
-def procs():
-    """Start real processes of this user; every one is stopped and reaped at teardown."""
-    started: list[subprocess.Popen] = []
-
-    def start(argv: list[str], **kw: Any) -> subprocess.Popen:
-        p = subprocess.Popen(argv, **{"stdout": subprocess.DEVNULL, **kw})
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=10)
-
-
 def renamed_sleep(tmp_path: Path, name: str) -> list[str]:
     """A copy of `sleep` called NAME: `ps` shows NAME, as for the real program."""
     exe = tmp_path / "bin" / name
@@ -130,12 +113,12 @@ def test_desktop_processes_are_recognised_by_name_or_first_argument(name, argv0,
 
 
 # The fix, end to end ------------------------------------------------------------------------------
-def test_fix_yes_stops_the_trainer_and_spares_desktop_browser_and_graphics(tmp_path, run_cli, procs):
-    xorg = procs(renamed_sleep(tmp_path, "Xorg"))
-    shell = procs(renamed_sleep(tmp_path, "gnome-shell"))
-    firefox = procs(exec_as("firefox"))
-    drawing = procs(trainer("viewer-that-draws"))
-    stuck = procs(trainer("forgotten-train.py"))
+def test_fix_yes_stops_the_trainer_and_spares_desktop_browser_and_graphics(tmp_path, run_cli, children):
+    xorg = children(renamed_sleep(tmp_path, "Xorg"))
+    shell = children(renamed_sleep(tmp_path, "gnome-shell"))
+    firefox = children(exec_as("firefox"))
+    drawing = children(trainer("viewer-that-draws"))
+    stuck = children(trainer("forgotten-train.py"))
     wait_running(firefox, "firefox")
     spared = {xorg.pid: "Xorg", shell.pid: "gnome-shell", firefox.pid: "sleep", drawing.pid: "python"}
     path = snapshot(
@@ -166,8 +149,8 @@ def test_fix_yes_stops_the_trainer_and_spares_desktop_browser_and_graphics(tmp_p
     assert f"spared: PID {xorg.pid} (Xorg)" in res.stdout
 
 
-def test_nothing_stoppable_means_no_question_and_no_signal(tmp_path, run_cli, procs):
-    xorg = procs(renamed_sleep(tmp_path, "Xorg"))
+def test_nothing_stoppable_means_no_question_and_no_signal(tmp_path, run_cli, children):
+    xorg = children(renamed_sleep(tmp_path, "Xorg"))
     env = {"OTDOCTOR_NVML_SNAPSHOT": str(snapshot(tmp_path, compute=[(xorg.pid, 20000 * MIB)]))}
     res = run_cli("fix", "gpu.vram", env=env, input="")  # no --yes: any question would read EOF
     assert "nothing holding VRAM here may be stopped by otdoctor" in res.stdout, res.stdout + res.stderr
@@ -175,10 +158,10 @@ def test_nothing_stoppable_means_no_question_and_no_signal(tmp_path, run_cli, pr
     assert xorg.poll() is None
 
 
-def test_otdoctors_own_shell_is_never_stopped(tmp_path, base_env, procs):
+def test_otdoctors_own_shell_is_never_stopped(tmp_path, base_env, children):
     """A parent of otdoctor listed as a compute process (a notebook kernel running `!otdoctor fix`)."""
     cmd = f'read snap; OTDOCTOR_NVML_SNAPSHOT="$snap" {otdoctor_exe()} fix gpu.vram --yes; echo "exit=$?"'
-    shell = procs(["bash", "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=base_env)
+    shell = children(["bash", "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=base_env)
     path = snapshot(tmp_path, compute=[(shell.pid, 20000 * MIB)])
     out, _ = shell.communicate(f"{path}\n".encode(), timeout=60)
     text = out.decode()
@@ -210,13 +193,13 @@ def start_with_pid(pid: int, argv: list[str], started: Any) -> subprocess.Popen:
     raise AssertionError(f"another process kept taking PID {pid}")
 
 
-def test_a_reused_pid_is_never_signalled(procs):
-    first = procs(trainer("train.py"))
+def test_a_reused_pid_is_never_signalled(children):
+    first = children(trainer("train.py"))
     listed = describe(first.pid)
     first.kill()
     first.wait()
     time.sleep(0.05)  # a later start time, even at the clock's 10 ms resolution
-    second = start_with_pid(first.pid, trainer("train.py"), procs)  # same PID, same command line
+    second = start_with_pid(first.pid, trainer("train.py"), children)  # same PID, same command line
     res = stop(listed, timeout_s=2)
     assert res.signal is None and not res.stopped, res
     assert "now belongs to another process" in res.message
@@ -224,17 +207,17 @@ def test_a_reused_pid_is_never_signalled(procs):
     assert second.poll() is None
 
 
-def test_fix_skips_a_listed_process_whose_pid_was_reused(tmp_path, procs):
+def test_fix_skips_a_listed_process_whose_pid_was_reused(tmp_path, children):
     from checks.gpu import Vram
 
-    first = procs(trainer("forgotten-train.py"))
+    first = children(trainer("forgotten-train.py"))
     ctx = ctx_for(snapshot(tmp_path, compute=[(first.pid, 20000 * MIB)]))
     plan = Vram().fix(ctx, confirm=lambda q: pytest.fail("a dry run asks nothing"), dry_run=True)
     assert plan.commands == (f"kill {first.pid}",)
     first.kill()  # between the plan and the confirmation, the listed process ends...
     first.wait()
     time.sleep(0.05)
-    second = start_with_pid(first.pid, trainer("a-new-job.py"), procs)  # ...and its PID is reused
+    second = start_with_pid(first.pid, trainer("a-new-job.py"), children)  # ...and its PID is reused
     out = Vram().fix(ctx, confirm=lambda q: True)
     assert not out.applied and f"PID {first.pid} is no longer the process listed" in out.message
     time.sleep(0.2)
