@@ -10,7 +10,6 @@ from typing import Any
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.hashing import VerifyCache
 from otdoctor.checkpoints.inventory import Inventory, take_inventory, verify_inventory
-from otdoctor.checkpoints.oneline import one_line, shell_quote
 from otdoctor.checkpoints.tokens import token_step
 from otdoctor.checkpoints.verify import Verdict
 from otdoctor.engine.check import Check, Context
@@ -19,6 +18,7 @@ from otdoctor.errors import UserError
 from otdoctor.install.actions import run_download_line, run_repair
 from otdoctor.install.python_pin import Confirm
 from otdoctor.install.session import Session
+from otdoctor.oneline import one_line, shell_quote
 from otdoctor.onetrainer.config import config_facts
 
 WHY = (

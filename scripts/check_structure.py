@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "otdoctor": 0,  # the package itself (__version__)
     "otdoctor.errors": 0,
     "otdoctor.redact": 0,
+    "otdoctor.oneline": 0,  # strings from the machine made printable on one line, for every output
     "otdoctor.data": 0,
     "otdoctor.probe": 1,
     "otdoctor.render.units": 1,  # pure number formatting, used by check sentences

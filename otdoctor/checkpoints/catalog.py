@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otdoctor.checkpoints.oneline import shell_quote
 from otdoctor.checkpoints.safetensors import EMBEDDING, LORA, SD2, SD15, SDXL
 from otdoctor.data import data_file
 from otdoctor.errors import UserError
+from otdoctor.oneline import shell_quote
 from otdoctor.probe.files import config_dir
 
 if sys.version_info >= (3, 11):

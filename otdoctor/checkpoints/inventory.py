@@ -20,10 +20,10 @@ from otdoctor.checkpoints.locate import (
     resolve_base_model,
     search_places,
 )
-from otdoctor.checkpoints.oneline import one_line, shell_quote
 from otdoctor.checkpoints.safetensors import architecture_of_model_type
 from otdoctor.checkpoints.verdict import Verdict
 from otdoctor.checkpoints.verify import Verifier
+from otdoctor.oneline import one_line, shell_quote
 from otdoctor.probe.files import denied
 
 

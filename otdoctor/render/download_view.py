@@ -11,7 +11,7 @@ from rich.console import Console
 
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.download import Downloaded, ModelDownload
-from otdoctor.checkpoints.oneline import one_line
+from otdoctor.oneline import one_line
 from otdoctor.redact import redact
 from otdoctor.render.models import download_progress, hash_progress, render_verdicts
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from otdoctor.checkpoints.oneline import no_controls
+from otdoctor.oneline import no_controls
 
 if TYPE_CHECKING:
     from rich.console import Console

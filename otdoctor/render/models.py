@@ -17,8 +17,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from otdoctor.checkpoints.catalog import CatalogEntry
 from otdoctor.checkpoints.hf_cache import HfCacheRepo
 from otdoctor.checkpoints.inventory import Inventory
-from otdoctor.checkpoints.oneline import one_line, shell_quote
 from otdoctor.checkpoints.verify import Verdict
+from otdoctor.oneline import one_line, shell_quote
 from otdoctor.redact import redact
 from otdoctor.render.emit import Destination, Draw
 from otdoctor.render.units import human_bytes

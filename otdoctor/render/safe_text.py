@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.segment import Segment
 
-from otdoctor.checkpoints.oneline import no_controls, one_line
+from otdoctor.oneline import no_controls, one_line
 from otdoctor.redact import redact
 
 if TYPE_CHECKING:

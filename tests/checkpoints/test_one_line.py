@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from otdoctor.checkpoints.oneline import one_line, shell_quote
+from otdoctor.oneline import one_line, shell_quote
 from tests.support.modelfiles import write_checkpoint, write_diffusers
 
 ODD_NAMES = [

@@ -1,4 +1,4 @@
-"""Names and paths that come from files, made safe to print on one line.
+"""Strings from the machine and from files (names, paths, command lines), made safe to print on one line.
 
 A component name in model_index.json, a shard in an index file, a file name on disk or a catalog
 title may hold a newline, a tab, an ANSI escape or another control or format character; printed
